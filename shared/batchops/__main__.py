@@ -1,0 +1,5 @@
+"""`python -m batchops` runs the CLI."""
+
+from batchops.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""The service layer: record facts on aggregates, save many aggregates per transaction, feed the views.
+
+Commands take parsed facts; queries go to the view store and return plain dicts. The same application
+runs locally on SQLite and in AWS on DynamoDB: only the persistence module and the view store differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+
+from batchops.compute_environments import ComputeEnvironment
+from batchops.inbound import Parsed, host_instance_in
+from batchops.instances import Instance
+from batchops.jobs import Job
+from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
+from batchops.projection import instance_spot_signal
+from batchops.projector import Projector
+from batchops.views import PipelineCounters, ViewStore
+
+
+@dataclass
+class RecordOutcome:
+    """What one batch of facts did."""
+
+    new: int = 0
+    duplicates: int = 0
+    points: list[MetricPoint] = field(default_factory=list)
+    counters: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def count(self, account: str, region: str, slot: int) -> None:
+        """Add one to a counter (0 ingested, 1 duplicates, 2 rejected, 3 ignored)."""
+        self.counters.setdefault((account, region), [0, 0, 0, 0])[slot] += 1
+
+
+class BatchOpsApplication(Application[UUID]):
+    """Event-sourced aggregator of AWS Batch, ECS, EC2 and Auto Scaling events."""
+
+    name = "batchops"
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+
+    def __init__(self, views: ViewStore, env: dict[str, str] | None = None, *, metrics: bool = True) -> None:
+        super().__init__(env)
+        self.views = views
+        self.projector = Projector()
+        self.metrics = metrics
+
+    def record(self, facts: Iterable[Parsed]) -> RecordOutcome:
+        """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked."""
+        outcome = RecordOutcome()
+        touched: dict[UUID, Aggregate] = {}
+        for parsed in facts:
+            aggregate = self._aggregate(parsed, touched)
+            fact = parsed.fact
+            recorded: bool
+            if isinstance(aggregate, Job):
+                before = job_metric_state(aggregate.fold) if self.metrics else None
+                recorded = aggregate.record_task(fact) if parsed.kind == "job_task" else aggregate.record_state(fact)
+                if recorded and before is not None:
+                    outcome.points.extend(self._job_points(before, aggregate, fact["at"]))
+            elif isinstance(aggregate, Instance):
+                was_interrupted = "spot_warning" in aggregate.fold["first"]
+                recorded = aggregate.record(fact)
+                if recorded and self.metrics:
+                    outcome.points.extend(instance_points(was_interrupted, aggregate.fold, fact["at"]))
+            else:
+                assert isinstance(aggregate, ComputeEnvironment)
+                recorded = aggregate.record(fact)
+            if recorded:
+                outcome.new += 1
+                outcome.count(parsed.account, parsed.region, 0)
+            else:
+                outcome.duplicates += 1
+                outcome.count(parsed.account, parsed.region, 1)
+        pending = [a for a in touched.values() if a.pending_events]  # type: ignore[attr-defined]
+        if pending:
+            recordings = self.save(*pending)
+            events = [r.domain_event for r in recordings]
+            position = max((r.notification.id for r in recordings), default=0)
+            with self.views.session() as session:
+                self.projector.apply(session, events)
+                if position:
+                    session.track(position)
+        return outcome
+
+    def _job_points(self, before: Any, job: Job, at: int) -> list[MetricPoint]:
+        points = job_points(before, job.fold, at)
+        for i, point in enumerate(points):
+            if point.name == "JobsFailed" and ("FailureKind", "host_terminated") in point.dimensions:
+                host = host_instance_in(job.fold["reason"])
+                if host and self._instance_is_spot(job.fold["account"], job.fold["region"], host):
+                    dims = tuple(
+                        d if d[0] != "FailureKind" else ("FailureKind", "spot_reclaim") for d in point.dimensions
+                    )
+                    points[i] = MetricPoint(point.name, point.unit, point.value, dims, point.timestamp_ms)
+        return points
+
+    def _instance_is_spot(self, account: str, region: str, instance_id: str) -> bool:
+        try:
+            instance: Instance = self.repository.get(Instance.create_id(account, region, instance_id))
+        except AggregateNotFoundError:
+            return False
+        return instance_spot_signal(instance.fold)
+
+    def _aggregate(self, parsed: Parsed, touched: dict[UUID, Aggregate]) -> Aggregate:
+        cls: type[Job] | type[Instance] | type[ComputeEnvironment]
+        if parsed.kind in ("job_state", "job_task"):
+            cls = Job
+        elif parsed.kind == "instance":
+            cls = Instance
+        else:
+            cls = ComputeEnvironment
+        key = cls.create_id(parsed.account, parsed.region, parsed.key)
+        aggregate = touched.get(key)
+        if aggregate is None:
+            try:
+                aggregate = self.repository.get(key)
+            except AggregateNotFoundError:
+                aggregate = cls.track(parsed.account, parsed.region, parsed.key)
+            touched[key] = aggregate
+        return aggregate
+
+    def catch_up(self, page: int = 2000) -> int:
+        """Apply to the current views whatever the store holds beyond their tracking position."""
+        return self.project_into(self.views.current_generation(), page=page)
+
+    def project_into(self, generation: int, page: int = 5000, progress: Any = None) -> int:
+        """Stream the notification log from a generation's position into it; returns events applied."""
+        applied = 0
+        position = self.views.position(generation)
+        while True:
+            notifications = self.recorder.select_notifications(start=position, limit=page, inclusive_of_start=False)
+            if not notifications:
+                return applied
+            events = map(self.mapper.to_domain_event, notifications)
+            with self.views.session(generation) as session:
+                applied += self.projector.apply(session, events)
+                position = notifications[-1].id
+                session.track(position)
+            if progress is not None:
+                progress(len(notifications))
+
+    def replay(self, page: int = 5000, progress: Any = None) -> int:
+        """Rebuild every projection from the event store into a fresh generation, then switch to it."""
+        generation = self.views.start_generation()
+        applied = self.project_into(generation, page=page, progress=progress)
+        self.views.switch_generation(generation)
+        return applied
+
+    def stored_events(self) -> int:
+        """How many events the store holds."""
+        return self.recorder.max_notification_id() or 0
+
+    def save_counters(self, outcome: RecordOutcome, rejected: dict[tuple[str, str], list[int]]) -> None:
+        """Add this run's counters to the pipeline counters."""
+        merged: dict[tuple[str, str], list[int]] = {k: list(v) for k, v in outcome.counters.items()}
+        for key, values in rejected.items():
+            slot = merged.setdefault(key, [0, 0, 0, 0])
+            for i, v in enumerate(values):
+                slot[i] += v
+        self.views.add_counters([PipelineCounters(a, r, *v) for (a, r), v in merged.items()])
+
+
+def pipeline_metric_points(counters: dict[tuple[str, str], list[int]], at: int) -> Iterator[MetricPoint]:
+    """Pipeline points for a run's counters."""
+    for (account, region), (ingested, duplicates, rejected, _ignored) in counters.items():
+        yield from pipeline_points(account, region, ingested, duplicates, rejected, at)

@@ -1,0 +1,333 @@
+"""The `batchops` command line: thin wrappers over the application and the view store."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from batchops.bootstrap import DEFAULT_STORE, STORE_VARIABLE, Settings, StoreURLError, build_application
+from batchops.projection import INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
+from batchops.reports import print_job, print_summary, print_table
+from batchops.views import JobFilter
+
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed without a traceback."""
+
+
+def _store_option(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.add_argument(
+        "--store",
+        default=None if top else argparse.SUPPRESS,
+        help=f"event store URL (default: ${STORE_VARIABLE} or {DEFAULT_STORE}); sqlite:///PATH or dynamodb://PREFIX",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (subcommands register here)."""
+    parser = argparse.ArgumentParser(prog="batchops", description="Organization-wide operations view of AWS Batch.")
+    _store_option(parser, top=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="ingest EventBridge events (JSON Lines or JSON arrays)")
+    _store_option(ingest, top=False)
+    ingest.add_argument("files", nargs="+", help="event files; '-' reads standard input")
+    ingest.add_argument("--emf-out", help="write the CloudWatch EMF documents of live ingestion to this file")
+    ingest.add_argument("--namespace", help="metric namespace (default BatchOps or $BATCHOPS_NAMESPACE)")
+    ingest.add_argument("--batch-size", type=int, default=2000, help="events per save (default 2000)")
+    ingest.add_argument("--quiet", action="store_true", help="no progress display")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    jobs = commands.add_parser("jobs", help="list job projection rows")
+    _store_option(jobs, top=False)
+    jobs.add_argument("--account", action="append", default=[], help="account id (repeatable)")
+    jobs.add_argument("--region", action="append", default=[], help="region (repeatable)")
+    jobs.add_argument("--status", action="append", default=[], type=str.upper, help="status (repeatable)")
+    jobs.add_argument("--queue", action="append", default=[], help="job queue name (repeatable)")
+    jobs.add_argument("--compute-environment", action="append", default=[], help="compute environment (repeatable)")
+    jobs.add_argument("--limit", type=int, help="at most this many rows")
+    jobs.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    job = commands.add_parser("job", help="drill down into one job: timeline, attempts, instance, logs")
+    _store_option(job, top=False)
+    job.add_argument("job_id")
+    job.add_argument("--account", help="account id, when the same job id exists in several accounts")
+    job.add_argument("--format", choices=("text", "json"), default="text")
+
+    instances = commands.add_parser("instances", help="list the compute-instance view")
+    _store_option(instances, top=False)
+    instances.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    timeline = commands.add_parser("timeline", help="list every job's state changes (the drilldown timeline)")
+    _store_option(timeline, top=False)
+    timeline.add_argument("--format", choices=("table", "json", "csv"), default="json")
+
+    replay = commands.add_parser("replay", help="rebuild every projection from the event store")
+    _store_option(replay, top=False)
+    replay.add_argument("--quiet", action="store_true", help="no progress display")
+
+    summary = commands.add_parser("summary", help="what the store holds: jobs per status, queue times, failures")
+    _store_option(summary, top=False)
+    summary.add_argument("--format", choices=("text", "json"), default="text")
+
+    rejected = commands.add_parser("rejected", help="events that could not be used, with the reason")
+    _store_option(rejected, top=False)
+    rejected.add_argument("--limit", type=int, default=20)
+
+    simulate = commands.add_parser("simulate", help="write a realistic multi-account event stream to stdout")
+    simulate.add_argument("--accounts", type=int, default=3)
+    simulate.add_argument("--regions", type=int, default=2)
+    simulate.add_argument("--jobs", type=int, default=1000)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--chaos", action="store_true", help="EventBridge-like duplicates and reordering")
+    simulate.add_argument("--out", help="write to this file instead of standard output")
+
+    try:
+        from batchops.cli_dashboards import register
+    except ImportError:  # the dashboards module is optional in a partial checkout
+        pass
+    else:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `batchops` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        handler = _HANDLERS.get(args.command)
+        if handler is None:
+            return int(args.handler(args) or 0)
+        return handler(args)
+    except (UsageError, StoreURLError) as exc:
+        print(f"batchops: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_environment(store=getattr(args, "store", None), namespace=getattr(args, "namespace", None))
+
+
+def _open(args: argparse.Namespace, *, metrics: bool = False) -> Any:
+    return build_application(_settings(args), metrics=metrics)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """`batchops ingest FILE...`"""
+    from batchops.emf import emf_documents
+    from batchops.ingest import Ingestor, read_events
+
+    settings = _settings(args)
+    for name in args.files:
+        if name != "-" and not Path(name).is_file():
+            raise UsageError(f"no such file: {name} (give event files, or '-' for standard input)")
+    app = build_application(settings, metrics=bool(args.emf_out))
+    emf_file: IO[bytes] | None = open(args.emf_out, "ab") if args.emf_out else None  # noqa: SIM115
+
+    def write_points(points: list[Any]) -> None:
+        assert emf_file is not None
+        for document in emf_documents(points, settings.namespace):
+            emf_file.write(orjson.dumps(document) + b"\n")
+
+    started = time.perf_counter()
+    total_bytes = sum(Path(n).stat().st_size for n in args.files if n != "-")
+    show_progress = not args.quiet and total_bytes > 5_000_000 and sys.stderr.isatty()
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TimeElapsedColumn(),
+            disable=not show_progress,
+            console=None,
+        )
+        with progress:
+            task = progress.add_task("ingest", total=None)
+            ingestor = Ingestor(
+                app,
+                batch_size=args.batch_size,
+                on_points=write_points if emf_file else None,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+            for name in args.files:
+                if name == "-":
+                    ingestor.ingest(read_events(sys.stdin.buffer))
+                else:
+                    with open(name, "rb") as stream:
+                        ingestor.ingest(read_events(stream))
+    finally:
+        if emf_file is not None:
+            emf_file.close()
+    summary = ingestor.summary
+    elapsed = time.perf_counter() - started
+    if args.json:
+        print(orjson.dumps({**summary.as_dict(), "seconds": round(elapsed, 3)}).decode())
+        return 0
+    rate = summary.read / elapsed if elapsed > 0 else 0.0
+    print(
+        f"read {summary.read:,} events: {summary.new:,} new, {summary.duplicates:,} duplicates, "
+        f"{summary.rejected:,} rejected, {summary.ignored:,} ignored ({elapsed:.1f} s, {rate:,.0f} events/s)"
+    )
+    for reason, count in list(summary.as_dict()["reasons"].items())[:10]:
+        print(f"  {count:>8,}  {reason}")
+    if summary.rejected or summary.ignored:
+        print("  see them with: batchops rejected")
+    return 0
+
+
+def _emit(rows: Iterable[dict[str, Any]], fields: Sequence[str], fmt: str, title: str) -> None:
+    out = sys.stdout
+    if fmt == "json":
+        out.write("[")
+        for i, row in enumerate(rows):
+            out.write(("," if i else "") + "\n" + orjson.dumps(row).decode())
+        out.write("\n]\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    else:
+        print_table(list(rows), title)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """`batchops jobs`"""
+    for status in args.status:
+        if status not in STATUSES:
+            raise UsageError(f"unknown status {status!r}: choose from {', '.join(STATUSES)}")
+    app = _open(args)
+    query = JobFilter(
+        accounts=tuple(args.account),
+        regions=tuple(args.region),
+        statuses=tuple(args.status),
+        queues=tuple(args.queue),
+        compute_environments=tuple(args.compute_environment),
+        limit=args.limit,
+    )
+    _emit(app.views.jobs(query), (*JOB_FIELDS, *JOB_EXTRA_FIELDS), args.format, "jobs")
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    """`batchops job ID`"""
+    app = _open(args)
+    found = app.views.job(args.job_id, args.account)
+    if not found:
+        raise UsageError(f"no job {args.job_id!r} in {_settings(args).store} (list jobs with: batchops jobs)")
+    if args.format == "json":
+        print(orjson.dumps(found if len(found) > 1 else found[0], option=orjson.OPT_INDENT_2).decode())
+    else:
+        for job in found:
+            print_job(job)
+    return 0
+
+
+def cmd_instances(args: argparse.Namespace) -> int:
+    """`batchops instances`"""
+    _emit(_open(args).views.instances(), INSTANCE_FIELDS, args.format, "instances")
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    """`batchops timeline`"""
+    _emit(_open(args).views.timeline(), TIMELINE_FIELDS, args.format, "job state changes")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """`batchops replay`"""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    app = _open(args)
+    total = app.stored_events()
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=args.quiet or not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("replay", total=total)
+        applied = app.replay(progress=lambda n: progress.advance(task, n))
+    elapsed = time.perf_counter() - started
+    rate = applied / elapsed if elapsed > 0 else 0.0
+    print(
+        f"replayed {applied:,} stored events into fresh views in {elapsed:.1f} s ({rate:,.0f} events/s);"
+        f" readers now see generation {app.views.current_generation()}"
+    )
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """`batchops summary`"""
+    settings = _settings(args)
+    app = build_application(settings, metrics=False)
+    print_summary(app.views, settings.store, as_json=args.format == "json")
+    return 0
+
+
+def cmd_rejected(args: argparse.Namespace) -> int:
+    """`batchops rejected`"""
+    app = _open(args)
+    kept = app.views.rejected(args.limit)
+    if not kept:
+        print("no rejected or ignored events")
+    for event in kept:
+        kind = "rejected" if event.rejected else "ignored"
+        where = f"{event.account_id or '?'}/{event.region or '?'}"
+        print(f"{event.received_at}  {kind:<8} {where:<28} {event.detail_type or '-'}: {event.reason}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """`batchops simulate`"""
+    from batchops.simulate import SimulationSettings, simulate
+
+    if min(args.accounts, args.regions, args.jobs) < 1:
+        raise UsageError("--accounts, --regions and --jobs must be at least 1")
+    settings = SimulationSettings(
+        accounts=args.accounts, regions=args.regions, jobs=args.jobs, seed=args.seed, chaos=args.chaos
+    )
+    target: IO[bytes] = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    buffer = io.BufferedWriter(target, buffer_size=1 << 20) if not args.out else target  # type: ignore[arg-type]
+    try:
+        for event in simulate(settings):
+            buffer.write(orjson.dumps(event) + b"\n")
+        buffer.flush()
+    finally:
+        if args.out:
+            target.close()
+    return 0
+
+
+_HANDLERS = {
+    "ingest": cmd_ingest,
+    "jobs": cmd_jobs,
+    "job": cmd_job,
+    "instances": cmd_instances,
+    "timeline": cmd_timeline,
+    "replay": cmd_replay,
+    "summary": cmd_summary,
+    "rejected": cmd_rejected,
+    "simulate": cmd_simulate,
+}
+
+__all__ = ["build_parser", "main", "os"]

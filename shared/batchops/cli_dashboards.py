@@ -1,0 +1,106 @@
+"""`batchops dashboards render|push`: the Grafana subcommands, registered into the main CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from batchops.dashboards import DashboardSettings, render_dashboards, write_dashboards
+from batchops.grafana import GrafanaClient, GrafanaError, ProvisioningSettings, push
+
+AUTH_TYPES = ("default", "ec2_iam_role", "keys", "credentials", "grafana_assume_role")
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add `dashboards render` and `dashboards push` to the CLI's subcommands."""
+    parser = subparsers.add_parser("dashboards", help="render the Grafana dashboards or push them to a Grafana")
+    commands = parser.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
+
+    render = commands.add_parser("render", help="write the dashboard JSON files")
+    render.add_argument("--out", type=Path, required=True, help="directory for the <uid>.json files")
+    _dashboard_options(render)
+    render.set_defaults(handler=_render)
+
+    target = commands.add_parser("push", help="create or update data sources, folder and dashboards in a Grafana")
+    target.add_argument("--grafana-url", default=os.environ.get("BATCHOPS_GRAFANA_URL"), help="Grafana root URL")
+    target.add_argument(
+        "--token",
+        default=os.environ.get("BATCHOPS_GRAFANA_TOKEN"),
+        help="service account token (default: $BATCHOPS_GRAFANA_TOKEN)",
+    )
+    target.add_argument(
+        "--home-region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        help="region of the central account's CloudWatch and Athena (default: $AWS_REGION)",
+    )
+    target.add_argument("--athena-catalog", default="AwsDataCatalog")
+    target.add_argument("--athena-workgroup", default="primary")
+    target.add_argument("--athena-output-location", default="", help="s3:// URL (default: the workgroup's)")
+    target.add_argument(
+        "--auth-type",
+        choices=AUTH_TYPES,
+        default="default",
+        help="AWS credentials of the data sources; ec2_iam_role = the Managed Grafana workspace role",
+    )
+    target.add_argument("--assume-role-arn", default="", help="role the data sources assume")
+    target.add_argument("--folder-title", default="Batch")
+    _dashboard_options(target)
+    target.set_defaults(handler=_push)
+
+
+def _dashboard_options(parser: argparse.ArgumentParser) -> None:
+    defaults = DashboardSettings()
+    parser.add_argument(
+        "--namespace", default=os.environ.get("BATCHOPS_NAMESPACE", defaults.namespace), help="EMF namespace"
+    )
+    parser.add_argument("--athena-database", default=defaults.athena_database)
+    parser.add_argument("--athena-uid", default=defaults.athena_uid, help="uid of the Athena data source")
+    parser.add_argument("--cloudwatch-uid", default=defaults.cloudwatch_uid, help="uid of the CloudWatch data source")
+    parser.add_argument("--dlq-name", default=defaults.dlq_name, help="SQS dead-letter queue of the aggregator")
+
+
+def _dashboard_settings(args: argparse.Namespace) -> DashboardSettings:
+    return DashboardSettings(
+        namespace=args.namespace,
+        athena_database=args.athena_database,
+        athena_uid=args.athena_uid,
+        cloudwatch_uid=args.cloudwatch_uid,
+        dlq_name=args.dlq_name,
+    )
+
+
+def _render(args: argparse.Namespace) -> int:
+    for path in write_dashboards(args.out, _dashboard_settings(args)):
+        print(path)
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    missing = [
+        flag for flag, value in (("--grafana-url", args.grafana_url), ("--home-region", args.home_region)) if not value
+    ]
+    if missing:
+        print(f"batchops: error: dashboards push needs {' and '.join(missing)}", file=sys.stderr)
+        return 2
+    dashboards = _dashboard_settings(args)
+    settings = ProvisioningSettings(
+        home_region=args.home_region,
+        athena_catalog=args.athena_catalog,
+        athena_workgroup=args.athena_workgroup,
+        athena_output_location=args.athena_output_location,
+        auth_type=args.auth_type,
+        assume_role_arn=args.assume_role_arn,
+        folder_title=args.folder_title,
+    )
+    try:
+        client = GrafanaClient(args.grafana_url, args.token or "")
+        changes = push(client, render_dashboards(dashboards), dashboards, settings)
+    except GrafanaError as error:
+        print(f"batchops: error: {error}", file=sys.stderr)
+        return 1
+    for change in changes:
+        print(f"{change.outcome:<10} {change.kind:<11} {change.name}")
+    return 0

@@ -1,0 +1,210 @@
+"""Ingestion: read EventBridge events from a stream, translate, record in batches, keep what is unusable.
+
+Input is JSON Lines (one event per line; a line may also hold a JSON array of events) or one JSON
+document (an object or an array). Reading streams line by line, so memory stays flat on any file size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+
+from batchops.application import BatchOpsApplication, RecordOutcome, pipeline_metric_points
+from batchops.inbound import Parsed, Unusable, translate
+from batchops.metrics import MetricPoint
+from batchops.redaction import redact
+from batchops.views import RejectedEvent
+
+BATCH_SIZE = 2000
+_VALUE_IN_TEXT = re.compile(r'("(?:value|Value|command|parameters)"\s*:\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\})')
+
+
+@dataclass
+class IngestSummary:
+    """What `ingest` did: events read, new, duplicates, rejected (bad or unknown), ignored (not about Batch)."""
+
+    read: int = 0
+    new: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {
+            "read": self.read,
+            "new": self.new,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "ignored": self.ignored,
+            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One decoded event, or the text and error of a line that could not be decoded."""
+
+    value: Any
+    line: int
+    error: str | None = None
+    text: str | None = None
+
+
+def read_events(stream: IO[bytes]) -> Iterator[RawEvent]:
+    """Decode events from JSON Lines (or one JSON document spanning lines) without loading big files."""
+    first = stream.readline()
+    while first and not first.strip():
+        first = stream.readline()
+    if not first:
+        return
+    try:
+        head = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        head = None
+        stripped = first.lstrip()
+        if stripped[:1] in (b"{", b"["):
+            document = first + stream.read()
+            try:
+                whole = orjson.loads(document)
+            except orjson.JSONDecodeError as exc:
+                yield RawEvent(None, 1, f"invalid JSON: {exc}", document[:4000].decode("utf-8", "replace"))
+                return
+            yield from _expand(whole, 1)
+            return
+        yield RawEvent(None, 1, "invalid JSON line", first[:4000].decode("utf-8", "replace"))
+    else:
+        yield from _expand(head, 1)
+    for number, line in enumerate(stream, start=2):
+        if not line.strip():
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield RawEvent(None, number, f"invalid JSON: {exc}", line[:4000].decode("utf-8", "replace"))
+            continue
+        yield from _expand(value, number)
+
+
+def _expand(value: Any, line: int) -> Iterator[RawEvent]:
+    if isinstance(value, list):
+        for item in value:
+            yield RawEvent(item, line)
+    else:
+        yield RawEvent(value, line)
+
+
+def scrub_text(text: str) -> str:
+    """Best-effort redaction of text that is not valid JSON: blank every value, command and parameter."""
+    return _VALUE_IN_TEXT.sub(lambda m: m.group(1) + '"<redacted>"', text)
+
+
+class Ingestor:
+    """Feeds decoded events to the application in batches and keeps counts and metric points."""
+
+    def __init__(
+        self,
+        app: BatchOpsApplication,
+        *,
+        batch_size: int = BATCH_SIZE,
+        on_points: Callable[[list[MetricPoint]], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.batch_size = batch_size
+        self.on_points = on_points
+        self.on_progress = on_progress
+        self.summary = IngestSummary()
+
+    def ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
+        """Ingest every event; unusable ones are kept aside with their reason and never stop the batch."""
+        self.app.catch_up()
+        batch: list[Parsed] = []
+        unusable: list[RejectedEvent] = []
+        unusable_counts: dict[tuple[str, str], list[int]] = {}
+        for raw in events:
+            self.summary.read += 1
+            result = self._translate(raw)
+            if isinstance(result, Parsed):
+                batch.append(result)
+            else:
+                unusable.append(result)
+                slot = 2 if result.rejected else 3
+                unusable_counts.setdefault((result.account_id or "unknown", result.region or "unknown"), [0, 0, 0, 0])[
+                    slot
+                ] += 1
+            if len(batch) + len(unusable) >= self.batch_size:
+                self._flush(batch, unusable, unusable_counts)
+                batch, unusable, unusable_counts = [], [], {}
+        self._flush(batch, unusable, unusable_counts)
+        return self.summary
+
+    def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
+        if raw.error is not None:
+            return RejectedEvent(
+                reason=f"line {raw.line}: {raw.error}",
+                rejected=True,
+                detail_type=None,
+                account_id=None,
+                region=None,
+                body=scrub_text(raw.text or ""),
+                received_at=_now(),
+            )
+        result = translate(raw.value)
+        if isinstance(result, Parsed):
+            return result
+        return _kept(result, raw)
+
+    def _flush(
+        self,
+        batch: list[Parsed],
+        unusable: list[RejectedEvent],
+        unusable_counts: dict[tuple[str, str], list[int]],
+    ) -> None:
+        outcome = self.app.record(batch) if batch else RecordOutcome()
+        for event in unusable:
+            if event.rejected:
+                self.summary.rejected += 1
+            else:
+                self.summary.ignored += 1
+            self.summary.reasons[event.reason] = self.summary.reasons.get(event.reason, 0) + 1
+        if unusable:
+            self.app.views.keep_rejected(unusable)
+        self.summary.new += outcome.new
+        self.summary.duplicates += outcome.duplicates
+        self.app.save_counters(outcome, unusable_counts)
+        if self.on_points is not None:
+            at = max((p.timestamp_ms for p in outcome.points), default=0) or _now_ms()
+            merged = dict(outcome.counters)
+            for key, values in unusable_counts.items():
+                slot = merged.setdefault(key, [0, 0, 0, 0])
+                merged[key] = [a + b for a, b in zip(slot, values, strict=True)]
+            self.on_points([*outcome.points, *pipeline_metric_points(merged, at)])
+        if self.on_progress is not None:
+            self.on_progress(len(batch) + len(unusable))
+
+
+def _kept(result: Unusable, raw: RawEvent) -> RejectedEvent:
+    return RejectedEvent(
+        reason=result.reason,
+        rejected=result.rejected,
+        detail_type=result.detail_type,
+        account_id=result.account,
+        region=result.region,
+        body=orjson.dumps(redact(raw.value)).decode(),
+        received_at=_now(),
+    )
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _now_ms() -> int:
+    return int(datetime.now(tz=UTC).timestamp() * 1000)

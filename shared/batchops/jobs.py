@@ -1,0 +1,215 @@
+"""The Job aggregate and its fold: everything known about one Batch job, whatever the arrival order.
+
+The fold is a plain JSON-ready dict so that the same code folds events inside the aggregate (to decide
+what is new) and inside the projector (to build the job row), and so the projector can keep it.
+Every rule here is order-independent: the best state is the one of highest rank (terminal, attempts
+done, lifecycle order, time), first-seen times are minima, and facts of one attempt are merged.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news, remember
+
+STATUS_ORDER = {
+    "SUBMITTED": 0,
+    "PENDING": 1,
+    "RUNNABLE": 2,
+    "STARTING": 3,
+    "RUNNING": 4,
+    "SUCCEEDED": 5,
+    "FAILED": 5,
+}
+TERMINAL = frozenset({"SUCCEEDED", "FAILED"})
+TASK_ORDER = {
+    "PROVISIONING": 0,
+    "PENDING": 1,
+    "ACTIVATING": 2,
+    "RUNNING": 3,
+    "DEACTIVATING": 4,
+    "STOPPING": 5,
+    "DEPROVISIONING": 6,
+    "STOPPED": 7,
+}
+STATIC_KEYS = (
+    "arn",
+    "name",
+    "queue",
+    "definition",
+    "platform",
+    "created",
+    "vcpus",
+    "memory",
+    "gpus",
+    "parent",
+    "index",
+    "size",
+    "log_group",
+)
+_BLOCKING_REASON = re.compile(r"^[A-Z_]+:[A-Z_]+ - ")
+
+
+def job_key(account: str, region: str, job_id: str) -> UUID:
+    """The aggregate id of a job: a uuid5 of its natural key."""
+    return uuid5(NAMESPACE_URL, f"batchops:job/{account}/{region}/{job_id}")
+
+
+def is_blocking_reason(reason: str | None) -> bool:
+    """True for RUNNABLE reasons such as `CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - …`."""
+    return bool(reason) and _BLOCKING_REASON.match(reason or "") is not None
+
+
+def new_job_fold(account: str, region: str, job_id: str) -> dict[str, Any]:
+    """An empty fold for one job."""
+    return {
+        "account": account,
+        "region": region,
+        "job_id": job_id,
+        "seen": {},
+        "rank": None,
+        "status": None,
+        "reason": None,
+        "exit": None,
+        "static": {},
+        "first": {},
+        "transitions": {},
+        "attempts": {},
+        "tasks": {},
+        "blocked": None,
+        "last": None,
+    }
+
+
+def _fill(target: dict[str, Any], values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if value is not None and target.get(key) is None:
+            target[key] = value
+
+
+def observe_state(fold: dict[str, Any], observation: JobObservation) -> bool:
+    """Fold a job state observation in; False when it adds nothing (a redelivery)."""
+    if not remember(fold["seen"], dict(observation)):
+        return False
+    at = observation["at"]
+    status = observation["status"]
+    reason = observation.get("reason")
+    done = observation.get("done", 0)
+    rank = [1 if status in TERMINAL else 0, done, STATUS_ORDER.get(status, 0), at, observation["fp"]]
+    static = fold["static"]
+    if fold["rank"] is None or rank > fold["rank"]:
+        fold["rank"] = rank
+        fold["status"] = status
+        fold["reason"] = reason
+        fold["exit"] = observation.get("exit")
+        for key in STATIC_KEYS:
+            value = observation.get(key)
+            if value is not None:
+                static[key] = value
+    else:
+        for key in STATIC_KEYS:
+            value = observation.get(key)
+            if value is not None and static.get(key) is None:
+                static[key] = value
+    first = fold["first"]
+    if status not in first or at < first[status]:
+        first[status] = at
+    transition = f"{status}#{done}"
+    transitions = fold["transitions"]
+    moment = [at, reason or ""]
+    if transition not in transitions or moment < transitions[transition]:
+        transitions[transition] = moment
+    attempts = fold["attempts"]
+    for attempt in observation.get("attempts", ()):
+        _merge_attempt(attempts, attempt, "b")
+    current = observation.get("current")
+    if current:
+        _merge_attempt(attempts, current, "l")
+    if status == "RUNNABLE" and (observation.get("blocked") or is_blocking_reason(reason)) and reason:
+        blocked = [at, reason]
+        if fold["blocked"] is None or blocked > fold["blocked"]:
+            fold["blocked"] = blocked
+    if fold["last"] is None or at > fold["last"]:
+        fold["last"] = at
+    return True
+
+
+def _merge_attempt(attempts: dict[str, Any], attempt: AttemptFact, source: str) -> None:
+    slot = attempts.setdefault(str(attempt["n"]), {})
+    _fill(slot.setdefault(source, {}), {k: v for k, v in attempt.items() if k != "n"})
+
+
+def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
+    """Fold an ECS task fact (one attempt's task) in; False when it adds nothing."""
+    if not remember(fold["seen"], dict(task)):
+        return False
+    key = task.get("task") or f"attempt-{task.get('n', 0)}"
+    slot = fold["tasks"].setdefault(key, {})
+    status = task.get("status")
+    if status and TASK_ORDER.get(status, -1) >= TASK_ORDER.get(slot.get("status", ""), -1):
+        slot["status"] = status
+    _fill(slot, {k: v for k, v in task.items() if k not in ("fp", "at", "status")})
+    at = task["at"]
+    if fold["last"] is None or at > fold["last"]:
+        fold["last"] = at
+    return True
+
+
+class Job(Aggregate):
+    """One AWS Batch job (an array parent, an array child or a multi-node node are each a job)."""
+
+    class Tracked(Aggregate.Created):
+        """The job was seen for the first time."""
+
+        account_id: str
+        region: str
+        job_id: str
+
+    class StateObserved(Aggregate.Event):
+        """A Batch event showed the job in some state."""
+
+        observation: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            """Fold the observation into the aggregate's state."""
+            observe_state(aggregate.fold, JobObservation(**self.observation))  # type: ignore[typeddict-item]
+
+    class TaskObserved(Aggregate.Event):
+        """An ECS task of one of the job's attempts changed state."""
+
+        task: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            """Fold the task fact into the aggregate's state."""
+            observe_task(aggregate.fold, TaskFact(**self.task))  # type: ignore[typeddict-item]
+
+    def __init__(self, account_id: str, region: str, job_id: str) -> None:
+        self.fold = new_job_fold(account_id, region, job_id)
+
+    @staticmethod
+    def create_id(account_id: str, region: str, job_id: str) -> UUID:
+        """Natural id: the same job always lands on the same aggregate."""
+        return job_key(account_id, region, job_id)
+
+    @classmethod
+    def track(cls, account_id: str, region: str, job_id: str) -> Job:
+        """Start tracking a job seen for the first time."""
+        return cls._create(cls.Tracked, account_id=account_id, region=region, job_id=job_id)
+
+    def record_state(self, observation: dict[str, Any]) -> bool:
+        """Record a state observation unless it is a redelivery; True when recorded."""
+        if not is_news(self.fold["seen"], observation):
+            return False
+        self.trigger_event(self.StateObserved, observation=observation)
+        return True
+
+    def record_task(self, task: dict[str, Any]) -> bool:
+        """Record an ECS task fact unless it is a redelivery; True when recorded."""
+        if not is_news(self.fold["seen"], task):
+            return False
+        self.trigger_event(self.TaskObserved, task=task)
+        return True

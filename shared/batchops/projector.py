@@ -1,0 +1,185 @@
+"""The projector: applies stored domain events to the views through a `ProjectionSession`.
+
+One call handles a batch of events (live ingest hands over what it just saved; replay hands over pages
+of the notification log). Joins are re-resolved at the end of the batch: when an instance or compute
+environment learns something that changes a job row, the rows of the jobs that ran there are rebuilt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+from uuid import UUID
+
+from batchops.compute_environments import (
+    ComputeEnvironment,
+    compute_environment_key,
+    new_compute_environment_fold,
+    observe_compute_environment,
+)
+from batchops.instances import Instance, new_instance_fold, observe_instance
+from batchops.jobs import Job, new_job_fold, observe_state, observe_task
+from batchops.projection import (
+    InstanceFacts,
+    Joins,
+    compute_environment_pricing,
+    instance_facts,
+    instance_row,
+    instance_spot_signal,
+    job_row,
+    timeline_rows,
+)
+
+
+class ProjectionSession(Joins, Protocol):
+    """A unit of work on the views: folds in, rows out, committed atomically with the tracking position."""
+
+    def job_fold(self, key: UUID) -> dict[str, Any] | None:
+        """The stored fold of a job."""
+
+    def instance_fold(self, key: UUID) -> dict[str, Any] | None:
+        """The stored fold of an instance."""
+
+    def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
+        """A compute environment's fold, spot signal and pricing as last written."""
+
+    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+        """Write a job's fold, contract row and timeline."""
+
+    def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
+        """Write an instance's fold and row."""
+
+    def put_compute_environment(
+        self,
+        key: UUID,
+        account: str,
+        region: str,
+        name: str,
+        fold: dict[str, Any] | None,
+        spot_signal: bool,
+        pricing: str | None,
+    ) -> None:
+        """Write a compute environment's fold, spot signal and pricing."""
+
+    def jobs_on_instance(
+        self, account: str, region: str, instance_id: str, container_instance_arn: str | None
+    ) -> list[UUID]:
+        """Jobs whose last attempt ran on the instance (by EC2 id or container instance)."""
+
+    def jobs_in_compute_environment(self, account: str, region: str, name: str) -> list[UUID]:
+        """Jobs whose last attempt ran in the compute environment."""
+
+    def instances_in_compute_environment(self, account: str, region: str, name: str) -> list[UUID]:
+        """Instances registered in the compute environment."""
+
+
+class Projector:
+    """Keeps job, instance and compute-environment views equal to a fold of the event store."""
+
+    def apply(self, session: ProjectionSession, events: Iterable[Any]) -> int:
+        """Apply domain events (in notification order) and rebuild every row they affect; returns the count."""
+        jobs: dict[UUID, dict[str, Any]] = {}
+        instances: dict[UUID, dict[str, Any]] = {}
+        environments: dict[UUID, dict[str, Any]] = {}
+        count = 0
+        for event in events:
+            count += 1
+            key = event.originator_id
+            if isinstance(event, Job.StateObserved | Job.TaskObserved):
+                fold = jobs.get(key) or session.job_fold(key)
+                if fold is None:
+                    raise LookupError(f"job {key} has no Tracked event before {type(event).__name__}")
+                jobs[key] = fold
+                if isinstance(event, Job.StateObserved):
+                    observe_state(fold, event.observation)  # type: ignore[arg-type]
+                else:
+                    observe_task(fold, event.task)  # type: ignore[arg-type]
+            elif isinstance(event, Job.Tracked):
+                jobs[key] = (
+                    jobs.get(key) or session.job_fold(key) or new_job_fold(event.account_id, event.region, event.job_id)
+                )
+            elif isinstance(event, Instance.Observed):
+                fold = instances.get(key) or session.instance_fold(key)
+                if fold is None:
+                    raise LookupError(f"instance {key} has no Tracked event")
+                instances[key] = fold
+                observe_instance(fold, event.fact)  # type: ignore[arg-type]
+            elif isinstance(event, Instance.Tracked):
+                instances[key] = (
+                    instances.get(key)
+                    or session.instance_fold(key)
+                    or new_instance_fold(event.account_id, event.region, event.instance_id)
+                )
+            elif isinstance(event, ComputeEnvironment.Configured):
+                fold = environments.get(key) or session.compute_environment(key)[0]
+                if fold is None:
+                    raise LookupError(f"compute environment {key} has no Tracked event")
+                environments[key] = fold
+                observe_compute_environment(fold, event.fact)  # type: ignore[arg-type]
+            elif isinstance(event, ComputeEnvironment.Tracked):
+                environments[key] = (
+                    environments.get(key)
+                    or session.compute_environment(key)[0]
+                    or (new_compute_environment_fold(event.account_id, event.region, event.name))
+                )
+        self._resolve(session, jobs, instances, environments)
+        return count
+
+    def _resolve(
+        self,
+        session: ProjectionSession,
+        jobs: dict[UUID, dict[str, Any]],
+        instances: dict[UUID, dict[str, Any]],
+        environments: dict[UUID, dict[str, Any]],
+    ) -> None:
+        # Compute environments: a configured type, or a spot signal from any of their instances.
+        touched: dict[UUID, tuple[str, str, str, dict[str, Any] | None, bool]] = {}
+        for key, fold in environments.items():
+            _, signal, _ = session.compute_environment(key)
+            touched[key] = (fold["account"], fold["region"], fold["name"], fold, signal)
+        for fold in instances.values():
+            name = fold["fixed"].get("ce")
+            if name and instance_spot_signal(fold):
+                key = compute_environment_key(fold["account"], fold["region"], name)
+                stored_fold, signal, _ = session.compute_environment(key)
+                previous = touched.get(key)
+                touched[key] = (
+                    fold["account"],
+                    fold["region"],
+                    name,
+                    previous[3] if previous else stored_fold,
+                    True,
+                )
+        affected_jobs: set[UUID] = set(jobs)
+        affected_instances: set[UUID] = set(instances)
+        for key, (account, region, name, ce_fold, signal) in touched.items():
+            _, old_signal, old_pricing = session.compute_environment(key)
+            pricing = compute_environment_pricing(ce_fold, signal or old_signal)
+            session.put_compute_environment(key, account, region, name, ce_fold, signal or old_signal, pricing)
+            if pricing != old_pricing:
+                affected_jobs.update(session.jobs_in_compute_environment(account, region, name))
+                affected_instances.update(session.instances_in_compute_environment(account, region, name))
+        for key in affected_instances:
+            instance = instances.get(key) or session.instance_fold(key)
+            if instance is None:
+                continue
+            fold = instance
+            before = (
+                None
+                if key not in instances
+                else session.instance_by_id(fold["account"], fold["region"], fold["instance_id"])
+            )
+            name = fold["fixed"].get("ce")
+            pricing = session.compute_environment_pricing(fold["account"], fold["region"], name) if name else None
+            session.put_instance(key, fold, instance_row(fold, pricing))
+            after: InstanceFacts = instance_facts(fold)
+            if key in instances and before != after:
+                affected_jobs.update(
+                    session.jobs_on_instance(
+                        fold["account"], fold["region"], fold["instance_id"], fold["fixed"].get("ci")
+                    )
+                )
+        for key in affected_jobs:
+            job = jobs.get(key) or session.job_fold(key)
+            if job is not None:
+                session.put_job(key, job, job_row(job, session), timeline_rows(job))

@@ -1,0 +1,227 @@
+"""Terminal reports: tables, the job drilldown and the store summary (rich)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from batchops.views import ViewStore
+
+_TABLE_COLUMNS = {
+    "jobs": (
+        "account_id",
+        "region",
+        "job_id",
+        "job_name",
+        "queue",
+        "status",
+        "attempts",
+        "exit_code",
+        "queue_seconds",
+        "run_seconds",
+        "instance_type",
+        "pricing",
+        "status_reason",
+    ),
+    "instances": (
+        "account_id",
+        "region",
+        "instance_id",
+        "instance_type",
+        "availability_zone",
+        "compute_environment",
+        "pricing",
+        "state",
+        "registered_at",
+        "terminated_at",
+        "jobs_run",
+    ),
+}
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False)
+
+
+def print_table(rows: list[dict[str, Any]], title: str) -> None:
+    """A terminal table of the most useful columns."""
+    if not rows:
+        _console().print(f"no {title}")
+        return
+    columns = _TABLE_COLUMNS.get(title) or tuple(rows[0])
+    table = Table(title=f"{len(rows):,} {title}", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    _console().print(table)
+
+
+def logs_console_url(region: str, group: str | None, stream: str | None) -> str | None:
+    """The CloudWatch Logs console address of a log stream."""
+    if not group or not stream:
+        return None
+
+    def enc(text: str) -> str:
+        return quote(quote(text, safe=""), safe="").replace("%", "$")
+
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{enc(group)}/log-events/{enc(stream)}"
+    )
+
+
+def print_job(job: dict[str, Any]) -> None:
+    """The drilldown of one job: identity, state timeline, attempts with instance, exit and logs."""
+    console = _console()
+    console.rule(f"[bold]{job['job_name'] or ''} {job['job_id']}")
+    facts = Table.grid(padding=(0, 2))
+    for key in (
+        "account_id",
+        "region",
+        "job_arn",
+        "queue",
+        "job_definition",
+        "compute_environment",
+        "platform",
+        "status",
+        "status_reason",
+        "blocked_reason",
+        "failure_kind",
+        "attempts",
+        "exit_code",
+        "created_at",
+        "queue_seconds",
+        "run_seconds",
+        "instance_id",
+        "instance_type",
+        "availability_zone",
+        "pricing",
+        "spot_interrupted",
+        "vcpus",
+        "memory_mib",
+        "gpus",
+        "array_parent_id",
+        "array_index",
+        "array_size",
+    ):
+        if job.get(key) is not None:
+            facts.add_row(f"[dim]{key}", str(job[key]))
+    console.print(facts)
+    timeline = Table(title="state timeline")
+    for column in ("time", "status", "attempt", "reason"):
+        timeline.add_column(column)
+    for change in job["timeline"]:
+        timeline.add_row(change["event_time"], change["status"], str(change["attempt"]), change["status_reason"] or "")
+    console.print(timeline)
+    attempts = Table(title="attempts")
+    for column in ("#", "started", "stopped", "exit", "reason", "container instance / task", "log stream"):
+        attempts.add_column(column, overflow="fold")
+    for attempt in job["attempt_details"]:
+        attempts.add_row(
+            str(attempt["attempt"]),
+            attempt["started_at"] or "",
+            attempt["stopped_at"] or "",
+            "" if attempt["exit_code"] is None else str(attempt["exit_code"]),
+            " / ".join(x for x in (attempt["status_reason"], attempt["container_reason"]) if x),
+            "\n".join(x for x in (attempt["container_instance_arn"], attempt["task_arn"]) if x),
+            f"{attempt['log_group']}\n{attempt['log_stream']}" if attempt["log_stream"] else "",
+        )
+    console.print(attempts)
+    url = logs_console_url(job["region"], job["log_group"], job["log_stream"])
+    if url:
+        console.print(f"logs of the last attempt (account {job['account_id']}): {url}")
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def store_summary(views: ViewStore) -> dict[str, Any]:
+    """The figures a user wants first, computed from the views."""
+    per_account: dict[str, Counter[str]] = defaultdict(Counter)
+    queue_times: dict[str, list[float]] = defaultdict(list)
+    failures: Counter[str] = Counter()
+    regions: set[tuple[str, str]] = set()
+    jobs = 0
+    for job in views.jobs():
+        jobs += 1
+        regions.add((job["account_id"], job["region"]))
+        per_account[job["account_id"]][job["status"]] += 1
+        if job["queue_seconds"] is not None:
+            queue_times[f"{job['account_id']}/{job['region']}/{job['queue']}"].append(job["queue_seconds"])
+        if job["failure_kind"]:
+            failures[job["failure_kind"]] += 1
+    spot: Counter[str] = Counter()
+    instances = 0
+    for instance in views.instances():
+        instances += 1
+        if instance["spot_interrupted"]:
+            spot[f"{instance['availability_zone']} {instance['instance_type']}"] += 1
+    counters = views.counters()
+    return {
+        "accounts": sorted({a for a, _ in regions}),
+        "account_regions": len(regions),
+        "jobs": jobs,
+        "instances": instances,
+        "jobs_by_status": {a: dict(sorted(c.items())) for a, c in sorted(per_account.items())},
+        "queue_seconds": {
+            q: {"jobs": len(v), "p50": _percentile(sorted(v), 50), "p95": _percentile(sorted(v), 95)}
+            for q, v in sorted(queue_times.items())
+        },
+        "failures_by_kind": dict(failures.most_common()),
+        "spot_interruptions": dict(spot.most_common()),
+        "pipeline": {
+            "ingested": sum(c.ingested for c in counters),
+            "duplicates_dropped": sum(c.duplicates for c in counters),
+            "rejected": sum(c.rejected for c in counters),
+            "ignored": sum(c.ignored for c in counters),
+        },
+    }
+
+
+def print_summary(views: ViewStore, store: str, *, as_json: bool = False) -> None:
+    """Print the store summary."""
+    figures = store_summary(views)
+    if as_json:
+        print(orjson.dumps({**figures, "store": store}, option=orjson.OPT_INDENT_2).decode())
+        return
+    console = _console()
+    console.rule("[bold]batchops summary")
+    console.print(
+        f"store {store}: {figures['jobs']:,} jobs, {figures['instances']:,} instances, "
+        f"{len(figures['accounts'])} accounts, {figures['account_regions']} account-regions"
+    )
+    statuses = sorted({s for c in figures["jobs_by_status"].values() for s in c})
+    by_status = Table(title="jobs per status per account")
+    by_status.add_column("account")
+    for status in statuses:
+        by_status.add_column(status, justify="right")
+    for account, counts in figures["jobs_by_status"].items():
+        by_status.add_row(account, *(f"{counts.get(s, 0):,}" for s in statuses))
+    console.print(by_status)
+    queues = Table(title="queue time (first RUNNABLE → first STARTING), seconds")
+    for column in ("account/region/queue", "jobs", "p50", "p95"):
+        queues.add_column(column, justify="right" if column != "account/region/queue" else "left")
+    for queue, q in figures["queue_seconds"].items():
+        queues.add_row(queue, f"{q['jobs']:,}", f"{q['p50']:.0f}", f"{q['p95']:.0f}")
+    console.print(queues)
+    failures = ", ".join(f"{k} {v:,}" for k, v in figures["failures_by_kind"].items()) or "none"
+    console.print(f"failures by kind: {failures}")
+    spot = ", ".join(f"{k}: {v}" for k, v in list(figures["spot_interruptions"].items())[:8]) or "none"
+    console.print(f"spot interruptions (AZ, instance type): {spot}")
+    p = figures["pipeline"]
+    console.print(
+        f"pipeline: {p['ingested']:,} events ingested, {p['duplicates_dropped']:,} duplicates dropped, "
+        f"{p['rejected']:,} rejected, {p['ignored']:,} ignored"
+    )

@@ -1,0 +1,41 @@
+"""Time conversions: every instant inside batchops is epoch milliseconds (int), shown as ISO-8601 UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def iso_ms(epoch_ms: int | None) -> str | None:
+    """Format epoch milliseconds as `2025-11-13T02:13:20.000Z` (None stays None)."""
+    if epoch_ms is None:
+        return None
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def parse_instant(text: str) -> int:
+    """Parse an ISO-8601 instant (any number of fraction digits, `Z` or offset) to epoch milliseconds."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    head, sep, rest = value.partition(".")
+    if sep:
+        digits = ""
+        tail = ""
+        for i, ch in enumerate(rest):
+            if not ch.isdigit():
+                tail = rest[i:]
+                break
+            digits += ch
+        value = head + "." + (digits + "000000")[:6] + tail
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def seconds_between(start_ms: int | None, end_ms: int | None) -> float | None:
+    """Seconds from start to end, or None when either is unknown or the order is impossible."""
+    if start_ms is None or end_ms is None or end_ms < start_ms:
+        return None
+    return (end_ms - start_ms) / 1000

@@ -1,0 +1,441 @@
+"""SQLite view store: the projections beside the event store in the same database file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from batchops.compute_environments import compute_environment_key
+from batchops.projection import (
+    INSTANCE_FIELDS,
+    JOB_EXTRA_FIELDS,
+    JOB_FIELDS,
+    InstanceFacts,
+    attempts_of,
+)
+from batchops.times import iso_ms
+from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
+
+_JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
+_INSTANCE_COLUMNS = tuple(f for f in INSTANCE_FIELDS if f != "jobs_run")
+_BOOLEANS = frozenset({"spot_interrupted"})
+
+
+def _tables(g: int) -> list[str]:
+    job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
+    instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
+    return [
+        f"CREATE TABLE IF NOT EXISTS jobs_{g} (key TEXT PRIMARY KEY, {job_cols}, fold BLOB, timeline BLOB)",
+        f"CREATE INDEX IF NOT EXISTS jobs_{g}_ci ON jobs_{g} (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS jobs_{g}_instance ON jobs_{g} (account_id, region, instance_id)",
+        f"CREATE INDEX IF NOT EXISTS jobs_{g}_ce ON jobs_{g} (account_id, region, compute_environment)",
+        f"CREATE INDEX IF NOT EXISTS jobs_{g}_job_id ON jobs_{g} (job_id)",
+        f"CREATE INDEX IF NOT EXISTS jobs_{g}_status ON jobs_{g} (status)",
+        f"CREATE TABLE IF NOT EXISTS instances_{g} (key TEXT PRIMARY KEY, {instance_cols}, spot_signal INTEGER,"
+        " fold BLOB)",
+        f"CREATE INDEX IF NOT EXISTS instances_{g}_ci ON instances_{g} (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS instances_{g}_id ON instances_{g} (account_id, region, instance_id)",
+        f"CREATE INDEX IF NOT EXISTS instances_{g}_ce ON instances_{g} (account_id, region, compute_environment)",
+        f"CREATE TABLE IF NOT EXISTS compute_environments_{g} (key TEXT PRIMARY KEY, account_id TEXT, region TEXT,"
+        " name TEXT, fold BLOB, spot_signal INTEGER, pricing TEXT)",
+        f"CREATE TABLE IF NOT EXISTS placements_{g} (job_key TEXT, attempt INTEGER, account_id TEXT, region TEXT,"
+        " container_instance_arn TEXT, instance_id TEXT, PRIMARY KEY (job_key, attempt))",
+        f"CREATE INDEX IF NOT EXISTS placements_{g}_ci ON placements_{g} (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS placements_{g}_id ON placements_{g} (account_id, region, instance_id)",
+        f"CREATE TABLE IF NOT EXISTS tracking_{g} (application_name TEXT PRIMARY KEY, notification_id INTEGER)",
+    ]
+
+
+_SHARED_TABLES = [
+    "CREATE TABLE IF NOT EXISTS view_generations (generation INTEGER PRIMARY KEY, state TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pipeline_counters (account_id TEXT, region TEXT, ingested INTEGER,"
+    " duplicates INTEGER, rejected INTEGER, ignored INTEGER, PRIMARY KEY (account_id, region))",
+    "CREATE TABLE IF NOT EXISTS rejected_events (fingerprint TEXT PRIMARY KEY, received_at TEXT, reason TEXT,"
+    " rejected INTEGER, detail_type TEXT, account_id TEXT, region TEXT, body TEXT)",
+]
+
+
+class SQLiteViewStore:
+    """Views in SQLite tables suffixed by generation; `view_generations` says which one readers see."""
+
+    application_name = "batchops"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.row_factory = sqlite3.Row
+        with self._transaction():
+            for statement in _SHARED_TABLES:
+                self._db.execute(statement)
+            if self._db.execute("SELECT COUNT(*) FROM view_generations").fetchone()[0] == 0:
+                self._db.execute("INSERT INTO view_generations VALUES (1, 'current')")
+            for statement in _tables(self.current_generation()):
+                self._db.execute(statement)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # generations -------------------------------------------------------------------------------------
+    def current_generation(self) -> int:
+        """The generation readers see."""
+        row = self._db.execute("SELECT generation FROM view_generations WHERE state = 'current'").fetchone()
+        return int(row[0])
+
+    def start_generation(self) -> int:
+        """An empty generation to rebuild into, or the unfinished one (a replay resumes where it stopped)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT generation FROM view_generations WHERE state = 'building'").fetchone()
+            if row is not None:
+                generation = int(row[0])
+            else:
+                generation = int(db.execute("SELECT MAX(generation) FROM view_generations").fetchone()[0]) + 1
+                db.execute("INSERT INTO view_generations VALUES (?, 'building')", (generation,))
+            for statement in _tables(generation):
+                db.execute(statement)
+        return generation
+
+    def switch_generation(self, generation: int) -> None:
+        """Make a rebuilt generation current and drop the previous one."""
+        with self._transaction() as db:
+            old = self.current_generation()
+            db.execute("UPDATE view_generations SET state = 'current' WHERE generation = ?", (generation,))
+            db.execute("DELETE FROM view_generations WHERE generation = ?", (old,))
+            for table in ("jobs", "instances", "compute_environments", "placements", "tracking"):
+                db.execute(f"DROP TABLE IF EXISTS {table}_{old}")
+
+    def position(self, generation: int | None = None) -> int:
+        """The last notification id applied to a generation."""
+        g = generation or self.current_generation()
+        row = self._db.execute(
+            f"SELECT notification_id FROM tracking_{g} WHERE application_name = ?", (self.application_name,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def session(self, generation: int | None = None) -> Iterator[SQLiteSession]:
+        """A unit of work on a generation, committed on exit."""
+        g = generation or self.current_generation()
+        with self._transaction() as db:
+            yield SQLiteSession(db, g, self.application_name)
+
+    # queries -----------------------------------------------------------------------------------------
+    def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
+        """Job rows, filtered, in (account, region, created, job id) order."""
+        g = self.current_generation()
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values in (
+            ("account_id", query.accounts),
+            ("region", query.regions),
+            ("status", query.statuses),
+            ("queue", query.queues),
+            ("compute_environment", query.compute_environments),
+        ):
+            if values:
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        limit = f"LIMIT {int(query.limit)}" if query.limit else ""
+        columns = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
+        cursor = self._db.execute(
+            f"SELECT {columns} FROM jobs_{g} {where} ORDER BY account_id, region, created_at, job_id {limit}",
+            params,
+        )
+        for row in cursor:
+            yield _job_dict(row)
+
+    def job(self, job_id: str, account: str | None = None) -> list[dict[str, Any]]:
+        """Every job with that id, with its attempts and timeline."""
+        g = self.current_generation()
+        columns = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
+        sql = f"SELECT {columns}, fold, timeline FROM jobs_{g} WHERE job_id = ?"
+        params: list[Any] = [job_id]
+        if account:
+            sql += " AND account_id = ?"
+            params.append(account)
+        found = []
+        for row in self._db.execute(sql + " ORDER BY account_id, region", params):
+            job = _job_dict(row)
+            fold = orjson.loads(row["fold"])
+            job["timeline"] = orjson.loads(row["timeline"])
+            job["attempt_details"] = [_attempt_dict(a, job) for a in attempts_of(fold)]
+            found.append(job)
+        return found
+
+    def instances(self) -> Iterator[dict[str, Any]]:
+        """Compute-instance rows with the number of distinct jobs that ran on each."""
+        g = self.current_generation()
+        columns = ", ".join(f'i."{c}"' for c in _INSTANCE_COLUMNS)
+        cursor = self._db.execute(
+            f"SELECT {columns}, (SELECT COUNT(DISTINCT p.job_key) FROM placements_{g} p"
+            " WHERE p.account_id = i.account_id AND p.region = i.region"
+            " AND (p.instance_id = i.instance_id OR p.container_instance_arn = i.container_instance_arn))"
+            f" AS jobs_run FROM instances_{g} i ORDER BY i.account_id, i.region, i.registered_at, i.instance_id"
+        )
+        for row in cursor:
+            values = dict(row)
+            values["spot_interrupted"] = bool(values["spot_interrupted"])
+            yield {f: values.get(f) for f in INSTANCE_FIELDS}
+
+    def timeline(self) -> Iterator[dict[str, Any]]:
+        """Job state-change rows for every job."""
+        g = self.current_generation()
+        for row in self._db.execute(f"SELECT timeline FROM jobs_{g} ORDER BY account_id, region, job_id"):
+            yield from orjson.loads(row[0])
+
+    # ingestion bookkeeping -----------------------------------------------------------------------------
+    def add_counters(self, counters: list[PipelineCounters]) -> None:
+        """Add to the per-account ingestion counters."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO pipeline_counters VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, region) DO UPDATE"
+                " SET ingested = ingested + excluded.ingested, duplicates = duplicates + excluded.duplicates,"
+                " rejected = rejected + excluded.rejected, ignored = ignored + excluded.ignored",
+                [(c.account_id, c.region, c.ingested, c.duplicates, c.rejected, c.ignored) for c in counters],
+            )
+
+    def counters(self) -> list[PipelineCounters]:
+        """Ingestion counters per account and region."""
+        rows = self._db.execute("SELECT * FROM pipeline_counters ORDER BY account_id, region").fetchall()
+        return [PipelineCounters(**dict(r)) for r in rows]
+
+    def keep_rejected(self, events: list[RejectedEvent]) -> int:
+        """Keep unusable events; an identical body is kept once."""
+        import hashlib
+
+        with self._transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO rejected_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        hashlib.blake2b(e.body.encode(), digest_size=12).hexdigest(),
+                        e.received_at,
+                        e.reason,
+                        int(e.rejected),
+                        e.detail_type,
+                        e.account_id,
+                        e.region,
+                        e.body,
+                    )
+                    for e in events
+                ],
+            )
+            return db.total_changes - before
+
+    def rejected(self, limit: int = 100) -> list[RejectedEvent]:
+        """The most recently kept unusable events."""
+        rows = self._db.execute(
+            "SELECT reason, rejected, detail_type, account_id, region, body, received_at FROM rejected_events"
+            " ORDER BY received_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [RejectedEvent(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
+    job = {c: row[c] for c in _JOB_COLUMNS}
+    if job["spot_interrupted"] is not None:
+        job["spot_interrupted"] = bool(job["spot_interrupted"])
+    return job
+
+
+def _attempt_dict(attempt: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attempt": attempt["attempt"],
+        "started_at": iso_ms(attempt.get("started")),
+        "stopped_at": iso_ms(attempt.get("stopped")),
+        "exit_code": attempt.get("exit_code"),
+        "status_reason": attempt.get("status_reason"),
+        "container_reason": attempt.get("container_reason"),
+        "container_instance_arn": attempt.get("container_instance_arn"),
+        "task_arn": attempt.get("task_arn"),
+        "availability_zone": attempt.get("availability_zone"),
+        "log_group": job["log_group"],
+        "log_stream": attempt.get("log_stream"),
+    }
+
+
+class SQLiteSession:
+    """One projection unit of work inside an open SQLite transaction."""
+
+    def __init__(self, db: sqlite3.Connection, generation: int, application_name: str) -> None:
+        self._db = db
+        self._g = generation
+        self._application_name = application_name
+        job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
+        marks = ", ".join("?" * (len(_JOB_COLUMNS) + 3))
+        self._put_job_sql = (
+            f"INSERT OR REPLACE INTO jobs_{generation} (key, {job_cols}, fold, timeline) VALUES ({marks})"
+        )
+        instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
+        marks = ", ".join("?" * (len(_INSTANCE_COLUMNS) + 3))
+        self._put_instance_sql = (
+            f"INSERT OR REPLACE INTO instances_{generation} (key, {instance_cols}, spot_signal, fold) VALUES ({marks})"
+        )
+
+    def job_fold(self, key: UUID) -> dict[str, Any] | None:
+        """The stored fold of a job."""
+        row = self._db.execute(f"SELECT fold FROM jobs_{self._g} WHERE key = ?", (str(key),)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def instance_fold(self, key: UUID) -> dict[str, Any] | None:
+        """The stored fold of an instance."""
+        row = self._db.execute(f"SELECT fold FROM instances_{self._g} WHERE key = ?", (str(key),)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
+        """A compute environment's fold, spot signal and pricing."""
+        row = self._db.execute(
+            f"SELECT fold, spot_signal, pricing FROM compute_environments_{self._g} WHERE key = ?",
+            (str(key),),
+        ).fetchone()
+        if row is None:
+            return None, False, None
+        return (orjson.loads(row[0]) if row[0] else None), bool(row[1]), row[2]
+
+    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+        """Write a job's fold, row, timeline and attempt placements."""
+        values = [str(key), *(row[c] for c in _JOB_COLUMNS), orjson.dumps(fold), orjson.dumps(timeline)]
+        self._db.execute(self._put_job_sql, values)
+        placements = [
+            (
+                str(key),
+                a["attempt"],
+                row["account_id"],
+                row["region"],
+                a.get("container_instance_arn"),
+                row["instance_id"] if a["attempt"] == row["attempts"] else None,
+            )
+            for a in attempts_of(fold)
+            if a.get("container_instance_arn") or (a["attempt"] == row["attempts"] and row["instance_id"])
+        ]
+        if placements:
+            self._db.executemany(f"INSERT OR REPLACE INTO placements_{self._g} VALUES (?, ?, ?, ?, ?, ?)", placements)
+
+    def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
+        """Write an instance's fold and row."""
+        from batchops.projection import instance_spot_signal
+
+        values = [
+            str(key),
+            *(row[c] for c in _INSTANCE_COLUMNS),
+            int(instance_spot_signal(fold)),
+            orjson.dumps(fold),
+        ]
+        self._db.execute(self._put_instance_sql, values)
+
+    def put_compute_environment(
+        self,
+        key: UUID,
+        account: str,
+        region: str,
+        name: str,
+        fold: dict[str, Any] | None,
+        spot_signal: bool,
+        pricing: str | None,
+    ) -> None:
+        """Write a compute environment's fold, spot signal and pricing."""
+        self._db.execute(
+            f"INSERT OR REPLACE INTO compute_environments_{self._g} VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(key),
+                account,
+                region,
+                name,
+                orjson.dumps(fold) if fold else None,
+                int(spot_signal),
+                pricing,
+            ),
+        )
+
+    def jobs_on_instance(
+        self, account: str, region: str, instance_id: str, container_instance_arn: str | None
+    ) -> list[UUID]:
+        """Jobs whose last attempt ran on the instance."""
+        rows = self._db.execute(
+            f"SELECT key FROM jobs_{self._g} WHERE account_id = ? AND region = ? AND instance_id = ?"
+            f" UNION SELECT key FROM jobs_{self._g} WHERE account_id = ? AND region = ? AND container_instance_arn = ?",
+            (account, region, instance_id, account, region, container_instance_arn),
+        ).fetchall()
+        return [UUID(r[0]) for r in rows]
+
+    def jobs_in_compute_environment(self, account: str, region: str, name: str) -> list[UUID]:
+        """Jobs whose last attempt ran in the compute environment."""
+        rows = self._db.execute(
+            f"SELECT key FROM jobs_{self._g} WHERE account_id = ? AND region = ? AND compute_environment = ?",
+            (account, region, name),
+        ).fetchall()
+        return [UUID(r[0]) for r in rows]
+
+    def instances_in_compute_environment(self, account: str, region: str, name: str) -> list[UUID]:
+        """Instances registered in the compute environment."""
+        rows = self._db.execute(
+            f"SELECT key FROM instances_{self._g} WHERE account_id = ? AND region = ? AND compute_environment = ?",
+            (account, region, name),
+        ).fetchall()
+        return [UUID(r[0]) for r in rows]
+
+    def instance_by_container_instance(self, account: str, region: str, arn: str) -> InstanceFacts | None:
+        """The instance behind a container instance, from the instance rows."""
+        row = self._db.execute(
+            f"SELECT instance_id, instance_type, availability_zone, compute_environment, spot_signal,"
+            f" spot_interrupted FROM instances_{self._g} WHERE account_id = ? AND region = ?"
+            " AND container_instance_arn = ?",
+            (account, region, arn),
+        ).fetchone()
+        return _facts(row)
+
+    def instance_by_id(self, account: str, region: str, instance_id: str) -> InstanceFacts | None:
+        """An instance by its EC2 id, from the instance rows."""
+        row = self._db.execute(
+            f"SELECT instance_id, instance_type, availability_zone, compute_environment, spot_signal,"
+            f" spot_interrupted FROM instances_{self._g} WHERE account_id = ? AND region = ? AND instance_id = ?",
+            (account, region, instance_id),
+        ).fetchone()
+        return _facts(row)
+
+    def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
+        """A compute environment's pricing as last written."""
+        return self.compute_environment(compute_environment_key(account, region, name))[2]
+
+    def track(self, notification_id: int) -> None:
+        """Record the notification id the views now include."""
+        self._db.execute(
+            f"INSERT INTO tracking_{self._g} VALUES (?, ?) ON CONFLICT (application_name) DO UPDATE"
+            " SET notification_id = MAX(notification_id, excluded.notification_id)",
+            (self._application_name, notification_id),
+        )
+
+
+def _facts(row: sqlite3.Row | None) -> InstanceFacts | None:
+    if row is None:
+        return None
+    return InstanceFacts(
+        instance_id=row[0],
+        instance_type=row[1],
+        availability_zone=row[2],
+        compute_environment=row[3],
+        spot_signal=bool(row[4]),
+        spot_interrupted=bool(row[5]),
+    )
