@@ -54,6 +54,11 @@ class BatchOpsApplication(Application[UUID]):
         self.projector = Projector()
         self.metrics = metrics
 
+    def close(self) -> None:
+        """Close the event store and the view store."""
+        super().close()
+        self.views.close()
+
     def record(self, facts: Iterable[Parsed]) -> RecordOutcome:
         """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked."""
         outcome = RecordOutcome()

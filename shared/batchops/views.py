@@ -59,6 +59,9 @@ class RejectedEvent:
 class ViewStore(Protocol):
     """Projections (jobs, instances, timelines), their tracking position, and what ingestion kept aside."""
 
+    def close(self) -> None:
+        """Release connections."""
+
     def session(self, generation: int | None = None) -> AbstractContextManager[TrackedSession]:
         """A unit of work on a generation (default: the current one), committed atomically on exit."""
 

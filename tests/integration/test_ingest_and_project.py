@@ -1,0 +1,162 @@
+"""The core pipeline on the embedded store: ingest → event store → projections → replay."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from conftest import all_samples, ingest, rows_by_job, sample
+
+from batchops.projection import JOB_FIELDS
+
+FAILED_JOB = ("123456789012", "us-east-1", "4c7599ae-0a82-49aa-ba5a-4727fcce14a8")
+
+
+def _job_events() -> list[dict]:
+    names = [
+        "aws-batch--batch-job-state-change--runnable",
+        "aws-batch--batch-job-queue-blocked",
+        "aws-batch--batch-job-state-change--running",
+        "aws-ecs--ecs-task-state-change--batch-on-ec2",
+        "aws-batch--batch-job-state-change--failed",
+        "aws-batch--cloudtrail-createcomputeenvironment",
+    ]
+    return [sample(n) for n in names]
+
+
+def test_samples_give_the_contract_rows(make_app) -> None:
+    app = make_app()
+    ingestor = ingest(app, all_samples())
+    assert ingestor.summary.read == len(all_samples())
+    assert ingestor.summary.rejected == 0 and ingestor.summary.ignored == 2
+    rows = rows_by_job(app)
+    row = rows[FAILED_JOB]
+    assert list(row)[: len(JOB_FIELDS)] == list(JOB_FIELDS)
+    assert row["status"] == "FAILED" and row["attempts"] == 2 and row["exit_code"] == 1
+    assert row["compute_environment"] == "my-ce" and row["pricing"] == "spot"
+    assert row["started_at"] == "2022-01-11T23:55:00.000Z" and row["stopped_at"] == "2022-01-12T01:02:03.000Z"
+    assert row["run_seconds"] == 4023.0
+    assert row["blocked_reason"].startswith("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY")
+    assert row["availability_zone"] == "us-east-1b"  # from the ECS task of attempt 2
+    assert row["failure_kind"] == "exit_nonzero"
+
+
+def test_reversed_and_duplicated_delivery_gives_the_same_rows(make_app) -> None:
+    events = _job_events()
+    in_order = make_app("in_order")
+    ingest(in_order, events)
+    shuffled = make_app("shuffled")
+    ingestor = ingest(shuffled, [*reversed(events), *events], batch_size=2)
+    assert ingestor.summary.duplicates == len(events)
+    assert rows_by_job(shuffled) == rows_by_job(in_order)
+
+
+def test_a_late_running_never_overwrites_a_terminal_state(make_app) -> None:
+    app = make_app()
+    ingest(app, [sample("aws-batch--batch-job-state-change--failed")])
+    ingest(app, [sample("aws-batch--batch-job-state-change--running")])
+    row = rows_by_job(app)[FAILED_JOB]
+    assert row["status"] == "FAILED" and row["attempts"] == 2
+
+
+def test_same_envelope_id_with_different_content_is_not_a_duplicate(make_app) -> None:
+    running = sample("aws-batch--batch-job-state-change--running")
+    failed = sample("aws-batch--batch-job-state-change--failed")
+    assert running["id"] == failed["id"]  # both samples carry the placeholder id "<uuid>"
+    app = make_app()
+    summary = ingest(app, [running, failed]).summary
+    assert summary.new == 2 and summary.duplicates == 0
+
+
+def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
+    job = copy.deepcopy(sample("aws-batch--batch-job-state-change--running"))
+    ci_arn = job["detail"]["container"]["containerInstanceArn"]
+    instance = copy.deepcopy(sample("aws-ecs--ecs-container-instance-state-change--active"))
+    instance.update(account="123456789012", region="us-east-1", id="ci-1")
+    instance["detail"].update(
+        containerInstanceArn=ci_arn,
+        clusterArn="arn:aws:ecs:us-east-1:123456789012:cluster/AWSBatch-my-ce-1a2b3c4d",
+        ec2InstanceId="i-0abc",
+    )
+    instance["detail"]["attributes"] += [{"name": "ecs.instance-type", "value": "m5.large"},
+                                         {"name": "ecs.availability-zone", "value": "us-east-1d"}]
+    warning = copy.deepcopy(sample("aws-ec2--ec2-spot-instance-interruption-warning"))
+    warning.update(account="123456789012", region="us-east-1", resources=["arn:aws:ec2:us-east-1d:instance/i-0abc"])
+    warning["detail"]["instance-id"] = "i-0abc"
+
+    late = make_app("late")
+    ingest(late, [job])
+    assert rows_by_job(late)[FAILED_JOB]["instance_id"] is None
+    ingest(late, [instance])
+    ingest(late, [warning])
+    row = rows_by_job(late)[FAILED_JOB]
+    assert (row["instance_id"], row["instance_type"], row["availability_zone"]) == ("i-0abc", "m5.large", "us-east-1d")
+    assert row["pricing"] == "spot"  # no CloudTrail record: a reclaimed instance makes its CE a spot CE
+    assert row["spot_interrupted"] is True
+
+    early = make_app("early")
+    ingest(early, [warning, instance, job])
+    assert rows_by_job(early) == rows_by_job(late)
+    [listed] = list(early.views.instances())
+    assert listed["jobs_run"] == 1 and listed["compute_environment"] == "my-ce" and listed["pricing"] == "spot"
+
+
+def test_no_secret_reaches_the_store(make_app, tmp_path: Path) -> None:
+    app = make_app()
+    secret_job = copy.deepcopy(sample("aws-batch--batch-job-state-change--runnable"))
+    secret_job["detail"]["container"]["environment"] = [{"name": "DB_PASSWORD", "value": "planted-secret-1"}]
+    secret_job["detail"]["container"]["command"] = ["run", "--token", "planted-secret-2"]
+    secret_job["detail"]["parameters"] = {"key": "planted-secret-3"}
+    unknown = copy.deepcopy(secret_job)
+    unknown["detail-type"] = "Batch Something Else"
+    ingest(app, [*all_samples(), secret_job, unknown])
+    app.close()
+    blob = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for secret in (b"this-is-a-user-secret", b"planted-secret-1", b"planted-secret-2", b"planted-secret-3"):
+        assert secret not in blob
+
+
+def test_unusable_events_are_kept_with_their_reason_and_do_not_stop_the_batch(make_app) -> None:
+    app = make_app()
+    bad = {"detail-type": "Batch Job State Change", "account": "1", "region": "r", "time": "2025-01-01T00:00:00Z",
+           "detail": {"status": "RUNNING"}}
+    summary = ingest(app, [bad, sample("aws-batch--batch-job-state-change--succeeded"), {"x": 1}]).summary
+    assert (summary.read, summary.new, summary.rejected) == (3, 1, 2)
+    kept = app.views.rejected()
+    assert {k.reason.split(":")[0] for k in kept} == {"invalid Batch Job State Change", "no 'detail-type'"}
+    assert len(list(app.views.jobs())) == 1
+
+
+def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -> None:
+    app = make_app()
+    ingest(app, all_samples(), batch_size=3)
+    live_jobs = list(app.views.jobs())
+    live_instances = list(app.views.instances())
+    live_timeline = list(app.views.timeline())
+    generation = app.views.current_generation()
+    applied = app.replay(page=4)
+    assert applied == app.stored_events()
+    assert app.views.current_generation() == generation + 1
+    assert list(app.views.jobs()) == live_jobs
+    assert list(app.views.instances()) == live_instances
+    assert list(app.views.timeline()) == live_timeline
+
+
+def test_ingest_after_replay_continues_on_the_new_generation(make_app) -> None:
+    app = make_app()
+    ingest(app, [sample("aws-batch--batch-job-state-change--runnable")])
+    app.replay()
+    ingest(app, [sample("aws-batch--batch-job-state-change--failed")])
+    assert rows_by_job(app)[FAILED_JOB]["status"] == "FAILED"
+    assert app.views.position() == app.stored_events()
+
+
+def test_drilldown_shows_timeline_attempts_and_logs(make_app) -> None:
+    app = make_app()
+    ingest(app, _job_events())
+    [job] = app.views.job(FAILED_JOB[2])
+    assert [(t["status"], t["attempt"]) for t in job["timeline"]] == [("RUNNABLE", 0), ("RUNNING", 1), ("FAILED", 2)]
+    first, second = job["attempt_details"]
+    assert first["status_reason"] == "Host EC2 (instance i-0123456789abcdef0) terminated."
+    assert second["exit_code"] == 1 and second["log_group"] == "/aws/batch/job"
+    assert second["log_stream"].startswith("first-run-job-definition/default/")

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from conftest import all_samples, sample
+
+from batchops.inbound import (
+    Parsed,
+    Unusable,
+    cluster_of,
+    compute_environment_of_cluster,
+    host_instance_in,
+    translate,
+)
+from batchops.redaction import redact
+
+
+def parsed(event: dict) -> Parsed:
+    result = translate(event)
+    assert isinstance(result, Parsed), result
+    return result
+
+
+def test_every_sample_is_understood_or_ignored_with_a_reason() -> None:
+    for event in all_samples():
+        result = translate(event)
+        if isinstance(result, Unusable):
+            assert not result.rejected, result
+            assert "AWS_BATCH_JOB_ID" in result.reason
+
+
+def test_legacy_job_shape_reads_vcpus_memory_and_attempts() -> None:
+    fact = parsed(sample("aws-batch--batch-job-state-change--succeeded")).fact
+    assert fact["vcpus"] == 1 and fact["memory"] == 512
+    assert fact["queue"] == "mybatchjob"
+    assert fact["attempts"][0]["exit"] == 0
+    assert fact["attempts"][0]["started"] == 1509078455720
+    assert fact["done"] == 1
+
+
+def test_multi_container_job_without_container_takes_the_essential_container() -> None:
+    fact = parsed(sample("batch-succeeded-ecsproperties-ec2--aws-batch-runtime-monitoring")).fact
+    assert fact["vcpus"] == 2 and fact["memory"] == 2048
+    assert fact["exit"] == 0
+    attempt = fact["attempts"][0]
+    assert attempt["ci"].startswith("arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-batch-compute-env")
+    assert attempt["stream"].startswith("cpu-stress-test-dev/cpu-stress-container/")
+
+
+def test_running_multi_node_attempt_is_open_and_has_no_exit_code() -> None:
+    fact = parsed(sample("batch-running-multinode-main-node--aws-batch-runtime-monitoring")).fact
+    assert fact["status"] == "RUNNING"
+    assert fact["done"] == 0
+    assert "exit" not in fact["attempts"][0]
+    assert fact["current"]["n"] == 1
+
+
+def test_fargate_job_reads_platform_and_log_group() -> None:
+    fact = parsed(sample("batch-failed-fargate--jit-batch-job-event-mock")).fact
+    assert fact["platform"] == "FARGATE"
+    assert fact["log_group"] == "/ecs/web-app-scanner-container"
+    assert fact["vcpus"] == 0.5
+
+
+def test_array_child_knows_its_parent_and_index() -> None:
+    result = parsed(sample("batch-succeeded-array-child-ec2-arm64--recast-opman-db"))
+    assert result.fact["parent"] == "740ee3ee-f235-4670-b19f-84da1bda6e76"
+    assert result.fact["index"] == 12
+
+
+def test_sparse_eks_job_does_not_break_anything() -> None:
+    event = {
+        "version": "0", "id": "e1", "detail-type": "Batch Job State Change", "source": "aws.batch",
+        "account": "123456789012", "time": "2025-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"jobId": "eks-1", "status": "RUNNABLE", "eksProperties": {"podProperties": {}},
+                   "eksAttempts": [{"podName": "p"}]},
+    }
+    fact = parsed(event).fact
+    assert fact["platform"] == "EKS"
+    assert fact["status"] == "RUNNABLE"
+
+
+def test_queue_blocked_event_is_a_blocked_runnable_observation() -> None:
+    fact = parsed(sample("aws-batch--batch-job-queue-blocked")).fact
+    assert fact["status"] == "RUNNABLE" and fact["blocked"] is True
+    assert fact["reason"].startswith("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY")
+
+
+def test_batch_task_joins_its_job_and_attempt_and_drops_user_variables() -> None:
+    result = parsed(sample("aws-ecs--ecs-task-state-change--batch-on-ec2"))
+    assert result.kind == "job_task"
+    assert result.key == "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
+    assert result.fact["n"] == 2 and result.fact["ce"] == "my-ce" and result.fact["az"] == "us-east-1b"
+    assert "this-is-a-user-secret" not in json.dumps(result.fact)
+
+
+def test_spot_warning_reads_the_az_from_the_arn_region_slot() -> None:
+    result = parsed(sample("ec2-spot-interruption-warning--hasta-la-vista"))
+    assert result.kind == "instance" and result.key == "i-04674c0a5f28fa9e5"
+    assert result.fact == {**result.fact, "kind": "spot_warning", "az": "us-east-1a"}
+
+
+def test_container_instance_reads_type_az_and_compute_environment() -> None:
+    event = copy.deepcopy(sample("aws-ecs--ecs-container-instance-state-change--active"))
+    event["detail"]["clusterArn"] = "arn:aws:ecs:us-east-1:111122223333:cluster/AWSBatch-gpu-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941"
+    event["detail"]["attributes"] += [{"name": "ecs.instance-type", "value": "c5.xlarge"},
+                                      {"name": "ecs.availability-zone", "value": "us-east-1c"}]
+    fact = parsed(event).fact
+    assert (fact["ce"], fact["type"], fact["az"], fact["vcpus"], fact["memory"]) == (
+        "gpu-ce", "c5.xlarge", "us-east-1c", 2, 3767)
+
+
+def test_cloudtrail_record_tells_the_compute_environment_type() -> None:
+    result = parsed(sample("aws-batch--cloudtrail-createcomputeenvironment"))
+    assert (result.kind, result.key, result.fact["type"]) == ("compute_environment", "my-ce", "SPOT")
+
+
+@pytest.mark.parametrize(
+    ("cluster", "expected"),
+    [
+        ("AWSBatch-my-ce-1a2b3c4d-5e6f-7a8b-9c0d-112233445566", "my-ce"),
+        ("AWSBatch-my-ce-1a2b3c4d", "my-ce"),
+        ("AWSBatch-fargate-batch-compute-13af15fe-56c9-3", "fargate-batch-compute"),
+        ("legacy-ce_Batch_0a1b2c3d-1111-2222-3333-444455556666", "legacy-ce"),
+        ("default", None),
+    ],
+)
+def test_compute_environment_from_cluster_names(cluster: str, expected: str | None) -> None:
+    assert compute_environment_of_cluster(cluster) == expected
+
+
+def test_cluster_of_task_and_container_instance_arns() -> None:
+    assert cluster_of("arn:aws:ecs:us-east-1:1:task/AWSBatch-x-1a2b3c4d/abc") == "AWSBatch-x-1a2b3c4d"
+    assert cluster_of("arn:aws:ecs:us-west-2:1:container-instance/yyyyyyyy-yyyy") is None
+    assert host_instance_in("Host EC2 (instance i-0123456789abcdef0) terminated.") == "i-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ([], "not a JSON object"),
+        ({"hello": 1}, "no 'detail-type'"),
+        ({"detail-type": "Something New", "account": "1", "region": "r", "time": "2025-01-01T00:00:00Z", "detail": {}},
+         "unknown detail-type 'Something New'"),
+        ({"detail-type": "Batch Job State Change", "account": "1", "region": "r", "time": "2025-01-01T00:00:00Z",
+          "detail": {"status": "RUNNING"}}, "invalid Batch Job State Change: jobId"),
+        ({"detail-type": "Batch Job State Change", "account": "1", "region": "r", "time": "yesterday",
+          "detail": {"jobId": "j", "status": "RUNNING"}}, "Invalid isoformat"),
+    ],
+)
+def test_bad_events_are_rejected_with_a_reason(event: object, reason: str) -> None:
+    result = translate(event)
+    assert isinstance(result, Unusable) and result.rejected
+    assert reason in result.reason
+
+
+def test_redaction_keeps_batch_variables_and_drops_everything_secret() -> None:
+    event = sample("ecs-task-stopped-batch-fargate-failed-to-start--jit-batch-job-event-mock")
+    event["detail"]["overrides"]["containerOverrides"][0]["command"] = ["run", "--password=hunter2"]
+    clean = json.dumps(redact(event))
+    assert "hunter2" not in clean and "runtime-misconfig" not in clean and "eu-central-1" not in clean
+    assert "AWS_BATCH_JOB_ID" in clean and "0268d907-34a3-43e3-9905-f3d3a20f3842" in clean
+    job = redact(sample("batch-runnable-ecsproperties-ec2--aws-batch-runtime-monitoring"))
+    assert job["detail"]["parameters"] == "<redacted>"
+    assert job["detail"]["ecsProperties"]["taskProperties"][0]["containers"][0]["environment"][0]["value"] == "<redacted>"
