@@ -6,6 +6,7 @@ document (an object or an array). Reading streams line by line, so memory stays 
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from batchops.metrics import MetricPoint
 from batchops.redaction import redact
 from batchops.views import RejectedEvent
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 _VALUE_IN_TEXT = re.compile(r'("(?:value|Value|command|parameters)"\s*:\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\})')
 
 
@@ -124,6 +125,18 @@ class Ingestor:
 
     def ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         """Ingest every event; unusable ones are kept aside with their reason and never stop the batch."""
+        # Ingestion allocates millions of short-lived acyclic dicts: the cyclic collector would rescan the
+        # aggregate cache over and over for nothing (measured: a third of the time). Reference counting frees
+        # them; the collector is paused for the run.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._ingest(events)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         self.app.catch_up()
         batch: list[Parsed] = []
         unusable: list[RejectedEvent] = []

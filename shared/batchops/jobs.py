@@ -9,6 +9,7 @@ done, lifecycle order, time), first-seen times are minima, and facts of one atte
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -54,6 +55,7 @@ STATIC_KEYS = (
 _BLOCKING_REASON = re.compile(r"^[A-Z_]+:[A-Z_]+ - ")
 
 
+@lru_cache(maxsize=65536)
 def job_key(account: str, region: str, job_id: str) -> UUID:
     """The aggregate id of a job: a uuid5 of its natural key."""
     return uuid5(NAMESPACE_URL, f"batchops:job/{account}/{region}/{job_id}")

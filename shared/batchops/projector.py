@@ -7,7 +7,7 @@ environment learns something that changes a job row, the rows of the jobs that r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -73,19 +73,41 @@ class ProjectionSession(Joins, Protocol):
         """Instances registered in the compute environment."""
 
 
+_JOB_EVENTS = (Job.Tracked, Job.StateObserved, Job.TaskObserved)
+_INSTANCE_EVENTS = (Instance.Tracked, Instance.Observed)
+
+
 class Projector:
     """Keeps job, instance and compute-environment views equal to a fold of the event store."""
 
-    def apply(self, session: ProjectionSession, events: Iterable[Any]) -> int:
-        """Apply domain events (in notification order) and rebuild every row they affect; returns the count."""
+    def apply(
+        self, session: ProjectionSession, events: Iterable[Any], folds: Mapping[UUID, dict[str, Any]] | None = None
+    ) -> int:
+        """Apply domain events (in notification order) and rebuild every row they affect; returns the count.
+
+        `folds` may hold the current folds of the events' aggregates (live ingestion has them in memory, already
+        including these events, and the views are caught up to just before them): their events are not folded
+        again, and their stored folds are not read.
+        """
         jobs: dict[UUID, dict[str, Any]] = {}
         instances: dict[UUID, dict[str, Any]] = {}
         environments: dict[UUID, dict[str, Any]] = {}
         count = 0
+        known = folds or {}
         for event in events:
             count += 1
             key = event.originator_id
-            if isinstance(event, Job.StateObserved | Job.TaskObserved):
+            if key in known:
+                target = (
+                    jobs
+                    if isinstance(event, _JOB_EVENTS)
+                    else instances
+                    if isinstance(event, _INSTANCE_EVENTS)
+                    else environments
+                )
+                target[key] = known[key]
+                continue
+            if isinstance(event, (Job.StateObserved, Job.TaskObserved)):
                 fold = jobs.get(key) or session.job_fold(key)
                 if fold is None:
                     raise LookupError(f"job {key} has no Tracked event before {type(event).__name__}")

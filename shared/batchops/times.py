@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
 def iso_ms(epoch_ms: int | None) -> str | None:
     """Format epoch milliseconds as `2025-11-13T02:13:20.000Z` (None stays None)."""
     if epoch_ms is None:
         return None
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    seconds, millis = divmod(int(epoch_ms), 1000)
+    return f"{_iso_seconds(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=1 << 16)
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_instant(text: str) -> int:

@@ -136,7 +136,9 @@ class SQLiteViewStore:
         """A unit of work on a generation, committed on exit."""
         g = generation or self.current_generation()
         with self._transaction() as db:
-            yield SQLiteSession(db, g, self.application_name)
+            session = SQLiteSession(db, g, self.application_name)
+            yield session
+            session.flush()
 
     # queries -----------------------------------------------------------------------------------------
     def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
@@ -285,9 +287,15 @@ class SQLiteSession:
         self._application_name = application_name
         job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
         marks = ", ".join("?" * (len(_JOB_COLUMNS) + 3))
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*_JOB_COLUMNS, "fold", "timeline"))
         self._put_job_sql = (
-            f"INSERT OR REPLACE INTO jobs_{generation} (key, {job_cols}, fold, timeline) VALUES ({marks})"
+            f"INSERT INTO jobs_{generation} (key, {job_cols}, fold, timeline) VALUES ({marks})"
+            f" ON CONFLICT (key) DO UPDATE SET {updates}"
         )
+        self._pending_jobs: dict[str, list[Any]] = {}
+        self._pending_placements: list[tuple[Any, ...]] = []
+        self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
+
         instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
         marks = ", ".join("?" * (len(_INSTANCE_COLUMNS) + 3))
         self._put_instance_sql = (
@@ -296,6 +304,9 @@ class SQLiteSession:
 
     def job_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of a job."""
+        pending = self._pending_jobs.get(str(key))
+        if pending is not None:
+            return orjson.loads(pending[-2])  # type: ignore[no-any-return]
         row = self._db.execute(f"SELECT fold FROM jobs_{self._g} WHERE key = ?", (str(key),)).fetchone()
         return orjson.loads(row[0]) if row else None
 
@@ -306,32 +317,51 @@ class SQLiteSession:
 
     def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
         """A compute environment's fold, spot signal and pricing."""
+        cached = self._environments.get(key)
+        if cached is not None:
+            return cached
         row = self._db.execute(
-            f"SELECT fold, spot_signal, pricing FROM compute_environments_{self._g} WHERE key = ?",
-            (str(key),),
+            f"SELECT fold, spot_signal, pricing FROM compute_environments_{self._g} WHERE key = ?", (str(key),)
         ).fetchone()
-        if row is None:
-            return None, False, None
-        return (orjson.loads(row[0]) if row[0] else None), bool(row[1]), row[2]
+        found = (
+            (None, False, None) if row is None else ((orjson.loads(row[0]) if row[0] else None), bool(row[1]), row[2])
+        )
+        self._environments[key] = found
+        return found
 
     def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
-        """Write a job's fold, row, timeline and attempt placements."""
-        values = [str(key), *(row[c] for c in _JOB_COLUMNS), orjson.dumps(fold), orjson.dumps(timeline)]
-        self._db.execute(self._put_job_sql, values)
-        placements = [
-            (
-                str(key),
-                a["attempt"],
-                row["account_id"],
-                row["region"],
-                a.get("container_instance_arn"),
-                row["instance_id"] if a["attempt"] == row["attempts"] else None,
-            )
-            for a in attempts_of(fold)
-            if a.get("container_instance_arn") or (a["attempt"] == row["attempts"] and row["instance_id"])
+        """Queue a job's fold, row, timeline and attempt placements; written together by `flush`."""
+        text_key = str(key)
+        self._pending_jobs[text_key] = [
+            text_key,
+            *(row[c] for c in _JOB_COLUMNS),
+            orjson.dumps(fold),
+            orjson.dumps(timeline),
         ]
-        if placements:
-            self._db.executemany(f"INSERT OR REPLACE INTO placements_{self._g} VALUES (?, ?, ?, ?, ?, ?)", placements)
+        for attempt in attempts_of(fold):
+            last = attempt["attempt"] == row["attempts"]
+            if attempt.get("container_instance_arn") or (last and row["instance_id"]):
+                self._pending_placements.append(
+                    (
+                        text_key,
+                        attempt["attempt"],
+                        row["account_id"],
+                        row["region"],
+                        attempt.get("container_instance_arn"),
+                        row["instance_id"] if last else None,
+                    )
+                )
+
+    def flush(self) -> None:
+        """Write the queued job rows (the transaction commits right after)."""
+        if self._pending_jobs:
+            self._db.executemany(self._put_job_sql, list(self._pending_jobs.values()))
+            self._pending_jobs.clear()
+        if self._pending_placements:
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO placements_{self._g} VALUES (?, ?, ?, ?, ?, ?)", self._pending_placements
+            )
+            self._pending_placements.clear()
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
         """Write an instance's fold and row."""
@@ -356,6 +386,7 @@ class SQLiteSession:
         pricing: str | None,
     ) -> None:
         """Write a compute environment's fold, spot signal and pricing."""
+        self._environments[key] = (fold, spot_signal, pricing)
         self._db.execute(
             f"INSERT OR REPLACE INTO compute_environments_{self._g} VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
