@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batchops.projection import attempts_of, failure_kind, instance_spot_signal
+from batchops.projection import failure_kind, instance_spot_signal
 from batchops.times import seconds_between
 
 COUNT = "Count"
@@ -37,19 +37,31 @@ class JobMetricState:
     blocked: bool
 
 
+def _batch_run_seconds(fold: dict[str, Any]) -> dict[int, float]:
+    """Run time of every attempt that Batch itself reported as finished (ECS task times never count)."""
+    runs: dict[int, float] = {}
+    for number, sources in fold["attempts"].items():
+        batch = sources.get("b", {})
+        run = seconds_between(batch.get("started"), batch.get("stopped"))
+        if run is not None:
+            runs[int(number)] = run
+    return runs
+
+
 def job_metric_state(fold: dict[str, Any]) -> JobMetricState:
-    """Snapshot what metrics compare before and after a fact is recorded."""
-    attempts = attempts_of(fold) if fold["attempts"] or fold["tasks"] else []
-    first = fold["first"]
-    start = first.get("STARTING")
-    if start is None and attempts:
-        start = attempts[0].get("started")
+    """Snapshot what metrics compare before and after a fact is recorded.
+
+    Only Batch's own timestamps feed metric values (JobQueueSeconds: createdAt → the first attempt's startedAt;
+    JobRunSeconds: attempts Batch reported as finished), so a value and its JobQueue dimension are the same
+    whichever order the events arrive in. (The projection's queue_seconds, first RUNNABLE → first STARTING,
+    is refined as late events arrive; a metric point, once emitted, cannot be.)
+    """
+    first_attempt = fold["attempts"].get("1", {})
+    started = first_attempt.get("b", {}).get("started") or first_attempt.get("l", {}).get("started")
     return JobMetricState(
         transitions=frozenset(fold["transitions"]),
-        queue_seconds=seconds_between(first.get("RUNNABLE"), start),
-        finished_attempts=frozenset(
-            a["attempt"] for a in attempts if seconds_between(a.get("started"), a.get("stopped")) is not None
-        ),
+        queue_seconds=seconds_between(fold["static"].get("created"), started),
+        finished_attempts=frozenset(_batch_run_seconds(fold)),
         blocked=fold["blocked"] is not None,
     )
 
@@ -64,18 +76,17 @@ def job_points(before: JobMetricState, fold: dict[str, Any], at: int) -> list[Me
     for transition in sorted(after.transitions - before.transitions):
         status = transition.partition("#")[0]
         points.append(MetricPoint("JobStateChanges", COUNT, 1, (*with_queue, ("Status", status)), at))
-        if status == "FAILED" and not any(t.startswith("FAILED#") for t in before.transitions):
+        is_array_parent = fold["static"].get("size") is not None
+        if status == "FAILED" and not is_array_parent and not any(t.startswith("FAILED#") for t in before.transitions):
             kind = failure_kind("FAILED", fold["reason"], fold["exit"], False) or "other"
             points.append(MetricPoint("JobsFailed", COUNT, 1, (*with_queue, ("FailureKind", kind)), at))
     if before.queue_seconds is None and after.queue_seconds is not None:
         points.append(MetricPoint("JobQueueSeconds", SECONDS, after.queue_seconds, with_queue, at))
     new_finished = after.finished_attempts - before.finished_attempts
     if new_finished:
-        for attempt in attempts_of(fold):
-            if attempt["attempt"] in new_finished:
-                run = seconds_between(attempt.get("started"), attempt.get("stopped"))
-                if run is not None:
-                    points.append(MetricPoint("JobRunSeconds", SECONDS, run, with_queue, at))
+        runs = _batch_run_seconds(fold)
+        for number in sorted(new_finished):
+            points.append(MetricPoint("JobRunSeconds", SECONDS, runs[number], with_queue, at))
     if after.blocked and not before.blocked:
         points.append(MetricPoint("JobsBlocked", COUNT, 1, with_queue, at))
     return points

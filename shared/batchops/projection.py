@@ -279,7 +279,10 @@ def job_row(fold: dict[str, Any], joins: Joins) -> dict[str, Any]:
         "array_index": static.get("index"),
         "array_size": static.get("size"),
         "last_event_time": iso_ms(fold["last"]),
-        "failure_kind": failure_kind(status, fold["reason"], exit_code, pricing == "spot"),
+        # An array parent fails because children failed: the children carry the cause.
+        "failure_kind": None
+        if static.get("size") is not None
+        else failure_kind(status, fold["reason"], exit_code, pricing == "spot"),
     }
     return row
 

@@ -78,8 +78,10 @@ def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
         clusterArn="arn:aws:ecs:us-east-1:123456789012:cluster/AWSBatch-my-ce-1a2b3c4d",
         ec2InstanceId="i-0abc",
     )
-    instance["detail"]["attributes"] += [{"name": "ecs.instance-type", "value": "m5.large"},
-                                         {"name": "ecs.availability-zone", "value": "us-east-1d"}]
+    instance["detail"]["attributes"] += [
+        {"name": "ecs.instance-type", "value": "m5.large"},
+        {"name": "ecs.availability-zone", "value": "us-east-1d"},
+    ]
     warning = copy.deepcopy(sample("aws-ec2--ec2-spot-instance-interruption-warning"))
     warning.update(account="123456789012", region="us-east-1", resources=["arn:aws:ec2:us-east-1d:instance/i-0abc"])
     warning["detail"]["instance-id"] = "i-0abc"
@@ -118,8 +120,13 @@ def test_no_secret_reaches_the_store(make_app, tmp_path: Path) -> None:
 
 def test_unusable_events_are_kept_with_their_reason_and_do_not_stop_the_batch(make_app) -> None:
     app = make_app()
-    bad = {"detail-type": "Batch Job State Change", "account": "1", "region": "r", "time": "2025-01-01T00:00:00Z",
-           "detail": {"status": "RUNNING"}}
+    bad = {
+        "detail-type": "Batch Job State Change",
+        "account": "1",
+        "region": "r",
+        "time": "2025-01-01T00:00:00Z",
+        "detail": {"status": "RUNNING"},
+    }
     summary = ingest(app, [bad, sample("aws-batch--batch-job-state-change--succeeded"), {"x": 1}]).summary
     assert (summary.read, summary.new, summary.rejected) == (3, 1, 2)
     kept = app.views.rejected()

@@ -4,7 +4,6 @@ import copy
 import json
 
 import pytest
-from conftest import all_samples, sample
 
 from batchops.inbound import (
     Parsed,
@@ -15,6 +14,7 @@ from batchops.inbound import (
     translate,
 )
 from batchops.redaction import redact
+from conftest import all_samples, sample
 
 
 def parsed(event: dict) -> Parsed:
@@ -72,10 +72,20 @@ def test_array_child_knows_its_parent_and_index() -> None:
 
 def test_sparse_eks_job_does_not_break_anything() -> None:
     event = {
-        "version": "0", "id": "e1", "detail-type": "Batch Job State Change", "source": "aws.batch",
-        "account": "123456789012", "time": "2025-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
-        "detail": {"jobId": "eks-1", "status": "RUNNABLE", "eksProperties": {"podProperties": {}},
-                   "eksAttempts": [{"podName": "p"}]},
+        "version": "0",
+        "id": "e1",
+        "detail-type": "Batch Job State Change",
+        "source": "aws.batch",
+        "account": "123456789012",
+        "time": "2025-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "jobId": "eks-1",
+            "status": "RUNNABLE",
+            "eksProperties": {"podProperties": {}},
+            "eksAttempts": [{"podName": "p"}],
+        },
     }
     fact = parsed(event).fact
     assert fact["platform"] == "EKS"
@@ -104,12 +114,21 @@ def test_spot_warning_reads_the_az_from_the_arn_region_slot() -> None:
 
 def test_container_instance_reads_type_az_and_compute_environment() -> None:
     event = copy.deepcopy(sample("aws-ecs--ecs-container-instance-state-change--active"))
-    event["detail"]["clusterArn"] = "arn:aws:ecs:us-east-1:111122223333:cluster/AWSBatch-gpu-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941"
-    event["detail"]["attributes"] += [{"name": "ecs.instance-type", "value": "c5.xlarge"},
-                                      {"name": "ecs.availability-zone", "value": "us-east-1c"}]
+    event["detail"]["clusterArn"] = (
+        "arn:aws:ecs:us-east-1:111122223333:cluster/AWSBatch-gpu-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941"
+    )
+    event["detail"]["attributes"] += [
+        {"name": "ecs.instance-type", "value": "c5.xlarge"},
+        {"name": "ecs.availability-zone", "value": "us-east-1c"},
+    ]
     fact = parsed(event).fact
     assert (fact["ce"], fact["type"], fact["az"], fact["vcpus"], fact["memory"]) == (
-        "gpu-ce", "c5.xlarge", "us-east-1c", 2, 3767)
+        "gpu-ce",
+        "c5.xlarge",
+        "us-east-1c",
+        2,
+        3767,
+    )
 
 
 def test_cloudtrail_record_tells_the_compute_environment_type() -> None:
@@ -142,12 +161,36 @@ def test_cluster_of_task_and_container_instance_arns() -> None:
     [
         ([], "not a JSON object"),
         ({"hello": 1}, "no 'detail-type'"),
-        ({"detail-type": "Something New", "account": "1", "region": "r", "time": "2025-01-01T00:00:00Z", "detail": {}},
-         "unknown detail-type 'Something New'"),
-        ({"detail-type": "Batch Job State Change", "account": "1", "region": "r", "time": "2025-01-01T00:00:00Z",
-          "detail": {"status": "RUNNING"}}, "invalid Batch Job State Change: jobId"),
-        ({"detail-type": "Batch Job State Change", "account": "1", "region": "r", "time": "yesterday",
-          "detail": {"jobId": "j", "status": "RUNNING"}}, "Invalid isoformat"),
+        (
+            {
+                "detail-type": "Something New",
+                "account": "1",
+                "region": "r",
+                "time": "2025-01-01T00:00:00Z",
+                "detail": {},
+            },
+            "unknown detail-type 'Something New'",
+        ),
+        (
+            {
+                "detail-type": "Batch Job State Change",
+                "account": "1",
+                "region": "r",
+                "time": "2025-01-01T00:00:00Z",
+                "detail": {"status": "RUNNING"},
+            },
+            "invalid Batch Job State Change: jobId",
+        ),
+        (
+            {
+                "detail-type": "Batch Job State Change",
+                "account": "1",
+                "region": "r",
+                "time": "yesterday",
+                "detail": {"jobId": "j", "status": "RUNNING"},
+            },
+            "Invalid isoformat",
+        ),
     ],
 )
 def test_bad_events_are_rejected_with_a_reason(event: object, reason: str) -> None:
@@ -164,4 +207,6 @@ def test_redaction_keeps_batch_variables_and_drops_everything_secret() -> None:
     assert "AWS_BATCH_JOB_ID" in clean and "0268d907-34a3-43e3-9905-f3d3a20f3842" in clean
     job = redact(sample("batch-runnable-ecsproperties-ec2--aws-batch-runtime-monitoring"))
     assert job["detail"]["parameters"] == "<redacted>"
-    assert job["detail"]["ecsProperties"]["taskProperties"][0]["containers"][0]["environment"][0]["value"] == "<redacted>"
+    assert (
+        job["detail"]["ecsProperties"]["taskProperties"][0]["containers"][0]["environment"][0]["value"] == "<redacted>"
+    )
