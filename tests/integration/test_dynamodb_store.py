@@ -302,9 +302,7 @@ def test_more_than_100_events_of_one_aggregate_are_refused(recorder: DynamoDBPro
 def test_tracked_save_must_fit_one_transaction(recorder: DynamoDBProcessRecorder) -> None:
     tracking = Tracking("upstream", 7)
     with pytest.raises(DataError):
-        recorder.insert_events(
-            _events(uuid4(), range(1, 60)) + _events(uuid4(), range(1, 42)), tracking=tracking
-        )
+        recorder.insert_events(_events(uuid4(), range(1, 60)) + _events(uuid4(), range(1, 42)), tracking=tracking)
     assert recorder.max_tracking_id("upstream") is None
     events = _events(uuid4(), range(1, 100))  # 99 events + the tracking item = 100
     recorder.insert_events(events, tracking=tracking)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from conftest import all_samples, ingest, rows_by_job, sample
-
 from batchops.projection import JOB_FIELDS
+from conftest import all_samples, ingest, rows_by_job, sample
 
 FAILED_JOB = ("123456789012", "us-east-1", "4c7599ae-0a82-49aa-ba5a-4727fcce14a8")
 
