@@ -241,13 +241,15 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 def cmd_instances(args: argparse.Namespace) -> int:
     """`batchops instances`"""
-    _emit(_open(args).views.instances(), INSTANCE_FIELDS, args.format, "instances")
+    app = _open(args)
+    _emit(app.views.instances(), INSTANCE_FIELDS, args.format, "instances")
     return 0
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     """`batchops timeline`"""
-    _emit(_open(args).views.timeline(), TIMELINE_FIELDS, args.format, "job state changes")
+    app = _open(args)
+    _emit(app.views.timeline(), TIMELINE_FIELDS, args.format, "job state changes")
     return 0
 
 

@@ -7,6 +7,7 @@ document (an object or an array). Reading streams line by line, so memory stays 
 from __future__ import annotations
 
 import gc
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -71,15 +72,17 @@ def read_events(stream: IO[bytes]) -> Iterator[RawEvent]:
         head = None
         stripped = first.lstrip()
         if stripped[:1] in (b"{", b"["):
-            document = first + stream.read()
+            # Perhaps one pretty-printed JSON document; if not, it was JSON Lines with a bad first line.
+            rest = stream.read()
             try:
-                whole = orjson.loads(document)
-            except orjson.JSONDecodeError as exc:
-                yield RawEvent(None, 1, f"invalid JSON: {exc}", document[:4000].decode("utf-8", "replace"))
+                whole = orjson.loads(first + rest)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                yield from _expand(whole, 1)
                 return
-            yield from _expand(whole, 1)
-            return
-        yield RawEvent(None, 1, "invalid JSON line", first[:4000].decode("utf-8", "replace"))
+            stream = io.BytesIO(rest)
+        yield RawEvent(None, 1, "invalid JSON", first[:4000].decode("utf-8", "replace"))
     else:
         yield from _expand(head, 1)
     for number, line in enumerate(stream, start=2):

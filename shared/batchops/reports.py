@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 from collections import Counter, defaultdict
 from typing import Any
 from urllib.parse import quote
@@ -46,7 +47,8 @@ _TABLE_COLUMNS = {
 
 
 def _console() -> Console:
-    return Console(soft_wrap=False)
+    # Piped output is read by people and by grep: don't fold it to 80 columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 220)
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -157,7 +159,7 @@ def store_summary(views: ViewStore) -> dict[str, Any]:
     for job in views.jobs():
         jobs += 1
         regions.add((job["account_id"], job["region"]))
-        per_account[job["account_id"]][job["status"]] += 1
+        per_account[job["account_id"]][job["status"] or "UNKNOWN"] += 1
         if job["queue_seconds"] is not None:
             queue_times[f"{job['account_id']}/{job['region']}/{job['queue']}"].append(job["queue_seconds"])
         if job["failure_kind"]:

@@ -10,14 +10,18 @@ which events exist.
 
 from __future__ import annotations
 
+import bisect
+import gc
 import heapq
+import marshal
 import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 __all__ = [
@@ -91,19 +95,19 @@ class ExpectedJob:
 
     account_id: str
     region: str
-    job_id: str
-    queue: str
-    compute_environment: str | None
-    platform: str
-    status: str
-    attempts: int
-    exit_code: int | None
-    pricing: str
-    instance_id: str | None
-    array_parent_id: str | None
-    array_index: int | None
-    array_size: int | None
-    failure_kind: str | None
+    job_id: str  # array children: "<parent id>:<index>"
+    queue: str  # the job queue's name
+    compute_environment: str | None  # CE of the last attempt; None when the job never started
+    platform: str  # EC2 | FARGATE
+    status: str  # final: SUCCEEDED | FAILED, or RUNNABLE for a job left blocked
+    attempts: int  # length of attempts[] in the job's last event (0 for array parents)
+    exit_code: int | None  # of the last attempt (essential container); None without one
+    pricing: str  # on-demand | spot | fargate (for a job that never started: of the CE it was headed for)
+    instance_id: str | None  # EC2 instance of the last attempt; None on Fargate or when never started
+    array_parent_id: str | None  # set on array children
+    array_index: int | None  # set on array children
+    array_size: int | None  # set on array parents
+    failure_kind: str | None  # spot_reclaim | oom | exit_nonzero | timeout | cancelled; None otherwise
 
 
 def simulate(settings: SimulationSettings) -> Iterator[dict[str, Any]]:
@@ -112,7 +116,7 @@ def simulate(settings: SimulationSettings) -> Iterator[dict[str, Any]]:
     simulation = _Simulation(settings, truth=None)
     if settings.chaos:
         return _deliver_with_chaos(simulation.timed_events(), settings.seed)
-    return (event for _, event in simulation.timed_events())
+    return map(itemgetter(1), simulation.timed_events())
 
 
 def simulate_with_truth(settings: SimulationSettings) -> tuple[list[dict[str, Any]], list[ExpectedJob]]:
@@ -121,8 +125,16 @@ def simulate_with_truth(settings: SimulationSettings) -> tuple[list[dict[str, An
     truth: list[ExpectedJob] = []
     simulation = _Simulation(settings, truth=truth)
     timed = simulation.timed_events()
-    delivered = _deliver_with_chaos(timed, settings.seed) if settings.chaos else (e for _, e in timed)
-    return list(delivered), truth
+    delivered = _deliver_with_chaos(timed, settings.seed) if settings.chaos else map(itemgetter(1), timed)
+    # Every event stays alive in the list, so each cyclic collection would walk all of them again
+    # (more than halving the speed); nothing here needs collecting before the run ends.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(delivered), truth
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _validate(settings: SimulationSettings) -> None:
@@ -169,12 +181,10 @@ def _deliver_with_chaos(timed: Iterator[tuple[int, dict[str, Any]]], seed: int) 
         yield heapq.heappop(in_flight)[2]
 
 
-def _copy_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
-    return value
+def _copy_json(event: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON-like data; marshal does it in C, several times faster than `copy.deepcopy`."""
+    copied: dict[str, Any] = marshal.loads(marshal.dumps(event))
+    return copied
 
 
 # --- ids and clocks -----------------------------------------------------------------------------
@@ -184,7 +194,7 @@ _UUID4_SET = (0x4 << 76) | (0x2 << 62)
 
 
 def _uuid4(rng: random.Random) -> str:
-    text = f"{(rng.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    text = ((rng.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET).to_bytes(16).hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
@@ -196,29 +206,28 @@ def _between(rng: random.Random, low: int, high: int) -> int:
     return low + int(rng.random() * (high - low))
 
 
-_EPOCH = date(1970, 1, 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECONDS = tuple(f"{second:02d}" for second in range(60))
+# ECS timestamps drop trailing zeros of the fraction, so the number of fraction digits varies.
+_FRACTIONS = ("", *("." + f"{millis:03d}".rstrip("0") for millis in range(1, 1000)))
 
 
-@lru_cache(maxsize=4096)
-def _day(day_number: int) -> str:
-    return (_EPOCH + timedelta(days=day_number)).isoformat()
+@lru_cache(maxsize=8192)
+def _minute_prefix(minute_number: int) -> str:
+    return (_EPOCH + timedelta(minutes=minute_number)).strftime("%Y-%m-%dT%H:%M:")
 
 
 def _iso_seconds(epoch_ms: int) -> str:
     """`2025-11-13T00:01:02Z`: the EventBridge envelope and CloudTrail precision."""
-    day_number, second = divmod(epoch_ms // 1000, 86_400)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{_day(day_number)}T{hour:02d}:{minute:02d}:{second:02d}Z"
+    minute_number, millis = divmod(epoch_ms, 60_000)
+    return f"{_minute_prefix(minute_number)}{_SECONDS[millis // 1000]}Z"
 
 
 def _iso_ecs(epoch_ms: int) -> str:
-    """ECS style: trailing zeros of the fraction dropped, so the number of fraction digits varies."""
-    millis = epoch_ms % 1000
-    whole = _iso_seconds(epoch_ms)
-    if millis == 0:
-        return whole
-    return f"{whole[:-1]}.{f'{millis:03d}'.rstrip('0')}Z"
+    """`2025-11-13T00:01:02.35Z`: milliseconds, trailing zeros (and a zero fraction) left out."""
+    minute_number, millis = divmod(epoch_ms, 60_000)
+    second, millis = divmod(millis, 1000)
+    return f"{_minute_prefix(minute_number)}{_SECONDS[second]}{_FRACTIONS[millis]}Z"
 
 
 def _envelope(
@@ -314,6 +323,13 @@ class _JobTemplate:
     memory_first: bool = False
     array_capable: bool = False
 
+    @property
+    def task_cpu(self) -> str:
+        """ECS CPU units of the task, a string as ECS sends it."""
+        return _TASK_CPU[self.vcpu]
+
+
+_TASK_CPU = {vcpu: str(int(float(vcpu) * 1024)) for vcpu in ("0.25", "0.5", "1", "2", "4", "8", "16")}
 
 _EC2_TEMPLATES = (
     _JobTemplate(
@@ -487,6 +503,7 @@ _REASON_ESSENTIAL_EXITED = "Essential container in task exited"
 _REASON_OOM = "OutOfMemoryError: Container killed due to memory usage"
 _REASON_TIMEOUT = "Job attempt duration exceeded timeout"
 _REASON_CANCELLED = "Cancelled by user"
+_REASON_ARRAY_CHILD_FAILED = "Array Child Job failed"
 _REASON_SPOT_CAPACITY = (
     "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - There is no Spot capacity available that meets the job requirements."
 )
@@ -533,6 +550,7 @@ _ARRAY_SIZE_WEIGHTS = (8, 8, 8, 6, 5, 4, 3, 2, 1, 1)
 @dataclass(slots=True, eq=False)
 class _Instance:
     instance_id: str
+    arn: str
     environment: _ComputeEnvironment
     instance_type: _InstanceType
     availability_zone: str
@@ -542,6 +560,7 @@ class _Instance:
     ready_ms: int
     idle_ms: int
     slots: list[int]
+    earliest_free: int
     busy_until: int
     warned_ms: int | None = None
     terminated_ms: int | None = None
@@ -552,19 +571,18 @@ class _Instance:
     used_cpu: int = 0
     used_memory: int = 0
 
-    @property
-    def arn(self) -> str:
-        env = self.environment
-        return f"arn:aws:ec2:{env.region}:{env.account}:instance/{self.instance_id}"
-
 
 @dataclass(slots=True, eq=False)
 class _ComputeEnvironment:
     account: str
     region: str
     name: str
+    arn: str
     resource_type: str  # EC2 | SPOT | FARGATE | FARGATE_SPOT
+    platform: str  # EC2 | FARGATE
+    pricing: str  # on-demand | spot | fargate
     cluster_name: str
+    cluster_arn: str
     autoscaling_group: str
     autoscaling_group_arn: str
     instance_types: tuple[_InstanceType, ...]
@@ -572,24 +590,6 @@ class _ComputeEnvironment:
     has_gpu: bool
     ami: str
     instances: list[_Instance] = field(default_factory=list)
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:batch:{self.region}:{self.account}:compute-environment/{self.name}"
-
-    @property
-    def cluster_arn(self) -> str:
-        return f"arn:aws:ecs:{self.region}:{self.account}:cluster/{self.cluster_name}"
-
-    @property
-    def platform(self) -> str:
-        return "FARGATE" if self.resource_type.startswith("FARGATE") else "EC2"
-
-    @property
-    def pricing(self) -> str:
-        if self.resource_type.startswith("FARGATE"):
-            return "fargate"
-        return "spot" if self.resource_type == "SPOT" else "on-demand"
 
 
 @dataclass(slots=True, eq=False)
@@ -616,6 +616,7 @@ class _Definition:
     empty_platform_capabilities: bool
     log_router_first: bool
     propagate_tags: bool
+    secrets: tuple[tuple[str, str], ...]  # name, Secrets Manager ARN (a reference, not a secret)
 
 
 @dataclass(slots=True, eq=False)
@@ -649,7 +650,8 @@ class _Attempt:
     instance: _Instance | None
     availability_zone: str
     task_id: str
-    container_ids: tuple[str, ...]
+    task_arn: str
+    container_arns: tuple[str, ...]
     network: _NetworkInterface | None
     starting_ms: int
     running_ms: int
@@ -659,6 +661,9 @@ class _Attempt:
     status_reason: str
     container_reason: str | None
     runtime_suffix: int
+    # ECS timestamps of the task, formatted once on first use: created, connectivity, pull started,
+    # pull stopped, started, execution stopped, stopping.
+    ecs_times: tuple[str, str, str, str, str, str, str] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -668,6 +673,7 @@ class _Job:
     environment: _ComputeEnvironment
     definition: _Definition
     job_id: str
+    arn: str
     name: str
     created_ms: int
     retry_attempts: int
@@ -681,14 +687,6 @@ class _Job:
     attempts: list[_Attempt] = field(default_factory=list)
     succeeded_children: int = 0
     failed_children: int = 0
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:batch:{self.home.region}:{self.home.account}:job/{self.job_id}"
-
-    def task_arn(self, attempt: _Attempt) -> str:
-        env = attempt.environment
-        return f"arn:aws:ecs:{env.region}:{env.account}:task/{env.cluster_name}/{attempt.task_id}"
 
     def log_stream(self, attempt: _Attempt, container: str = "default") -> str:
         return f"{self.definition.template.name}/{container}/{attempt.task_id}"
@@ -726,8 +724,10 @@ class _Simulation:
     def _release(self, before: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
         planned = self.planned
         ids = self.envelope_ids
-        while planned and (before is None or planned[0][0] < before):
-            epoch_ms, _, builder, args = heapq.heappop(planned)
+        pop = heapq.heappop
+        limit = math.inf if before is None else before
+        while planned and planned[0][0] < limit:
+            epoch_ms, _, builder, args = pop(planned)
             yield epoch_ms, builder(_uuid4(ids), epoch_ms, *args)
 
     def timed_events(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -762,10 +762,10 @@ class _Simulation:
         fleet: list[_AccountRegion] = []
         for account in accounts:
             for region in REGIONS[: self.settings.regions]:
-                fleet.append(self._build_account_region(account, region, len(fleet)))
+                fleet.append(self._build_account_region(account, region))
         return fleet
 
-    def _build_account_region(self, account: str, region: str, index: int) -> _AccountRegion:
+    def _build_account_region(self, account: str, region: str) -> _AccountRegion:
         rng = self.rng
         zones = tuple(f"{region}{letter}" for letter in "abc")
         subnets = tuple(f"subnet-{_hex(rng, 17)}" for _ in zones)
@@ -781,42 +781,38 @@ class _Simulation:
         if spot.has_gpu:
             spot_templates.append(_GPU_TEMPLATE)
             spot_weights.append(1.0)
+
+        def queue(
+            name: str,
+            environments: dict[_ComputeEnvironment, float],
+            templates: dict[_JobTemplate, float],
+            share_identifier: str | None = None,
+        ) -> _Queue:
+            return _Queue(
+                name=name,
+                arn=f"arn:aws:batch:{region}:{account}:job-queue/{name}",
+                environments=tuple(environments),
+                environment_weights=tuple(_cumulative(list(environments.values()))),
+                templates=tuple(templates),
+                template_weights=tuple(_cumulative(list(templates.values()))),
+                share_identifier=share_identifier,
+            )
+
+        # Spot first, on-demand as the fallback when spot capacity is short.
         queues = [
-            _Queue(
+            queue(
                 rng.choice(_SPOT_QUEUES),
-                "",
-                (spot, on_demand),
-                tuple(_cumulative([0.85, 0.15])),
-                tuple(spot_templates),
-                tuple(_cumulative(spot_weights)),
+                {spot: 0.85, on_demand: 0.15},
+                dict(zip(spot_templates, spot_weights, strict=True)),
                 "blue" if rng.random() < 0.3 else None,
             ),
-            _Queue(
-                rng.choice(_FARGATE_QUEUES),
-                "",
-                (fargate,),
-                (1.0,),
-                tuple(rng.sample(_FARGATE_TEMPLATES, 3)),
-                tuple(_cumulative([1.0, 1.0, 1.0])),
-                None,
-            ),
+            queue(rng.choice(_FARGATE_QUEUES), {fargate: 1.0}, dict.fromkeys(rng.sample(_FARGATE_TEMPLATES, 3), 1.0)),
         ]
         queue_weights = [0.55, 0.3]
         if rng.random() < 0.6:
-            queues.append(
-                _Queue(
-                    rng.choice(_ON_DEMAND_QUEUES),
-                    "",
-                    (on_demand,),
-                    (1.0,),
-                    (*rng.sample(_PLAIN_EC2_TEMPLATES, 2), _SIDECAR_TEMPLATE),
-                    tuple(_cumulative([1.0, 1.0, 0.35])),
-                    None,
-                )
-            )
+            templates = {**dict.fromkeys(rng.sample(_PLAIN_EC2_TEMPLATES, 2), 1.0), _SIDECAR_TEMPLATE: 0.35}
+            queues.append(queue(rng.choice(_ON_DEMAND_QUEUES), {on_demand: 1.0}, templates))
             queue_weights.append(0.25)
-        for queue in queues:
-            queue.arn = f"arn:aws:batch:{region}:{account}:job-queue/{queue.name}"
         return _AccountRegion(
             account=account,
             region=region,
@@ -853,8 +849,12 @@ class _Simulation:
             account=account,
             region=region,
             name=name,
+            arn=f"arn:aws:batch:{region}:{account}:compute-environment/{name}",
             resource_type=resource_type,
+            platform="EC2" if ec2_spec is not None else "FARGATE",
+            pricing="fargate" if ec2_spec is None else "spot" if resource_type == "SPOT" else "on-demand",
             cluster_name=cluster,
+            cluster_arn=f"arn:aws:ecs:{region}:{account}:cluster/{cluster}",
             autoscaling_group=group,
             autoscaling_group_arn=group_arn,
             instance_types=instance_types,
@@ -877,7 +877,7 @@ class _Simulation:
                 if rng.random() < 0.12:
                     continue
                 moment += _between(rng, 1_000, 4_000)
-                self._at(moment, _cloudtrail_create_compute_environment, home, environment, _uuid4(rng))
+                self._at(moment, _cloudtrail_create_compute_environment, home, environment, _uuid4(rng), _uuid4(rng))
         return moment
 
     def _definition(self, home: _AccountRegion, template: _JobTemplate) -> _Definition:
@@ -902,6 +902,10 @@ class _Simulation:
             empty_platform_capabilities=template.platform == "EC2" and rng.random() < 0.3,
             log_router_first=rng.random() < 0.5,
             propagate_tags=rng.random() < 0.5,
+            secrets=tuple(
+                (name, f"arn:aws:secretsmanager:{region}:{account}:secret:prod/{name.lower()}-{_hex(rng, 6)}")
+                for name in template.secrets
+            ),
         )
         home.definitions[template.name] = definition
         return definition
@@ -939,9 +943,11 @@ class _Simulation:
         launched = wanted_ms + _between(rng, 3_000, 15_000)
         ready = launched + _between(rng, 60_000, 150_000)
         instance_type = rng.choice(environment.instance_types)
+        instance_id = f"i-0{_hex(rng, 16)}"
         zone_index = _between(rng, 0, len(home.availability_zones))
         instance = _Instance(
-            instance_id=f"i-{_hex(rng, 17)}",
+            instance_id=instance_id,
+            arn=f"arn:aws:ec2:{environment.region}:{environment.account}:instance/{instance_id}",
             environment=environment,
             instance_type=instance_type,
             availability_zone=home.availability_zones[zone_index],
@@ -954,6 +960,7 @@ class _Simulation:
             ready_ms=ready,
             idle_ms=_between(rng, 240_000, 720_000),
             slots=[ready] * instance_type.slots,
+            earliest_free=ready,
             busy_until=ready,
         )
         environment.instances.append(instance)
@@ -982,7 +989,9 @@ class _Simulation:
         """Pick an instance with a free slot at (or just after) the wanted time; launch one if none fits."""
         for instance in environment.instances:
             start = max(wanted_ms, instance.ready_ms + 1_000)
-            if start - wanted_ms > 90_000 or start > instance.busy_until + instance.idle_ms:
+            if instance.earliest_free > start or start - wanted_ms > 90_000:
+                continue
+            if start > instance.busy_until + instance.idle_ms:
                 continue
             end = start + occupancy_ms
             if instance.warned_ms is not None and end > instance.warned_ms:
@@ -1009,6 +1018,7 @@ class _Simulation:
 
     def _occupy(self, instance: _Instance, slot: int, end: int) -> None:
         instance.slots[slot] = end
+        instance.earliest_free = min(instance.slots)
         if end > instance.busy_until:
             instance.busy_until = end
             if instance.terminated_ms is None:
@@ -1043,10 +1053,10 @@ class _Simulation:
 
     def _submit(self, submitted_ms: int) -> None:
         rng = self.rng
-        home = rng.choices(self.fleet, cum_weights=self.fleet_weights)[0]
-        queue = rng.choices(home.queues, cum_weights=home.queue_weights)[0]
-        template = rng.choices(queue.templates, cum_weights=queue.template_weights)[0]
-        environment = rng.choices(queue.environments, cum_weights=queue.environment_weights)[0]
+        home = self.fleet[_pick(rng, self.fleet_weights)]
+        queue = home.queues[_pick(rng, home.queue_weights)]
+        template = queue.templates[_pick(rng, queue.template_weights)]
+        environment = queue.environments[_pick(rng, queue.environment_weights)]
         if template.gpu is not None and not environment.has_gpu:
             environment = queue.environments[0]
         definition = self._definition(home, template)
@@ -1097,6 +1107,7 @@ class _Simulation:
             environment=environment,
             definition=definition,
             job_id=job_id,
+            arn=arn,
             name=name,
             created_ms=submitted_ms,
             retry_attempts=retry_attempts,
@@ -1127,6 +1138,7 @@ class _Simulation:
                 environment=environment,
                 definition=definition,
                 job_id=f"{parent.job_id}:{index}",
+                arn=f"{parent.arn}:{index}",
                 name=parent.name,
                 created_ms=submitted_ms,
                 retry_attempts=parent.retry_attempts,
@@ -1145,7 +1157,8 @@ class _Simulation:
             finished = max(finished, child_finished)
         status = "FAILED" if parent.failed_children else "SUCCEEDED"
         stopped = finished + _between(rng, 1_000, 5_000)
-        self._at(stopped, _batch_job_event, parent, status, 0, -1, None, stopped)
+        reason = _REASON_ARRAY_CHILD_FAILED if parent.failed_children else None
+        self._at(stopped, _batch_job_event, parent, status, 0, -1, reason, stopped)
         self._record(parent, status, None)
 
     def _run(self, job: _Job, ready: int, is_child: bool) -> tuple[str, int]:
@@ -1271,7 +1284,7 @@ class _Simulation:
         occupancy = running_after + run + stop_tail + 1_000
         instance: _Instance | None = None
         if fargate:
-            starting = wanted
+            starting = wanted  # Fargate capacity is not modelled: the task starts when scheduled
             zone_index = _between(rng, 0, len(home.availability_zones))
             zone = home.availability_zones[zone_index]
             network: _NetworkInterface | None = _NetworkInterface(
@@ -1291,14 +1304,19 @@ class _Simulation:
         running = starting + running_after
         stopped = running + run
         containers = 2 if template.sidecar else 1
+        task_id = _hex(rng, 32)
         attempt = _Attempt(
             number=number,
             kind=kind,
             environment=environment,
             instance=instance,
             availability_zone=zone,
-            task_id=_hex(rng, 32),
-            container_ids=tuple(_uuid4(rng) for _ in range(containers)),
+            task_id=task_id,
+            task_arn=f"arn:aws:ecs:{home.region}:{home.account}:task/{environment.cluster_name}/{task_id}",
+            container_arns=tuple(
+                f"arn:aws:ecs:{home.region}:{home.account}:container/{environment.cluster_name}/{task_id}/{_uuid4(rng)}"
+                for _ in range(containers)
+            ),
             network=network,
             starting_ms=starting,
             running_ms=running,
@@ -1315,37 +1333,42 @@ class _Simulation:
         skip_running = run < 30_000 and rng.random() < _P_SKIP_RUNNING_WHEN_FAST
         if not skip_running:
             self._at(running + _between(rng, 200, 1_500), _batch_job_event, job, "RUNNING", index, index, None, None)
-        stopped_event = stopped + stop_tail
-        if fargate:
-            self._at(starting + _between(rng, 100, 800), _ecs_task_event, job, attempt, "PROVISIONING", 1)
-            self._at(starting + provisioned_after, _ecs_task_event, job, attempt, "PENDING", 2)
-            self._at(running, _ecs_task_event, job, attempt, "RUNNING", 3)
-            self._at(stopped + _between(rng, 100, stop_tail), _ecs_task_event, job, attempt, "DEPROVISIONING", 4)
-            self._at(stopped_event + _between(rng, 10_000, 30_000), _ecs_task_event, job, attempt, "STOPPED", 5)
+        if attempt.instance is None:
+            self._plan_fargate_task(job, attempt, provisioned_after, stop_tail)
         else:
-            assert instance is not None
-            cpu = int(float(template.vcpu) * 1024)
-            memory = int(template.memory)
-            self._at(starting + _between(rng, 50, 400), _container_instance_event, instance, None, cpu, memory)
-            self._at(starting + _between(rng, 400, 900), _ecs_task_event, job, attempt, "PENDING", 1)
-            self._at(running, _ecs_task_event, job, attempt, "RUNNING", 2)
-            self._at(stopped_event, _ecs_task_event, job, attempt, "STOPPED", 3)
-            if kind == SPOT_RECLAIM:
-                warned = running + warn_after
-                self._reclaim(instance, warned, warned + 120_000, starting)
-            else:
-                self._at(
-                    stopped_event + _between(rng, 100, 900),
-                    _container_instance_event,
-                    instance,
-                    None,
-                    -cpu,
-                    -memory,
-                )
-                if environment.resource_type == "SPOT" and rng.random() < 0.02:
-                    # Rebalance recommendations also come for instances that are never interrupted.
-                    self._at(starting + _between(rng, 0, occupancy), _rebalance_recommendation, instance)
+            self._plan_ec2_task(job, attempt, attempt.instance, running + warn_after, stop_tail, occupancy)
         return attempt
+
+    def _plan_fargate_task(self, job: _Job, attempt: _Attempt, provisioned_after: int, stop_tail: int) -> None:
+        rng = self.rng
+        starting, stopped = attempt.starting_ms, attempt.stopped_ms
+        self._at(starting + _between(rng, 100, 800), _ecs_task_event, job, attempt, "PROVISIONING", 1)
+        self._at(starting + provisioned_after, _ecs_task_event, job, attempt, "PENDING", 2)
+        self._at(attempt.running_ms, _ecs_task_event, job, attempt, "RUNNING", 3)
+        self._at(stopped + _between(rng, 100, stop_tail), _ecs_task_event, job, attempt, "DEPROVISIONING", 4)
+        self._at(stopped + stop_tail + _between(rng, 10_000, 30_000), _ecs_task_event, job, attempt, "STOPPED", 5)
+
+    def _plan_ec2_task(
+        self, job: _Job, attempt: _Attempt, host: _Instance, warned: int, stop_tail: int, occupancy: int
+    ) -> None:
+        """The task on its container instance: placement, ECS changes, and the end of the host on a reclaim."""
+        rng = self.rng
+        template = job.definition.template
+        starting = attempt.starting_ms
+        stopped_event = attempt.stopped_ms + stop_tail
+        cpu = int(float(template.vcpu) * 1024)
+        memory = int(template.memory)
+        self._at(starting + _between(rng, 50, 400), _container_instance_event, host, None, cpu, memory)
+        self._at(starting + _between(rng, 400, 900), _ecs_task_event, job, attempt, "PENDING", 1)
+        self._at(attempt.running_ms, _ecs_task_event, job, attempt, "RUNNING", 2)
+        self._at(stopped_event, _ecs_task_event, job, attempt, "STOPPED", 3)
+        if attempt.kind == SPOT_RECLAIM:
+            self._reclaim(host, warned, warned + 120_000, starting)
+            return
+        self._at(stopped_event + _between(rng, 100, 900), _container_instance_event, host, None, -cpu, -memory)
+        if host.environment.resource_type == "SPOT" and rng.random() < 0.02:
+            # Rebalance recommendations also come for instances that are never interrupted.
+            self._at(starting + _between(rng, 0, occupancy), _rebalance_recommendation, host)
 
     def _record(self, job: _Job, status: str, failure_kind: str | None) -> None:
         if self.truth is None:
@@ -1373,6 +1396,11 @@ class _Simulation:
         )
 
 
+def _pick(rng: random.Random, cumulative_weights: tuple[float, ...]) -> int:
+    """Index drawn with the given cumulative weights (what `random.choices` does, without its overhead)."""
+    return bisect.bisect(cumulative_weights, rng.random() * cumulative_weights[-1])
+
+
 def _cumulative(weights: list[float]) -> list[float]:
     total = 0.0
     out: list[float] = []
@@ -1397,14 +1425,7 @@ def _resource_requirements(template: _JobTemplate) -> list[dict[str, str]]:
 
 
 def _secrets(job: _Job) -> list[dict[str, str]]:
-    home = job.home
-    return [
-        {
-            "name": name,
-            "valueFrom": f"arn:aws:secretsmanager:{home.region}:{home.account}:secret:prod/{name.lower()}-Ab12Cd",
-        }
-        for name in job.definition.template.secrets
-    ]
+    return [{"name": name, "valueFrom": arn} for name, arn in job.definition.secrets]
 
 
 def _network_interfaces(attempt: _Attempt | None) -> list[dict[str, str]]:
@@ -1418,7 +1439,7 @@ def _container_instance_arn(attempt: _Attempt) -> str | None:
 
 
 def _attempt_record(job: _Job, attempt: _Attempt) -> dict[str, Any]:
-    task_arn = job.task_arn(attempt)
+    task_arn = attempt.task_arn
     if job.definition.template.sidecar:
         containers = []
         for name, exit_code in _sidecar_containers(job, attempt):
@@ -1493,7 +1514,7 @@ def _container(job: _Job, status: str, shown: _Attempt | None) -> dict[str, Any]
         instance_arn = _container_instance_arn(shown)
         if instance_arn is not None:
             container["containerInstanceArn"] = instance_arn
-        container["taskArn"] = job.task_arn(shown)
+        container["taskArn"] = shown.task_arn
         if status != "STARTING":
             container["logStreamName"] = job.log_stream(shown)
         if status in _TERMINAL:
@@ -1542,7 +1563,7 @@ def _ecs_properties(job: _Job, status: str, shown: _Attempt | None) -> dict[str,
         instance_arn = _container_instance_arn(shown)
         if instance_arn is not None:
             task["containerInstanceArn"] = instance_arn
-        task["taskArn"] = job.task_arn(shown)
+        task["taskArn"] = shown.task_arn
     task["executionRoleArn"] = definition.execution_role
     task["taskRoleArn"] = definition.job_role
     task["volumes"] = []
@@ -1550,9 +1571,10 @@ def _ecs_properties(job: _Job, status: str, shown: _Attempt | None) -> dict[str,
 
 
 def _job_detail(
-    job: _Job, status: str, finished: int, shown_index: int, reason: str | None, stopped: int | None
+    job: _Job, status: str, finished_attempts: int, shown_attempt: int, reason: str | None, stopped: int | None
 ) -> dict[str, Any]:
-    shown = job.attempts[shown_index] if shown_index >= 0 else None
+    # shown_attempt: index of the attempt whose task the event describes (-1: none, e.g. RUNNABLE).
+    shown = job.attempts[shown_attempt] if shown_attempt >= 0 else None
     template = job.definition.template
     detail: dict[str, Any] = {
         "jobArn": job.arn,
@@ -1564,7 +1586,7 @@ def _job_detail(
     if job.queue.share_identifier is not None:
         detail["shareIdentifier"] = job.queue.share_identifier
         detail["schedulingPriority"] = 1
-    detail["attempts"] = [_attempt_record(job, attempt) for attempt in job.attempts[:finished]]
+    detail["attempts"] = [_attempt_record(job, attempt) for attempt in job.attempts[:finished_attempts]]
     if reason is not None:
         detail["statusReason"] = reason
     detail["createdAt"] = job.created_ms
@@ -1612,13 +1634,13 @@ def _batch_job_event(
     epoch_ms: int,
     job: _Job,
     status: str,
-    finished: int,
-    shown_index: int,
+    finished_attempts: int,
+    shown_attempt: int,
     reason: str | None,
     stopped: int | None,
 ) -> dict[str, Any]:
     home = job.home
-    detail = _job_detail(job, status, finished, shown_index, reason, stopped)
+    detail = _job_detail(job, status, finished_attempts, shown_attempt, reason, stopped)
     return _envelope(
         event_id, BATCH_JOB_STATE_CHANGE, "aws.batch", home.account, epoch_ms, home.region, [job.arn], detail
     )
@@ -1656,6 +1678,37 @@ _ENI_STATUS = {
 }
 
 
+def _task_times(attempt: _Attempt) -> tuple[str, str, str, str, str, str, str]:
+    times = attempt.ecs_times
+    if times is None:
+        starting, running, stopped = attempt.starting_ms, attempt.running_ms, attempt.stopped_ms
+        times = attempt.ecs_times = (
+            _iso_ecs(starting + 57),
+            _iso_ecs(starting + (running - starting) // 4),
+            _iso_ecs(starting + (running - starting) // 2),
+            _iso_ecs(running - 1_234),
+            _iso_ecs(running),
+            _iso_ecs(stopped),
+            _iso_ecs(stopped + 211),
+        )
+    return times
+
+
+def _task_environment(job: _Job, attempt: _Attempt, with_user_variables: bool) -> list[dict[str, str]]:
+    """What AWS Batch passes to the container: its own variables, then the user's, in clear text."""
+    variables = [
+        {"name": "AWS_BATCH_JOB_ID", "value": job.job_id},
+        {"name": "AWS_BATCH_JQ_NAME", "value": job.queue.name},
+        {"name": "AWS_BATCH_CE_NAME", "value": attempt.environment.name},
+        {"name": "AWS_BATCH_JOB_ATTEMPT", "value": str(attempt.number)},
+    ]
+    if job.array_index is not None:
+        variables.append({"name": "AWS_BATCH_JOB_ARRAY_INDEX", "value": str(job.array_index)})
+    if with_user_variables:
+        variables.extend({"name": name, "value": value} for name, value in job.user_environment)
+    return variables
+
+
 def _ecs_task_event(
     event_id: str, epoch_ms: int, job: _Job, attempt: _Attempt, phase: str, version: int
 ) -> dict[str, Any]:
@@ -1663,55 +1716,40 @@ def _ecs_task_event(
     template = definition.template
     environment = attempt.environment
     fargate = environment.platform == "FARGATE"
-    task_arn = job.task_arn(attempt)
-    account, region = environment.account, environment.region
+    task_arn = attempt.task_arn
+    times = _task_times(attempt)
     started = phase in ("RUNNING", "DEPROVISIONING", "STOPPED")
     stopping = phase in ("DEPROVISIONING", "STOPPED")
     container_status = "PENDING" if phase == "PROVISIONING" else "STOPPED" if stopping else phase
     network = attempt.network
-    batch_variables = [
-        {"name": "AWS_BATCH_JOB_ID", "value": job.job_id},
-        {"name": "AWS_BATCH_JQ_NAME", "value": job.queue.name},
-        {"name": "AWS_BATCH_CE_NAME", "value": environment.name},
-        {"name": "AWS_BATCH_JOB_ATTEMPT", "value": str(attempt.number)},
-    ]
-    if job.array_index is not None:
-        batch_variables.append({"name": "AWS_BATCH_JOB_ARRAY_INDEX", "value": str(job.array_index)})
-    user_variables = [{"name": name, "value": value} for name, value in job.user_environment]
-    if template.sidecar:
-        names = [name for name, _ in _sidecar_containers(job, attempt)]
-        exits = dict(_sidecar_containers(job, attempt))
-    else:
-        names = ["default"]
-        exits = {"default": attempt.exit_code}
+    layout = _sidecar_containers(job, attempt) if template.sidecar else [("default", attempt.exit_code)]
     containers = []
     overrides = []
-    for position, name in enumerate(names):
+    for position, (name, exit_code) in enumerate(layout):
+        main = name != "log-router"
         container: dict[str, Any] = {
-            "containerArn": f"arn:aws:ecs:{region}:{account}:container/{environment.cluster_name}/"
-            f"{attempt.task_id}/{attempt.container_ids[position]}",
+            "containerArn": attempt.container_arns[position],
             "lastStatus": container_status,
             "name": name,
-            "image": definition.image if name in ("default", "main") else definition.sidecar_image,
+            "image": definition.image if main else definition.sidecar_image,
         }
         if started:
             container["imageDigest"] = definition.image_digest
             container["runtimeId"] = f"{attempt.task_id}-{attempt.runtime_suffix + position}"
         container["taskArn"] = task_arn
-        if phase == "STOPPED" and exits[name] is not None:
-            container["exitCode"] = exits[name]
-            if attempt.container_reason is not None and name in ("default", "main"):
+        if phase == "STOPPED" and exit_code is not None:
+            container["exitCode"] = exit_code
+            if main and attempt.container_reason is not None:
                 container["reason"] = attempt.container_reason
-        container["networkInterfaces"] = (
-            [{"attachmentId": network.attachment_id, "privateIpv4Address": network.private_ip}]
-            if network is not None and phase != "PROVISIONING"
-            else []
-        )
+        if network is not None and phase != "PROVISIONING":
+            container["networkInterfaces"] = [
+                {"attachmentId": network.attachment_id, "privateIpv4Address": network.private_ip}
+            ]
+        else:
+            container["networkInterfaces"] = []
         container["cpu"] = "0"
         containers.append(container)
-        environment_override = batch_variables + user_variables if name in ("default", "main") else batch_variables
-        overrides.append({"environment": [dict(item) for item in environment_override], "name": name})
-    cpu = str(int(float(template.vcpu) * 1024))
+        overrides.append({"environment": _task_environment(job, attempt, main), "name": name})
     detail: dict[str, Any] = {}
     if network is not None:
         detail["attachments"] = [
@@ -1734,37 +1772,33 @@ def _ecs_task_event(
     detail["clusterArn"] = environment.cluster_arn
     if fargate and phase != "PROVISIONING":
         detail["connectivity"] = "CONNECTED"
-        detail["connectivityAt"] = _iso_ecs(attempt.starting_ms + (attempt.running_ms - attempt.starting_ms) // 4)
-    instance_arn = _container_instance_arn(attempt)
-    if instance_arn is not None:
-        detail["containerInstanceArn"] = instance_arn
+        detail["connectivityAt"] = times[1]
+    if attempt.instance is not None:
+        detail["containerInstanceArn"] = attempt.instance.container_instance_arn
     detail["containers"] = containers
-    detail["cpu"] = cpu
-    detail["createdAt"] = _iso_ecs(attempt.starting_ms + 57)
+    detail["cpu"] = template.task_cpu
+    detail["createdAt"] = times[0]
     detail["desiredStatus"] = _ECS_DESIRED[phase]
     detail["enableExecuteCommand"] = False
     if fargate:
         detail["ephemeralStorage"] = {"sizeInGiB": 20}
     if stopping:
-        detail["executionStoppedAt"] = _iso_ecs(attempt.stopped_ms)
+        detail["executionStoppedAt"] = times[5]
     detail["group"] = f"family:{template.name}"
-    detail["launchType"] = "FARGATE" if fargate else "EC2"
+    detail["launchType"] = environment.platform
     detail["lastStatus"] = phase
     detail["memory"] = template.memory
-    override: dict[str, Any] = {"containerOverrides": overrides}
     if fargate:
-        override["cpu"] = cpu
-        override["memory"] = template.memory
-    detail["overrides"] = override
-    if fargate:
+        detail["overrides"] = {"containerOverrides": overrides, "cpu": template.task_cpu, "memory": template.memory}
         detail["platformVersion"] = "1.4.0"
+    else:
+        detail["overrides"] = {"containerOverrides": overrides}
     if started:
-        pull_started = attempt.starting_ms + (attempt.running_ms - attempt.starting_ms) // 2
-        detail["pullStartedAt"] = _iso_ecs(pull_started)
-        detail["pullStoppedAt"] = _iso_ecs(attempt.running_ms - 1_234)
-        detail["startedAt"] = _iso_ecs(attempt.running_ms)
+        detail["pullStartedAt"] = times[2]
+        detail["pullStoppedAt"] = times[3]
+        detail["startedAt"] = times[4]
     if stopping:
-        detail["stoppingAt"] = _iso_ecs(attempt.stopped_ms + 211)
+        detail["stoppingAt"] = times[6]
     if phase == "STOPPED":
         detail["stoppedAt"] = _iso_ecs(epoch_ms)
         if attempt.kind == SPOT_RECLAIM:
@@ -1779,7 +1813,16 @@ def _ecs_task_event(
     detail["taskDefinitionArn"] = definition.task_definition_arn
     detail["updatedAt"] = _iso_ecs(epoch_ms)
     detail["version"] = version
-    return _envelope(event_id, ECS_TASK_STATE_CHANGE, "aws.ecs", account, epoch_ms, region, [task_arn], detail)
+    return _envelope(
+        event_id,
+        ECS_TASK_STATE_CHANGE,
+        "aws.ecs",
+        environment.account,
+        epoch_ms,
+        environment.region,
+        [task_arn],
+        detail,
+    )
 
 
 def _container_instance_event(
@@ -1921,7 +1964,7 @@ def _autoscaling_event(
         "AutoScalingGroupName": environment.autoscaling_group,
         "ActivityId": activity_id,
         "Details": {"Availability Zone": instance.availability_zone, "Subnet ID": instance.subnet},
-        "RequestId": event_id,
+        "RequestId": activity_id,
         "StatusMessage": "",
         "EndTime": _iso_seconds(epoch_ms),
         "EC2InstanceId": instance.instance_id,
@@ -1941,7 +1984,12 @@ def _autoscaling_event(
 
 
 def _cloudtrail_create_compute_environment(
-    event_id: str, epoch_ms: int, home: _AccountRegion, environment: _ComputeEnvironment, cloudtrail_id: str
+    event_id: str,
+    epoch_ms: int,
+    home: _AccountRegion,
+    environment: _ComputeEnvironment,
+    cloudtrail_id: str,
+    request_id: str,
 ) -> dict[str, Any]:
     account, region = home.account, home.region
     moment = _iso_seconds(epoch_ms)
@@ -1981,7 +2029,7 @@ def _cloudtrail_create_compute_environment(
             "computeEnvironmentName": environment.name,
             "computeEnvironmentArn": environment.arn,
         },
-        "requestID": event_id,
+        "requestID": request_id,
         "eventID": cloudtrail_id,
         "readOnly": False,
         "eventType": "AwsApiCall",

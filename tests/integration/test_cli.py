@@ -1,0 +1,149 @@
+"""The `batchops` command line, run as a user runs it (a subprocess, real files, real store)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import all_samples, sample
+
+FAILED_JOB = "4c7599ae-0a82-49aa-ba5a-4727fcce14a8"
+
+
+def run(args: list[str], store: Path, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BATCHOPS_STORE": f"sqlite:///{store}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "batchops", *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"batchops {args} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in all_samples()))
+    return path
+
+
+def test_ingest_then_list_jobs_as_json_csv_and_table(tmp_path: Path, events_file: Path) -> None:
+    store = tmp_path / "b.db"
+    out = run(["ingest", str(events_file)], store).stdout
+    assert "read 25 events: 23 new, 0 duplicates, 0 rejected, 2 ignored" in out
+    rows = json.loads(run(["jobs", "--format", "json"], store).stdout)
+    assert len(rows) == 9
+    failed = run(["jobs", "--account", "123456789012", "--status", "failed", "--format", "csv"], store).stdout
+    by_id = {r["job_id"]: r for r in csv.DictReader(io.StringIO(failed))}
+    assert set(by_id) == {FAILED_JOB, "a7c17e65-6eb9-4d5c-ad20-90ae910f6660"}
+    assert by_id[FAILED_JOB]["attempts"] == "2" and by_id[FAILED_JOB]["pricing"] == "spot"
+    table = run(["jobs", "--status", "FAILED"], store).stdout
+    assert "2 jobs" in table and "event-test" in table
+
+
+def test_store_flag_works_after_the_command_too(tmp_path: Path, events_file: Path) -> None:
+    other = tmp_path / "other.db"
+    run(["ingest", str(events_file), "--store", f"sqlite:///{other}"], tmp_path / "unused.db")
+    rows = json.loads(run(["--store", f"sqlite:///{other}", "jobs", "--format", "json"], tmp_path / "x.db").stdout)
+    assert len(rows) == 9
+
+
+def test_stdin_and_json_arrays_are_read(tmp_path: Path) -> None:
+    store = tmp_path / "b.db"
+    array = json.dumps(
+        [sample("aws-batch--batch-job-state-change--runnable"), sample("aws-batch--batch-job-state-change--failed")],
+        indent=2,
+    )
+    out = run(["ingest", "-"], store, stdin=array).stdout
+    assert "read 2 events: 2 new" in out
+    assert json.loads(run(["jobs", "--format", "json"], store).stdout)[0]["status"] == "FAILED"
+
+
+def test_a_bad_line_is_kept_and_reported_but_the_rest_is_ingested(tmp_path: Path) -> None:
+    store = tmp_path / "b.db"
+    good = json.dumps(sample("aws-batch--batch-job-state-change--succeeded"))
+    out = run(["ingest", "-", "--json"], store, stdin=f'{{"value": "secret-in-a-broken-line", \n{good}\n').stdout
+    summary = json.loads(out)
+    assert (summary["read"], summary["new"], summary["rejected"]) == (2, 1, 1)
+    listed = run(["rejected"], store).stdout
+    assert "line 1: invalid JSON" in listed
+    assert b"secret-in-a-broken-line" not in store.read_bytes()
+
+
+def test_job_drilldown_and_its_errors(tmp_path: Path, events_file: Path) -> None:
+    store = tmp_path / "b.db"
+    run(["ingest", str(events_file)], store)
+    text = run(["job", FAILED_JOB], store).stdout
+    assert "state timeline" in text and "Host EC2 (instance i-0123456789abcdef0) terminated." in text
+    assert "first-run-job-definition/default/" in text
+    detail = json.loads(run(["job", FAILED_JOB, "--format", "json"], store).stdout)
+    assert [a["attempt"] for a in detail["attempt_details"]] == [1, 2]
+    missing = run(["job", "no-such-job"], store, check=False)
+    assert missing.returncode == 2 and "no job 'no-such-job'" in missing.stderr and "batchops jobs" in missing.stderr
+
+
+def test_clear_errors_for_bad_input(tmp_path: Path) -> None:
+    bad_store = run(["--store", "postgres://x", "jobs"], tmp_path / "b.db", check=False)
+    assert bad_store.returncode == 2 and "use sqlite:///PATH" in bad_store.stderr
+    no_file = run(["ingest", str(tmp_path / "nope.jsonl")], tmp_path / "b.db", check=False)
+    assert no_file.returncode == 2 and "no such file" in no_file.stderr
+    bad_status = run(["jobs", "--status", "DONE"], tmp_path / "b.db", check=False)
+    assert bad_status.returncode == 2 and "unknown status 'DONE'" in bad_status.stderr
+
+
+def test_replay_gives_the_same_rows_and_emits_no_metrics(tmp_path: Path, events_file: Path) -> None:
+    store = tmp_path / "b.db"
+    emf = tmp_path / "emf.jsonl"
+    run(["ingest", str(events_file), "--emf-out", str(emf)], store)
+    before = run(["jobs", "--format", "json"], store).stdout
+    emitted = emf.read_text()
+    out = run(["replay"], store).stdout
+    assert "replayed" in out and "generation 2" in out
+    assert run(["jobs", "--format", "json"], store).stdout == before
+    assert emf.read_text() == emitted
+
+
+def test_summary_and_instances(tmp_path: Path, events_file: Path) -> None:
+    store = tmp_path / "b.db"
+    run(["ingest", str(events_file)], store)
+    summary = json.loads(run(["summary", "--format", "json"], store).stdout)
+    assert summary["jobs"] == 9
+    assert summary["jobs_by_status"]["123456789012"]["FAILED"] == 2
+    assert summary["pipeline"] == {"ingested": 23, "duplicates_dropped": 0, "rejected": 0, "ignored": 2}
+    instances = json.loads(run(["instances", "--format", "json"], store).stdout)
+    assert {i["instance_id"] for i in instances} >= {"i-1234567890abcdef0", "i-f3a8506b"}
+    assert "batchops summary" in run(["summary"], store).stdout
+
+
+def test_simulate_writes_a_stream_the_ingest_reads(tmp_path: Path) -> None:
+    store = tmp_path / "b.db"
+    stream = tmp_path / "sim.jsonl"
+    run(
+        [
+            "simulate",
+            "--accounts",
+            "2",
+            "--regions",
+            "1",
+            "--jobs",
+            "40",
+            "--seed",
+            "5",
+            "--chaos",
+            "--out",
+            str(stream),
+        ],
+        store,
+    )
+    summary = json.loads(run(["ingest", str(stream), "--json"], store).stdout)
+    assert summary["read"] == len(stream.read_text().splitlines())
+    assert summary["duplicates"] > 0 and summary["rejected"] == 0
+    assert b"simulated-user-secret" in stream.read_bytes()
+    assert b"simulated-user-secret" not in store.read_bytes()
