@@ -158,7 +158,7 @@ class BatchOpsApplication(Application[UUID]):
             if progress is not None:
                 progress(len(notifications))
 
-    def replay(self, page: int = 5000, progress: Any = None) -> int:
+    def replay(self, page: int = 20000, progress: Any = None) -> int:
         """Rebuild every projection from the event store into a fresh generation, then switch to it."""
         generation = self.views.start_generation()
         applied = self.project_into(generation, page=page, progress=progress)

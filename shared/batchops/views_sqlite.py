@@ -72,6 +72,10 @@ class SQLiteViewStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        # Folds and rows are read back while projecting: a bigger page cache than the default 2 MB keeps the
+        # working set of a large store in memory.
+        self._db.execute("PRAGMA cache_size=-262144")
+        self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.row_factory = sqlite3.Row
         with self._transaction():
             for statement in _SHARED_TABLES:

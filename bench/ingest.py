@@ -1,0 +1,146 @@
+"""Ingest and replay throughput on a simulated stream, beside a raw SQLite append of the same bytes.
+
+    python bench/ingest.py [--jobs 17000] [--seed 1] [--keep DIR]
+
+Every figure comes from this one run on this machine: the raw append and our ingest read the same file, so
+their ratio is our overhead. Ingest and replay run as subprocesses (the real CLI) so their peak memory is
+their own; ingest runs on half the stream too, so memory growth with stream length shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"ingest events/s": 20_000, "ingest % of raw append": 30.0, "replay events/s": 100_000}
+
+
+def simulate(path: Path, jobs: int, seed: int) -> int:
+    """Write the stream with the CLI; return the number of events."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "batchops",
+            "simulate",
+            "--accounts",
+            "3",
+            "--regions",
+            "2",
+            "--jobs",
+            str(jobs),
+            "--seed",
+            str(seed),
+            "--chaos",
+            "--out",
+            str(path),
+        ],
+        check=True,
+    )
+    with path.open("rb") as stream:
+        return sum(1 for _ in stream)
+
+
+def raw_append(events: Path, database: Path, batch: int = 5000) -> float:
+    """Append every line's bytes to a SQLite table, `batch` rows per transaction (WAL, like the event store)."""
+    db = sqlite3.connect(database, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE stored_events (id INTEGER PRIMARY KEY AUTOINCREMENT, state BLOB)")
+    started = time.perf_counter()
+    rows: list[tuple[bytes]] = []
+    count = 0
+    with events.open("rb") as stream:
+        for line in stream:
+            rows.append((line,))
+            if len(rows) == batch:
+                db.execute("BEGIN")
+                db.executemany("INSERT INTO stored_events (state) VALUES (?)", rows)
+                db.execute("COMMIT")
+                count += len(rows)
+                rows = []
+    if rows:
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO stored_events (state) VALUES (?)", rows)
+        db.execute("COMMIT")
+        count += len(rows)
+    elapsed = time.perf_counter() - started
+    db.close()
+    return count / elapsed
+
+
+def run_cli(args: list[str]) -> tuple[float, float, str]:
+    """Run `python -m batchops ARGS`; return wall seconds, peak RSS in MiB and standard output."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "batchops", *args], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"batchops {' '.join(args)} failed with status {status}")
+    return elapsed, usage.ru_maxrss / 1024, output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=17_000, help="submitted jobs to simulate (17,000 ≈ 210k events)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", help="keep the stream and stores in this directory")
+    args = parser.parse_args()
+    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="batchops-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    events = folder / "events.jsonl"
+    total = simulate(events, args.jobs, args.seed)
+    half = folder / "half.jsonl"
+    with events.open("rb") as source, half.open("wb") as target:
+        for i, line in enumerate(source):
+            if i >= total // 2:
+                break
+            target.write(line)
+    print(
+        f"stream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB ({args.jobs:,} jobs, 3 accounts × 2 regions,"
+        " chaos)"
+    )
+
+    raw_rate = raw_append(events, folder / "raw.db")
+    store = f"sqlite:///{folder / 'batchops.db'}"
+    half_seconds, half_rss, _ = run_cli(
+        ["--store", f"sqlite:///{folder / 'half.db'}", "ingest", str(half), "--json", "--quiet"]
+    )
+    ingest_seconds, ingest_rss, out = run_cli(["--store", store, "ingest", str(events), "--json", "--quiet"])
+    summary = json.loads(out)
+    replay_seconds, replay_rss, out = run_cli(["--store", store, "replay", "--quiet"])
+    stored = int(out.split("replayed ")[1].split(" ")[0].replace(",", ""))
+    ingest_rate = total / ingest_seconds
+    figures = {
+        "raw append events/s": raw_rate,
+        "ingest events/s": ingest_rate,
+        "ingest % of raw append": 100 * ingest_rate / raw_rate,
+        "replay events/s": stored / replay_seconds,
+        "ingest peak RSS MiB (half stream)": half_rss,
+        "ingest peak RSS MiB (full stream)": ingest_rss,
+        "replay peak RSS MiB": replay_rss,
+    }
+    print(
+        f"ingest: {summary['new']:,} new, {summary['duplicates']:,} duplicates, {summary['rejected']:,} rejected;"
+        f" {stored:,} stored events replayed; half stream ingested in {half_seconds:.1f} s"
+    )
+    for name, value in figures.items():
+        target = TARGETS.get(name)
+        verdict = "" if target is None else ("  meets target" if value >= target else f"  below target {target:,}")
+        print(f"{name:<36} {value:>12,.1f}{verdict}")
+    if not args.keep:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+
+
+if __name__ == "__main__":
+    main()
