@@ -105,7 +105,7 @@ def main() -> None:
                 break
             target.write(line)
     print(
-        f"stream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB ({args.jobs:,} jobs, 3 accounts × 2 regions,"
+        f"stream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB ({args.jobs:,} jobs, 3 accounts x 2 regions,"
         " chaos)"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ class DashboardSettings:
         return f'"{self.athena_database}"."{name}"'
 
 
+@functools.cache
 def _environment(templates_dir: Path) -> jinja2.Environment:
+    """One environment per template folder, so compiled templates are reused (jinja reloads changed files)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         undefined=jinja2.StrictUndefined,

@@ -157,9 +157,10 @@ def _push_datasource(client: GrafanaClient, desired: dict[str, Any]) -> Change:
     if existing is None:
         same_name = client.get(f"/api/datasources/name/{_quote(name)}")
         if same_name is not None:
+            option = "--athena-uid" if desired["type"] == ATHENA_PLUGIN else "--cloudwatch-uid"
             raise GrafanaError(
                 f"a data source named {name!r} already exists with uid {same_name.get('uid')!r}: rename or "
-                f"delete it, or pass its uid to batchops (--{'athena' if desired['type'] == ATHENA_PLUGIN else 'cloudwatch'}-uid)."
+                f"delete it, or pass its uid to batchops with {option}."
             )
         client.send("POST", "/api/datasources", desired)
         return Change("datasource", name, "created")
