@@ -88,18 +88,22 @@ class BatchOpsApplication(Application[UUID]):
                 outcome.count(parsed.account, parsed.region, 1)
         pending = [a for a in touched.values() if a.pending_events]  # type: ignore[attr-defined]
         if pending:
-            position = self.views.position()
-            recordings = self.save(*pending)
-            ids = [r.notification.id for r in recordings]
-            if ids and ids == list(range(position + 1, position + 1 + len(ids))):
-                # The views were caught up to just before this save: project from the folds in memory.
-                folds = {a.id: a.fold for a in pending}  # type: ignore[attr-defined]
-                with self.views.session() as session:
-                    self.projector.apply(session, [r.domain_event for r in recordings], folds)
-                    session.track(ids[-1])
-            else:
-                self.catch_up()
+            self._save_and_project(pending)
         return outcome
+
+    def _save_and_project(self, pending: list[Aggregate]) -> None:
+        """Save the aggregates in one go, then bring the views up to date."""
+        position = self.views.position()
+        recordings = self.save(*pending)
+        ids = [r.notification.id for r in recordings]
+        if ids and ids == list(range(position + 1, position + 1 + len(ids))):
+            # The views were caught up to just before this save: project from the folds in memory.
+            folds = {a.id: a.fold for a in pending}  # type: ignore[attr-defined]
+            with self.views.session() as session:
+                self.projector.apply(session, [r.domain_event for r in recordings], folds)
+                session.track(ids[-1])
+        else:
+            self.catch_up()
 
     def _job_points(self, before: Any, job: Job, at: int) -> list[MetricPoint]:
         points = job_points(before, job.fold, at)
