@@ -43,7 +43,7 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-def build_application(settings: Settings, *, metrics: bool = True) -> BatchOpsApplication:
+def build_application(settings: Settings, *, metrics: bool = True, project_inline: bool = True) -> BatchOpsApplication:
     """Build the application for the configured store."""
     if settings.store.startswith("sqlite:"):
         path = sqlite_path(settings.store)
@@ -53,7 +53,30 @@ def build_application(settings: Settings, *, metrics: bool = True) -> BatchOpsAp
         env = {"PERSISTENCE_MODULE": "batchops.store_sqlite:Factory", "SQLITE_DBNAME": str(path)}
         return BatchOpsApplication(views, env, metrics=metrics)
     if settings.store.startswith("dynamodb://"):
-        raise StoreURLError("dynamodb:// stores are not available in this build yet; use sqlite:///PATH for now")
+        return _dynamodb_application(settings, metrics=metrics, project_inline=project_inline)
     raise StoreURLError(
         f"cannot open store {settings.store!r}: use sqlite:///PATH (e.g. sqlite:///./batchops.db) or dynamodb://PREFIX"
     )
+
+
+def _dynamodb_application(settings: Settings, *, metrics: bool, project_inline: bool) -> BatchOpsApplication:
+    """The central application on DynamoDB tables named <prefix>-events, -jobs, ... (standard AWS environment)."""
+    from batchops.aws.central import CentralApplication
+    from batchops.aws.dynamodb_store import build_client
+    from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
+
+    prefix = settings.store[len("dynamodb://") :].strip("/")
+    if not prefix:
+        raise StoreURLError("dynamodb:// needs a table prefix, e.g. dynamodb://batchops (tables batchops-events, ...)")
+    create = os.environ.get("BATCHOPS_CREATE_TABLES", "").lower() in ("1", "y", "yes", "true")
+    client = build_client(dict(os.environ))
+    if create:
+        ensure_view_tables(client, prefix)
+    retention = int(os.environ.get("BATCHOPS_RETENTION_DAYS", "90"))
+    views = DynamoDBViewStore(client, prefix, retention_days=retention)
+    env = {
+        "PERSISTENCE_MODULE": "batchops.aws.dynamodb_store:DynamoDBFactory",
+        "DYNAMODB_TABLE_PREFIX": prefix,
+        "CREATE_TABLE": "y" if create else "n",
+    }
+    return CentralApplication(views, env, metrics=metrics, project_inline=project_inline)

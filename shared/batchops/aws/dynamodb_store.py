@@ -27,6 +27,7 @@ from typing import Any, Literal, cast
 from uuid import UUID
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from eventsourcing.persistence import (
     AggregateRecorder,
@@ -517,7 +518,8 @@ def build_client(env: Environment | Mapping[str, str] | None = None) -> Any:
         region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
     )
     endpoint_url = env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None
-    return session.client("dynamodb", endpoint_url=endpoint_url)
+    # Account-based endpoints add nothing here, and emulators (moto in process) only answer the regional one.
+    return session.client("dynamodb", endpoint_url=endpoint_url, config=Config(account_id_endpoint_mode="disabled"))
 
 
 class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):

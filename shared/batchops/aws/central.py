@@ -1,0 +1,167 @@
+"""The application on AWS: DynamoDB event store, DynamoDB views, stream-fed projection, parallel replay.
+
+The domain and the projector are the core's, unchanged. What differs from the embedded store:
+- saves are conditional writes; a stale save (another Lambda saved the same aggregate first) raises, and the
+  batch is recorded again on fresh state (`record_with_retry`), where duplicates add nothing;
+- there is no notification log: the projector Lambda reads the events table's stream (`project_stored`);
+  the CLI, which has no stream, projects inline from the folds it just saved;
+- replay scans the events table in parallel segments, projects each aggregate's whole history once, keeps
+  its progress per segment so it resumes after an interruption, and switches readers only when complete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from batchops.application import BatchOpsApplication, RecordOutcome
+from batchops.aws.dynamodb_store import DynamoDBAggregateRecorder
+from batchops.aws.views_dynamodb import ConcurrentViewUpdate, DynamoDBViewStore, _from_item, _to_item
+from batchops.inbound import Parsed
+
+RETRIES = 5
+
+
+class CentralApplication(BatchOpsApplication):
+    """BatchOpsApplication on DynamoDB."""
+
+    def __init__(
+        self, views: DynamoDBViewStore, env: dict[str, str], *, metrics: bool = True, project_inline: bool = True
+    ) -> None:
+        super().__init__(views, env, metrics=metrics)
+        self.dynamodb_views = views
+        self.project_inline = project_inline
+        self._lock = threading.Lock()
+
+    @property
+    def events_recorder(self) -> DynamoDBAggregateRecorder:
+        """The events-table recorder."""
+        recorder = self.recorder
+        assert isinstance(recorder, DynamoDBAggregateRecorder)
+        return recorder
+
+    def catch_up(self, page: int = 2000) -> int:
+        """Stream-fed views need no catching up from a notification log."""
+        return 0
+
+    def stored_events(self) -> int:
+        """Approximate number of stored events (DynamoDB's item count, refreshed about every 6 hours)."""
+        table = self.events_recorder.table_name
+        return int(self.events_recorder.client.describe_table(TableName=table)["Table"].get("ItemCount", 0))
+
+    def record_with_retry(self, facts: Sequence[Parsed]) -> RecordOutcome:
+        """Record a batch; when another writer saved one of its aggregates first, record again on fresh state."""
+        for attempt in range(RETRIES):
+            try:
+                return self.record(facts)
+            except IntegrityError:
+                if attempt == RETRIES - 1:
+                    raise
+                self._forget(facts)
+        raise AssertionError("unreachable")
+
+    def _forget(self, facts: Iterable[Parsed]) -> None:
+        """Drop cached aggregates so the next attempt reads them from the store."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        from batchops.compute_environments import ComputeEnvironment
+        from batchops.instances import Instance
+        from batchops.jobs import Job
+
+        for parsed in facts:
+            cls = (
+                Job
+                if parsed.kind in ("job_state", "job_task")
+                else Instance
+                if parsed.kind == "instance"
+                else (ComputeEnvironment)
+            )
+            try:
+                cache.get(cls.create_id(parsed.account, parsed.region, parsed.key), evict=True)
+            except KeyError:
+                pass
+
+    def _save_and_project(self, pending: list[Aggregate]) -> None:
+        events = [event for aggregate in pending for event in aggregate.pending_events]  # type: ignore[attr-defined]
+        folds = {a.id: a.fold for a in pending}  # type: ignore[attr-defined]
+        self.save(*pending)
+        if self.project_inline:
+            self._project(events, folds)
+
+    def _project(
+        self, events: Sequence[Any], folds: dict[Any, dict[str, Any]] | None = None, generation: int | None = None
+    ) -> int:
+        for attempt in range(RETRIES):
+            try:
+                with self.dynamodb_views.session(generation) as session:
+                    return self.projector.apply(session, events, folds)
+            except ConcurrentViewUpdate:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def project_stored(self, stored_events: Sequence[StoredEvent], generation: int | None = None) -> int:
+        """Project stored events (from the events table's stream or a scan) into the views."""
+        return self._project([self.mapper.to_domain_event(s) for s in stored_events], generation=generation)
+
+    def replay(self, page: int = 0, progress: Callable[[int], Any] | None = None, segments: int = 4) -> int:
+        """Rebuild the views into a fresh generation from a parallel scan; resumable; switch when complete."""
+        generation = self.dynamodb_views.start_generation()
+        applied = [0]
+
+        def run(segment: int) -> None:
+            done = self._segment_state(generation, segment)
+            if done.get("finished"):
+                return
+            start_key = done.get("next_key")
+            for events_page in self.events_recorder.scan_events(
+                segment, segments, start_key=start_key, consistent_read=True
+            ):
+                for first in (e for e in events_page.events if e.originator_version == 1):
+                    history = self.events_recorder.select_events(first.originator_id)
+                    count = self.project_stored(history, generation)
+                    with self._lock:
+                        applied[0] += count
+                    if progress is not None:
+                        progress(count)
+                self._save_segment_state(generation, segment, events_page.next_key)
+
+        with ThreadPoolExecutor(max_workers=segments) as pool:
+            list(pool.map(run, range(segments)))
+        self.dynamodb_views.switch_generation(generation)
+        return applied[0]
+
+    def _segment_state(self, generation: int, segment: int) -> dict[str, Any]:
+        found = self.dynamodb_views._meta(f"replay#{generation}", str(segment))
+        if not found:
+            return {}
+        import orjson
+
+        return {
+            "finished": bool(found.get("finished")),
+            "next_key": orjson.loads(found["next_key"]) if found.get("next_key") else None,
+        }
+
+    def _save_segment_state(self, generation: int, segment: int, next_key: dict[str, Any] | None) -> None:
+        import orjson
+
+        self.dynamodb_views.client.put_item(
+            TableName=self.dynamodb_views.meta_table,
+            Item=_to_item(
+                {
+                    "pk": f"replay#{generation}",
+                    "sk": str(segment),
+                    "finished": next_key is None,
+                    "next_key": orjson.dumps(next_key).decode() if next_key else None,
+                }
+            ),
+        )
+
+
+__all__ = ["CentralApplication", "_from_item"]

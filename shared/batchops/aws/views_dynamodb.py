@@ -1,0 +1,665 @@
+"""DynamoDB view store: the projections of the central account, shared by concurrent Lambdas.
+
+Tables (under a prefix): `jobs` and `instances` hold one item per aggregate and generation (`pk` =
+"<generation>#<aggregate uuid>") with the contract fields, the compressed fold and a revision number;
+`meta` holds the generation pointer, compute environments, join edges, counters and rejected events.
+
+Concurrency: every item write is conditional on the revision read (optimistic), so two projectors that
+touch the same job never overwrite each other: the loser raises `ConcurrentViewUpdate` and its batch is
+retried with fresh state (folds are idempotent, so re-applying events is harmless). Joins go through
+base-table items read with strong consistency (never a GSI), and a job row whose instance was unknown is
+checked again after its own write, so a job and its instance projected at the same moment still meet.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from batchops.aws.dynamodb_tables import table_name
+from batchops.compute_environments import compute_environment_key
+from batchops.instances import instance_key
+from batchops.projection import (
+    INSTANCE_FIELDS,
+    JOB_EXTRA_FIELDS,
+    JOB_FIELDS,
+    TIME_FIELDS,
+    InstanceFacts,
+    attempts_of,
+    instance_spot_signal,
+    job_row,
+)
+from batchops.times import iso_ms, parse_instant
+from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
+
+JOBS = "jobs"
+INSTANCES = "instances"
+META = "meta"
+DEFAULT_RETENTION_DAYS = 90
+_JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class ConcurrentViewUpdate(RuntimeError):
+    """Another projector changed an item since it was read: retry the batch with fresh state."""
+
+
+def view_table_definitions(prefix: str) -> list[dict[str, Any]]:
+    """CreateTable requests of the projection tables (the central template declares the same)."""
+
+    def gsi(name: str, hash_key: str, range_key: str | None = None, keys_only: bool = False) -> dict[str, Any]:
+        schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        return {
+            "IndexName": name,
+            "KeySchema": schema,
+            "Projection": {"ProjectionType": "KEYS_ONLY" if keys_only else "ALL"},
+        }
+
+    def attributes(*names: str) -> list[dict[str, str]]:
+        return [{"AttributeName": n, "AttributeType": "S"} for n in names]
+
+    return [
+        {
+            "TableName": table_name(prefix, JOBS),
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": attributes(
+                "pk", "by_queue", "created_at", "by_status", "last_event_time", "by_instance", "by_job_id"
+            ),
+            "GlobalSecondaryIndexes": [
+                gsi("by-queue", "by_queue", "created_at"),
+                gsi("by-status", "by_status", "last_event_time"),
+                gsi("by-instance", "by_instance", "created_at"),
+                gsi("by-job-id", "by_job_id"),
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": table_name(prefix, INSTANCES),
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": attributes("pk"),
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+        {
+            "TableName": table_name(prefix, META),
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "AttributeDefinitions": attributes("pk", "sk"),
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    ]
+
+
+def ensure_view_tables(client: Any, prefix: str) -> None:
+    """Create the projection tables unless they exist (tests and `--store dynamodb://` on an emulator)."""
+    for definition in view_table_definitions(prefix):
+        try:
+            client.create_table(**definition)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        client.get_waiter("table_exists").wait(TableName=definition["TableName"])
+    try:
+        client.update_time_to_live(
+            TableName=table_name(prefix, JOBS), TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+    except ClientError as error:
+        if "already enabled" not in str(error).lower():
+            raise
+
+
+def _pack(value: Any) -> bytes:
+    return zlib.compress(orjson.dumps(value), 1)
+
+
+def _unpack(blob: Any) -> Any:
+    return orjson.loads(zlib.decompress(bytes(blob)))
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, float):
+            value = Decimal(repr(value))
+        item[key] = _serializer.serialize(value)
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    values = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    for key, value in values.items():
+        if isinstance(value, Decimal):
+            values[key] = int(value) if value == value.to_integral_value() else float(value)
+        elif isinstance(value, bytes | bytearray) or type(value).__name__ == "Binary":
+            values[key] = bytes(value.value if hasattr(value, "value") else value)
+    return values
+
+
+class DynamoDBViewStore:
+    """The ViewStore port on DynamoDB tables named `<prefix>-jobs`, `<prefix>-instances`, `<prefix>-meta`."""
+
+    def __init__(self, client: Any, prefix: str, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.jobs_table = table_name(prefix, JOBS)
+        self.instances_table = table_name(prefix, INSTANCES)
+        self.meta_table = table_name(prefix, META)
+        self.retention_days = retention_days
+
+    def close(self) -> None:
+        """Nothing to release (boto3 clients are thread-safe and pooled)."""
+
+    # generations ---------------------------------------------------------------------------------------
+    def _meta(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self.client.get_item(
+            TableName=self.meta_table, Key=_to_item({"pk": pk, "sk": sk}), ConsistentRead=True
+        ).get("Item")
+        return _from_item(item) if item else None
+
+    def current_generation(self) -> int:
+        """The generation readers see (1 until a replay switches)."""
+        found = self._meta("generation", "current")
+        return int(found["generation"]) if found else 1
+
+    def start_generation(self) -> int:
+        """The generation a replay builds (resumes an unfinished one)."""
+        building = self._meta("generation", "building")
+        if building:
+            return int(building["generation"])
+        generation = self.current_generation() + 1
+        self.client.put_item(
+            TableName=self.meta_table, Item=_to_item({"pk": "generation", "sk": "building", "generation": generation})
+        )
+        return generation
+
+    def switch_generation(self, generation: int) -> None:
+        """Point readers at a rebuilt generation, then delete the old generation's items."""
+        old = self.current_generation()
+        self.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.meta_table,
+                        "Item": _to_item({"pk": "generation", "sk": "current", "generation": generation}),
+                    }
+                },
+                {"Delete": {"TableName": self.meta_table, "Key": _to_item({"pk": "generation", "sk": "building"})}},
+            ]
+        )
+        self.delete_generation(old)
+
+    def delete_generation(self, generation: int) -> int:
+        """Delete every item of a generation; returns how many."""
+        deleted = 0
+        prefix = f"{generation}#"
+        for table, keys in (
+            (self.jobs_table, ("pk",)),
+            (self.instances_table, ("pk",)),
+            (self.meta_table, ("pk", "sk")),
+        ):
+            for item in self._scan(table, "begins_with(pk, :g)", {":g": {"S": prefix}}, keys):
+                self.client.delete_item(TableName=table, Key={k: item[k] for k in keys})
+                deleted += 1
+        return deleted
+
+    def _scan(
+        self,
+        table: str,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+        keys: tuple[str, ...] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {"TableName": table}
+        if condition:
+            request["FilterExpression"] = condition
+            request["ExpressionAttributeValues"] = values
+        if keys:
+            request["ProjectionExpression"] = ", ".join(f"#k{i}" for i in range(len(keys)))
+            request["ExpressionAttributeNames"] = {f"#k{i}": k for i, k in enumerate(keys)}
+        while True:
+            response = self.client.scan(**request)
+            yield from response["Items"]
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def position(self, generation: int | None = None) -> int:
+        """DynamoDB views are fed by the events table's stream, not a notification log: always 0."""
+        return 0
+
+    @contextmanager
+    def session(self, generation: int | None = None) -> Iterator[DynamoDBSession]:
+        """A unit of work; its writes are conditional and happen on exit."""
+        session = DynamoDBSession(self, generation or self.current_generation())
+        yield session
+        session.flush()
+
+    # queries -------------------------------------------------------------------------------------------
+    def _generation_items(self, table: str) -> Iterator[dict[str, Any]]:
+        prefix = f"{self.current_generation()}#"
+        for item in self._scan(table, "begins_with(pk, :g)", {":g": {"S": prefix}}):
+            yield _from_item(item)
+
+    def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
+        """Job rows, filtered, in (account, region, created, job id) order."""
+        rows = []
+        for item in self._generation_items(self.jobs_table):
+            row = {c: item.get(c) for c in _JOB_COLUMNS}
+            if _matches(row, query):
+                rows.append(row)
+        rows.sort(key=lambda r: (r["account_id"], r["region"], r["created_at"] or "", r["job_id"]))
+        yield from rows[: query.limit] if query.limit else rows
+
+    def job(self, job_id: str, account: str | None = None) -> list[dict[str, Any]]:
+        """Every job with that id (by the job-id index), with attempts and timeline."""
+        generation = self.current_generation()
+        response = self.client.query(
+            TableName=self.jobs_table,
+            IndexName="by-job-id",
+            KeyConditionExpression="by_job_id = :j",
+            ExpressionAttributeValues={":j": {"S": f"{generation}#{job_id}"}},
+        )
+        found = []
+        for key in response["Items"]:
+            item = self.client.get_item(TableName=self.jobs_table, Key={"pk": key["pk"]}).get("Item")
+            if not item:
+                continue
+            values = _from_item(item)
+            if account and values.get("account_id") != account:
+                continue
+            job = {c: values.get(c) for c in _JOB_COLUMNS}
+            fold = _unpack(values["fold"])
+            job["timeline"] = _unpack(values["timeline"])
+            job["attempt_details"] = [_attempt_dict(a, job) for a in attempts_of(fold)]
+            found.append(job)
+        return sorted(found, key=lambda j: (j["account_id"], j["region"]))
+
+    def instances(self) -> Iterator[dict[str, Any]]:
+        """Compute-instance rows with the number of distinct jobs that ran on each."""
+        generation = self.current_generation()
+        rows = []
+        for item in self._generation_items(self.instances_table):
+            row = {f: item.get(f) for f in INSTANCE_FIELDS}
+            row["spot_interrupted"] = bool(row["spot_interrupted"])
+            row["jobs_run"] = self._jobs_run(generation, row)
+            rows.append(row)
+        rows.sort(key=lambda r: (r["account_id"], r["region"], r["registered_at"] or "", r["instance_id"]))
+        yield from rows
+
+    def _jobs_run(self, generation: int, row: dict[str, Any]) -> int:
+        jobs: set[str] = set()
+        for pk in (
+            f"{generation}#ran-on#{row['account_id']}#{row['region']}#{row['instance_id']}",
+            f"{generation}#ran-on#{row['account_id']}#{row['region']}#{row['container_instance_arn']}",
+        ):
+            for item in self._query_meta(pk):
+                jobs.add(item["sk"]["S"].split("#", 1)[0])
+        return len(jobs)
+
+    def _query_meta(self, pk: str) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self.meta_table,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**request)
+            yield from response["Items"]
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def timeline(self) -> Iterator[dict[str, Any]]:
+        """Job state-change rows for every job."""
+        items = sorted(
+            self._generation_items(self.jobs_table), key=lambda i: (i["account_id"], i["region"], i["job_id"])
+        )
+        for item in items:
+            yield from _unpack(item["timeline"])
+
+    # ingestion bookkeeping -------------------------------------------------------------------------------
+    def add_counters(self, counters: list[PipelineCounters]) -> None:
+        """Add to the per-account counters (atomic ADD)."""
+        for c in counters:
+            self.client.update_item(
+                TableName=self.meta_table,
+                Key=_to_item({"pk": "counters", "sk": f"{c.account_id}#{c.region}"}),
+                UpdateExpression="ADD ingested :i, duplicates :d, rejected :r, ignored :g",
+                ExpressionAttributeValues=_to_item(
+                    {":i": c.ingested, ":d": c.duplicates, ":r": c.rejected, ":g": c.ignored}
+                ),
+            )
+
+    def counters(self) -> list[PipelineCounters]:
+        """Ingestion counters per account and region."""
+        found = []
+        for item in self._query_meta("counters"):
+            values = _from_item(item)
+            account, region = values["sk"].split("#", 1)
+            found.append(
+                PipelineCounters(
+                    account,
+                    region,
+                    int(values.get("ingested", 0)),
+                    int(values.get("duplicates", 0)),
+                    int(values.get("rejected", 0)),
+                    int(values.get("ignored", 0)),
+                )
+            )
+        return sorted(found, key=lambda c: (c.account_id, c.region))
+
+    def keep_rejected(self, events: list[RejectedEvent]) -> int:
+        """Keep unusable events once per distinct body."""
+        import hashlib
+
+        kept = 0
+        for e in events:
+            digest = hashlib.blake2b(e.body.encode(), digest_size=12).hexdigest()
+            try:
+                self.client.put_item(
+                    TableName=self.meta_table,
+                    Item=_to_item(
+                        {
+                            "pk": "rejected",
+                            "sk": digest,
+                            "reason": e.reason,
+                            "rejected": e.rejected,
+                            "detail_type": e.detail_type,
+                            "account_id": e.account_id,
+                            "region": e.region,
+                            "body": e.body,
+                            "received_at": e.received_at,
+                        }
+                    ),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+                kept += 1
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+        return kept
+
+    def rejected(self, limit: int = 100) -> list[RejectedEvent]:
+        """The most recently kept unusable events."""
+        items = [_from_item(i) for i in self._query_meta("rejected")]
+        items.sort(key=lambda v: v.get("received_at") or "", reverse=True)
+        return [
+            RejectedEvent(
+                v["reason"],
+                bool(v["rejected"]),
+                v.get("detail_type"),
+                v.get("account_id"),
+                v.get("region"),
+                v["body"],
+                v.get("received_at"),
+            )
+            for v in items[:limit]
+        ]
+
+
+def _matches(row: dict[str, Any], query: JobFilter) -> bool:
+    for column, values in (
+        ("account_id", query.accounts),
+        ("region", query.regions),
+        ("status", query.statuses),
+        ("queue", query.queues),
+        ("compute_environment", query.compute_environments),
+    ):
+        if values and row.get(column) not in values:
+            return False
+    return True
+
+
+def _attempt_dict(attempt: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attempt": attempt["attempt"],
+        "started_at": iso_ms(attempt.get("started")),
+        "stopped_at": iso_ms(attempt.get("stopped")),
+        "exit_code": attempt.get("exit_code"),
+        "status_reason": attempt.get("status_reason"),
+        "container_reason": attempt.get("container_reason"),
+        "container_instance_arn": attempt.get("container_instance_arn"),
+        "task_arn": attempt.get("task_arn"),
+        "availability_zone": attempt.get("availability_zone"),
+        "log_group": job["log_group"],
+        "log_stream": attempt.get("log_stream"),
+    }
+
+
+class DynamoDBSession:
+    """One projection unit of work on DynamoDB; reads are strongly consistent, writes conditional."""
+
+    def __init__(self, store: DynamoDBViewStore, generation: int) -> None:
+        self.store = store
+        self.client = store.client
+        self.g = generation
+        self._revisions: dict[str, int] = {}
+        self._pending_jobs: dict[str, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]] = {}
+        self._instances: dict[str, dict[str, Any]] = {}
+        self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
+
+    def _pk(self, key: UUID | str) -> str:
+        return f"{self.g}#{key}"
+
+    def _get(self, table: str, pk: str) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=table, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+        if not item:
+            self._revisions.setdefault(pk, 0)
+            return None
+        values = _from_item(item)
+        self._revisions.setdefault(pk, int(values.get("rev", 0)))
+        return values
+
+    def _put(self, table: str, pk: str, values: dict[str, Any]) -> None:
+        revision = self._revisions.get(pk)
+        if revision is None:
+            self._get(table, pk)
+            revision = self._revisions[pk]
+        item = _to_item({**values, "pk": pk, "rev": revision + 1, "gen": self.g})
+        condition = "attribute_not_exists(pk)" if revision == 0 else "rev = :rev"
+        request: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
+        if revision:
+            request["ExpressionAttributeValues"] = {":rev": {"N": str(revision)}}
+        try:
+            self.client.put_item(**request)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConcurrentViewUpdate(f"{table} item {pk} changed since it was read") from error
+            raise
+        self._revisions[pk] = revision + 1
+
+    def _put_meta(self, pk: str, sk: str, values: dict[str, Any] | None = None) -> None:
+        self.client.put_item(TableName=self.store.meta_table, Item=_to_item({**(values or {}), "pk": pk, "sk": sk}))
+
+    # folds -----------------------------------------------------------------------------------------------
+    def job_fold(self, key: UUID) -> dict[str, Any] | None:
+        """The stored fold of a job."""
+        pending = self._pending_jobs.get(self._pk(key))
+        if pending is not None:
+            return pending[0]
+        found = self._get(self.store.jobs_table, self._pk(key))
+        return _unpack(found["fold"]) if found else None
+
+    def instance_fold(self, key: UUID) -> dict[str, Any] | None:
+        """The stored fold of an instance."""
+        found = self._get(self.store.instances_table, self._pk(key))
+        return _unpack(found["fold"]) if found else None
+
+    def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
+        """A compute environment's fold, spot signal and pricing."""
+        cached = self._environments.get(key)
+        if cached is not None:
+            return cached
+        found = self.store._meta(f"{self.g}#ce", str(key))
+        result = (
+            (None, False, None)
+            if found is None
+            else (
+                _unpack(found["fold"]) if found.get("fold") else None,
+                bool(found.get("spot_signal")),
+                found.get("pricing"),
+            )
+        )
+        self._environments[key] = result
+        return result
+
+    # writes ----------------------------------------------------------------------------------------------
+    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+        """Queue a job write (done by `flush`, after the instance and CE writes of the same batch)."""
+        self._pending_jobs[self._pk(key)] = (fold, row, timeline)
+
+    def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
+        """Write an instance and its container-instance edge."""
+        values = {**row, "fold": _pack(fold), "spot_signal": instance_spot_signal(fold)}
+        self._put(self.store.instances_table, self._pk(key), values)
+        self._instances[self._pk(key)] = values
+        if row.get("compute_environment"):
+            self._put_meta(
+                f"{self.g}#ce-instances#{row['account_id']}#{row['region']}#{row['compute_environment']}", str(key)
+            )
+        ci = row.get("container_instance_arn")
+        if ci:
+            self._put_meta(f"{self.g}#ci", f"{row['account_id']}#{row['region']}#{ci}", {"instance": str(key)})
+
+    def put_compute_environment(
+        self,
+        key: UUID,
+        account: str,
+        region: str,
+        name: str,
+        fold: dict[str, Any] | None,
+        spot_signal: bool,
+        pricing: str | None,
+    ) -> None:
+        """Write a compute environment's fold, spot signal and pricing, and its membership edge."""
+        self._environments[key] = (fold, spot_signal, pricing)
+        self._put_meta(
+            f"{self.g}#ce",
+            str(key),
+            {
+                "account_id": account,
+                "region": region,
+                "name": name,
+                "fold": _pack(fold) if fold else None,
+                "spot_signal": spot_signal,
+                "pricing": pricing,
+            },
+        )
+
+    def flush(self) -> None:
+        """Write queued job rows with their join edges, then re-check joins that were still unknown."""
+        for pk, (fold, row, timeline) in list(self._pending_jobs.items()):
+            self._write_job(pk, fold, row, timeline)
+        unresolved = [
+            (pk, fold)
+            for pk, (fold, row, _) in self._pending_jobs.items()
+            if row.get("container_instance_arn") and row.get("instance_type") is None
+        ]
+        self._pending_jobs.clear()
+        # Write-then-read: an instance projected concurrently either saw our edge, or we now see it.
+        for pk, fold in unresolved:
+            row = job_row(fold, self)
+            if row.get("instance_type") is not None:
+                from batchops.projection import timeline_rows
+
+                self._write_job(pk, fold, row, timeline_rows(fold))
+
+    def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+        account, region = row["account_id"], row["region"]
+        values: dict[str, Any] = {c: row[c] for c in _JOB_COLUMNS}
+        values.update(
+            fold=_pack(fold),
+            timeline=_pack(timeline),
+            by_queue=f"{self.g}#{account}#{region}#{row['queue']}",
+            by_status=f"{self.g}#{row['status']}",
+            by_job_id=f"{self.g}#{row['job_id']}",
+            by_instance=f"{self.g}#{account}#{region}#{row['instance_id']}" if row["instance_id"] else None,
+        )
+        if row["status"] in ("SUCCEEDED", "FAILED") and row["last_event_time"]:
+            values["expires_at"] = parse_instant(row["last_event_time"]) // 1000 + self.store.retention_days * 86400
+        if values.get("created_at") is None:
+            values.pop("created_at")
+        self._put(self.store.jobs_table, pk, values)
+        job = pk.split("#", 1)[1]
+        for attempt in attempts_of(fold):
+            for target in (
+                attempt.get("container_instance_arn"),
+                row["instance_id"] if attempt["attempt"] == row["attempts"] else None,
+            ):
+                if target:
+                    self._put_meta(f"{self.g}#ran-on#{account}#{region}#{target}", f"{job}#{attempt['attempt']}")
+        if row["compute_environment"]:
+            self._put_meta(f"{self.g}#ce-jobs#{account}#{region}#{row['compute_environment']}", job)
+
+    # joins -----------------------------------------------------------------------------------------------
+    def _instance_values(self, key: UUID) -> dict[str, Any] | None:
+        pk = self._pk(key)
+        if pk in self._instances:
+            return self._instances[pk]
+        return self._get(self.store.instances_table, pk)
+
+    def instance_by_container_instance(self, account: str, region: str, arn: str) -> InstanceFacts | None:
+        """The instance behind a container instance (consistent read of the edge item)."""
+        edge = self.store._meta(f"{self.g}#ci", f"{account}#{region}#{arn}")
+        if not edge:
+            return None
+        return _facts(self._instance_values(UUID(edge["instance"])))
+
+    def instance_by_id(self, account: str, region: str, instance_id: str) -> InstanceFacts | None:
+        """An instance by its EC2 id."""
+        return _facts(self._instance_values(instance_key(account, region, instance_id)))
+
+    def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
+        """A compute environment's pricing as last written."""
+        return self.compute_environment(compute_environment_key(account, region, name))[2]
+
+    def jobs_on_instance(
+        self, account: str, region: str, instance_id: str, container_instance_arn: str | None
+    ) -> list[UUID]:
+        """Jobs that ran on the instance (from the ran-on edges)."""
+        found: set[UUID] = set()
+        for target in (instance_id, container_instance_arn):
+            if target:
+                for item in self.store._query_meta(f"{self.g}#ran-on#{account}#{region}#{target}"):
+                    found.add(UUID(item["sk"]["S"].split("#", 1)[0]))
+        return sorted(found)
+
+    def jobs_in_compute_environment(self, account: str, region: str, name: str) -> list[UUID]:
+        """Jobs that ran in the compute environment."""
+        return [UUID(i["sk"]["S"]) for i in self.store._query_meta(f"{self.g}#ce-jobs#{account}#{region}#{name}")]
+
+    def instances_in_compute_environment(self, account: str, region: str, name: str) -> list[UUID]:
+        """Instances registered in the compute environment (from the membership edges)."""
+        return [UUID(i["sk"]["S"]) for i in self.store._query_meta(f"{self.g}#ce-instances#{account}#{region}#{name}")]
+
+    def track(self, notification_id: int) -> None:
+        """Stream-fed views keep no notification position."""
+
+
+def _facts(values: dict[str, Any] | None) -> InstanceFacts | None:
+    if values is None:
+        return None
+    return InstanceFacts(
+        instance_id=values["instance_id"],
+        instance_type=values.get("instance_type"),
+        availability_zone=values.get("availability_zone"),
+        compute_environment=values.get("compute_environment"),
+        spot_signal=bool(values.get("spot_signal")),
+        spot_interrupted=bool(values.get("spot_interrupted")),
+    )
+
+
+__all__ = ["TIME_FIELDS", "ConcurrentViewUpdate", "DynamoDBViewStore", "ensure_view_tables", "time"]

@@ -1,0 +1,238 @@
+"""The central account on moto: EventBridge envelopes → SQS → aggregator handler → DynamoDB event store →
+stream records → projector handler → DynamoDB views, compared field for field with the embedded store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from conftest import ingest, rows_by_job
+from moto import mock_aws
+
+from batchops.aws.central import CentralApplication
+from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
+from batchops.bootstrap import Settings, build_application
+from batchops.simulate import SimulationSettings, simulate
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "BATCHOPS_CREATE_TABLES": "1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_DEV": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+def _client(service: str) -> Any:
+    return boto3.client(service, region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+
+
+def _central(prefix: str = "bt", *, inline: bool = False) -> CentralApplication:
+    app = build_application(Settings(store=f"dynamodb://{prefix}"), project_inline=inline)
+    assert isinstance(app, CentralApplication)
+    return app
+
+
+def _queues() -> tuple[str, str]:
+    sqs = _client("sqs")
+    dlq = sqs.create_queue(QueueName="bt-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName="bt-events",
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+            "VisibilityTimeout": "0",
+        },
+    )["QueueUrl"]
+    return queue, dlq
+
+
+def _lambda_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The SQS event Lambda builds from received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": m["Attributes"]["ApproximateReceiveCount"],
+                    "SentTimestamp": m["Attributes"]["SentTimestamp"],
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": m["Attributes"]["ApproximateFirstReceiveTimestamp"],
+                },
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def _drain_queue(app: CentralApplication, queue: str, rounds: int = 20) -> list[dict[str, Any]]:
+    """Receive → aggregator handler → delete what succeeded (what Lambda's event source mapping does)."""
+    sqs = _client("sqs")
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    responses = []
+    for _ in range(rounds):
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        )
+        if not messages:
+            break
+        response = handle_sqs_batch(app, _lambda_event(messages, arn))
+        responses.append(response)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return responses
+
+
+def _stream_records(after: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every new stream record of the events table, in the Lambda event shape, per shard in order."""
+    dynamodb = _client("dynamodb")
+    streams = _client("dynamodbstreams")
+    arn = dynamodb.describe_table(TableName="bt-events")["Table"]["LatestStreamArn"]
+    positions = dict(after or {})
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        shard_id = shard["ShardId"]
+        if shard_id in positions:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn,
+                ShardId=shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=positions[shard_id],
+            )["ShardIterator"]
+        else:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+                "ShardIterator"
+            ]
+        got = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        if got:
+            positions[shard_id] = got[-1]["dynamodb"]["SequenceNumber"]
+        records.extend(got)
+    return records, positions
+
+
+def _workload() -> list[dict[str, Any]]:
+    return list(simulate(SimulationSettings(accounts=2, regions=1, jobs=25, seed=4, chaos=True)))
+
+
+def _send(queue: str, events: list[dict[str, Any]]) -> None:
+    sqs = _client("sqs")
+    for i in range(0, len(events), 10):
+        sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": str(j), "MessageBody": json.dumps(e)} for j, e in enumerate(events[i : i + 10])],
+        )
+
+
+def test_sqs_to_store_to_stream_to_views_equals_the_embedded_store(aws: None, make_app) -> None:
+    events = _workload()
+    queue, _ = _queues()
+    _send(queue, events)
+    app = _central()
+    responses = _drain_queue(app, queue, rounds=200)
+    assert all(r["batchItemFailures"] == [] for r in responses)
+    records, _ = _stream_records()
+    assert records and all(r["eventName"] == "INSERT" for r in records)
+    for i in range(0, len(records), 100):  # the projector's batch size
+        assert handle_stream_batch(app, {"Records": records[i : i + 100]}) == {"batchItemFailures": []}
+    local = make_app()
+    local_summary = ingest(local, events).summary
+    expected = rows_by_job(local)
+    got = {(r["account_id"], r["region"], r["job_id"]): r for r in app.views.jobs()}
+    assert got == expected
+    assert list(app.views.instances()) == list(local.views.instances())
+    counters = {(c.account_id, c.region): c for c in app.views.counters()}
+    assert sum(c.duplicates for c in counters.values()) == local_summary.duplicates
+    assert sum(c.ingested for c in counters.values()) == local_summary.new
+
+
+def test_a_poison_message_goes_to_the_dlq_and_the_rest_of_its_batch_is_kept(aws: None) -> None:
+    events = _workload()[:9]
+    queue, dlq = _queues()
+    sqs = _client("sqs")
+    sqs.send_message(QueueUrl=queue, MessageBody="{not json")
+    _send(queue, events)
+    app = _central(inline=True)
+    responses = _drain_queue(app, queue)
+    assert any(r["batchItemFailures"] for r in responses)
+    moved = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+    assert [m["Body"] for m in moved] == ["{not json"]
+    jobs_in_stream = {e["detail"]["jobId"] for e in events if "jobId" in e["detail"]}
+    assert {r["job_id"] for r in app.views.jobs()} >= jobs_in_stream
+
+
+def test_two_workers_with_overlapping_batches_converge(aws: None, make_app) -> None:
+    events = _workload()
+    first, second = _central(inline=True), _central(inline=True)
+    half = len(events) // 2
+    # Both workers load the same aggregates, then take turns saving overlapping batches: each stale save
+    # raises, is retried on fresh state, and never wins silently.
+    from batchops.inbound import Parsed, translate
+
+    facts = [f for f in map(translate, events) if isinstance(f, Parsed)]
+    first.record_with_retry(facts[:10])
+    second.record_with_retry(facts[:10])
+    for i in range(10, len(facts), 15):
+        first.record_with_retry(facts[i : i + 15])
+        second.record_with_retry(facts[max(10, i - 7) : i + 8])  # overlaps what the first just saved
+    local = make_app()
+    ingest(local, events)
+    assert {(r["account_id"], r["region"], r["job_id"]): r for r in first.views.jobs()} == rows_by_job(local)
+    assert half > 0
+
+
+def test_replay_on_dynamodb_equals_live_and_switches_generation(aws: None) -> None:
+    events = _workload()
+    app = _central(inline=True)
+    from batchops.inbound import Parsed, translate
+
+    app.record_with_retry([f for f in map(translate, events) if isinstance(f, Parsed)])
+    live = list(app.views.jobs())
+    live_instances = list(app.views.instances())
+    assert app.views.current_generation() == 1
+    applied = app.replay(segments=3)
+    assert applied > 0
+    assert app.views.current_generation() == 2
+    assert list(app.views.jobs()) == live
+    assert list(app.views.instances()) == live_instances
+    leftovers = _client("dynamodb").scan(
+        TableName="bt-jobs", FilterExpression="begins_with(pk, :g)", ExpressionAttributeValues={":g": {"S": "1#"}}
+    )["Items"]
+    assert leftovers == []
+
+
+def test_cli_works_on_a_dynamodb_store(aws: None, tmp_path: Path, capsys) -> None:
+    from batchops.cli import main
+
+    stream = tmp_path / "events.jsonl"
+    stream.write_text("".join(json.dumps(e) + "\n" for e in _workload()))
+    assert main(["--store", "dynamodb://cli", "ingest", str(stream)]) == 0
+    capsys.readouterr()
+    assert main(["--store", "dynamodb://cli", "jobs", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["status"] for r in rows} <= {"SUCCEEDED", "FAILED", "RUNNABLE", "RUNNING"}
+    assert main(["--store", "dynamodb://cli", "job", rows[0]["job_id"], "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["job_id"] == rows[0]["job_id"]
