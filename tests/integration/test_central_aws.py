@@ -11,13 +11,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from conftest import ingest, rows_by_job
 from moto import mock_aws
 
 from batchops.aws.central import CentralApplication
 from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
 from batchops.bootstrap import Settings, build_application
 from batchops.simulate import SimulationSettings, simulate
+from conftest import ingest, rows_by_job
 
 REGION = "us-east-1"
 
