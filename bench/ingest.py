@@ -1,6 +1,8 @@
 """Ingest and replay throughput on a simulated stream, beside a raw SQLite append of the same bytes.
 
-    python bench/ingest.py [--jobs 17000] [--seed 1] [--keep DIR]
+    python bench/ingest.py [--jobs 17000] [--seed 1] [--keep DIR] [--stream FILE]
+
+`--jobs 6000` (≈74k events) is a quick mode; `--stream` reuses a stream kept by an earlier `--keep`.
 
 Every figure comes from this one run on this machine: the raw append and our ingest read the same file, so
 their ratio is our overhead. Ingest and replay run as subprocesses (the real CLI) so their peak memory is
@@ -93,11 +95,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=17_000, help="submitted jobs to simulate (17,000 ≈ 210k events)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="keep the stream and stores in this directory")
+    parser.add_argument("--stream", help="use this already simulated stream (JSON Lines) instead of simulating")
     args = parser.parse_args()
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="batchops-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     events = folder / "events.jsonl"
-    total = simulate(events, args.jobs, args.seed)
+    if args.stream:
+        events = Path(args.stream)
+        with events.open("rb") as stream:
+            total = sum(1 for _ in stream)
+    else:
+        total = simulate(events, args.jobs, args.seed)
+    for stale in ("raw.db", "half.db", "batchops.db"):
+        for suffix in ("", "-wal", "-shm"):
+            (folder / (stale + suffix)).unlink(missing_ok=True)
     half = folder / "half.jsonl"
     with events.open("rb") as source, half.open("wb") as target:
         for i, line in enumerate(source):
@@ -105,8 +116,8 @@ def main() -> None:
                 break
             target.write(line)
     print(
-        f"stream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB ({args.jobs:,} jobs, 3 accounts x 2 regions,"
-        " chaos)"
+        f"stream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB "
+        + (f"({events})" if args.stream else f"({args.jobs:,} jobs, 3 accounts x 2 regions, chaos)")
     )
 
     raw_rate = raw_append(events, folder / "raw.db")

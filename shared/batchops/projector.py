@@ -81,13 +81,21 @@ class Projector:
     """Keeps job, instance and compute-environment views equal to a fold of the event store."""
 
     def apply(
-        self, session: ProjectionSession, events: Iterable[Any], folds: Mapping[UUID, dict[str, Any]] | None = None
+        self,
+        session: ProjectionSession,
+        events: Iterable[Any],
+        folds: Mapping[UUID, dict[str, Any]] | None = None,
+        *,
+        whole: bool = False,
     ) -> int:
         """Apply domain events (in notification order) and rebuild every row they affect; returns the count.
 
         `folds` may hold the current folds of the events' aggregates (live ingestion has them in memory, already
         including these events, and the views are caught up to just before them): their events are not folded
         again, and their stored folds are not read.
+
+        `whole` says the events are every event of their aggregates, each aggregate's in version order (a rebuild
+        reading aggregate by aggregate): folds start empty at each `Tracked` event, and stored folds are not read.
         """
         jobs: dict[UUID, dict[str, Any]] = {}
         instances: dict[UUID, dict[str, Any]] = {}
@@ -117,9 +125,8 @@ class Projector:
                 else:
                     observe_task(fold, event.task)  # type: ignore[arg-type]
             elif isinstance(event, Job.Tracked):
-                jobs[key] = (
-                    jobs.get(key) or session.job_fold(key) or new_job_fold(event.account_id, event.region, event.job_id)
-                )
+                known_fold = None if whole else jobs.get(key) or session.job_fold(key)
+                jobs[key] = known_fold or new_job_fold(event.account_id, event.region, event.job_id)
             elif isinstance(event, Instance.Observed):
                 fold = instances.get(key) or session.instance_fold(key)
                 if fold is None:
@@ -127,11 +134,8 @@ class Projector:
                 instances[key] = fold
                 observe_instance(fold, event.fact)  # type: ignore[arg-type]
             elif isinstance(event, Instance.Tracked):
-                instances[key] = (
-                    instances.get(key)
-                    or session.instance_fold(key)
-                    or new_instance_fold(event.account_id, event.region, event.instance_id)
-                )
+                known_fold = None if whole else instances.get(key) or session.instance_fold(key)
+                instances[key] = known_fold or new_instance_fold(event.account_id, event.region, event.instance_id)
             elif isinstance(event, ComputeEnvironment.Configured):
                 fold = environments.get(key) or session.compute_environment(key)[0]
                 if fold is None:
@@ -139,10 +143,9 @@ class Projector:
                 environments[key] = fold
                 observe_compute_environment(fold, event.fact)  # type: ignore[arg-type]
             elif isinstance(event, ComputeEnvironment.Tracked):
-                environments[key] = (
-                    environments.get(key)
-                    or session.compute_environment(key)[0]
-                    or (new_compute_environment_fold(event.account_id, event.region, event.name))
+                known_fold = None if whole else environments.get(key) or session.compute_environment(key)[0]
+                environments[key] = known_fold or new_compute_environment_fold(
+                    event.account_id, event.region, event.name
                 )
         self._resolve(session, jobs, instances, environments)
         return count

@@ -8,10 +8,10 @@ works on the embedded store too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, Notification, Subscription
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
 
 POLL_SECONDS = 0.2
@@ -56,11 +56,48 @@ class PollingSubscription(Subscription[ApplicationRecorder]):
 
 
 class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
-    """The library's SQLite application recorder, plus a polling subscribe()."""
+    """The library's SQLite application recorder, plus a polling subscribe() and reading by aggregate."""
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[ApplicationRecorder]:
         """A subscription that polls the notification log."""
         return PollingSubscription(self, gt=gt, topics=topics)
+
+    def select_aggregates(
+        self, topics: Sequence[str], *, up_to: int, exclude: bool = False, limit: int = 20000
+    ) -> Iterator[list[StoredEvent]]:
+        """Stream the events of notification id <= `up_to` whose topic is (or, with `exclude`, is not) one of
+        `topics`, aggregate by aggregate in version order: each list holds whole aggregates (about `limit`
+        events; more when one aggregate alone has more). Each list is read in its own short transaction."""
+        table = self.events_table_name
+        marks = ", ".join("?" * len(topics))
+        where = f"rowid <= ? AND topic {'NOT IN' if exclude else 'IN'} ({marks})"
+        page_sql = (
+            f"SELECT originator_id, originator_version, topic, state FROM {table}"
+            f" WHERE originator_id > ? AND {where} ORDER BY originator_id, originator_version LIMIT ?"
+        )
+        rest_sql = (
+            f"SELECT originator_id, originator_version, topic, state FROM {table}"
+            f" WHERE originator_id = ? AND originator_version > ? AND {where} ORDER BY originator_version"
+        )
+        after = ""
+        page = max(1, limit)
+        while True:
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(page_sql, [after, up_to, *topics, page])
+                rows = c.fetchall()
+                if len(rows) == page:
+                    last = rows[-1][0]
+                    whole = [r for r in rows if r[0] != last]
+                    if whole:
+                        rows = whole  # the last aggregate may go on: it starts the next list
+                    else:  # one aggregate longer than a page: read the rest of it
+                        c.execute(rest_sql, [last, rows[-1][1], up_to, *topics])
+                        rows = [*rows, *c.fetchall()]
+            if not rows:
+                return
+            after = rows[-1][0]
+            convert = self.convert_originator_id
+            yield [StoredEvent(convert(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
 class PollingSQLiteProcessRecorder(SQLiteProcessRecorder):
