@@ -236,3 +236,46 @@ def test_cli_works_on_a_dynamodb_store(aws: None, tmp_path: Path, capsys) -> Non
     assert rows and {r["status"] for r in rows} <= {"SUCCEEDED", "FAILED", "RUNNABLE", "RUNNING"}
     assert main(["--store", "dynamodb://cli", "job", rows[0]["job_id"], "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["job_id"] == rows[0]["job_id"]
+
+
+def test_a_redelivered_batch_after_a_crash_has_no_double_effect(aws: None) -> None:
+    events = _workload()[:40]
+    queue, _ = _queues()
+    _send(queue, events[:10])
+    sqs = _client("sqs")
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    app = _central(inline=True)
+    handle_sqs_batch(app, _lambda_event(messages, arn))  # ...and the Lambda dies before SQS deletes them
+    rows = list(app.views.jobs())
+    before = {(c.account_id, c.region): c for c in app.views.counters()}
+    again = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    assert {m["MessageId"] for m in again} == {m["MessageId"] for m in messages}
+    fresh = _central(inline=True)  # a new container: nothing cached
+    assert handle_sqs_batch(fresh, _lambda_event(again, arn)) == {"batchItemFailures": []}
+    assert list(fresh.views.jobs()) == rows
+    after = {(c.account_id, c.region): c for c in fresh.views.counters()}
+    assert sum(c.ingested for c in after.values()) == sum(c.ingested for c in before.values())
+    assert sum(c.duplicates for c in after.values()) == sum(c.duplicates for c in before.values()) + len(messages)
+
+
+def test_an_interrupted_replay_resumes_and_completes(aws: None) -> None:
+    from batchops.inbound import Parsed, translate
+
+    app = _central(inline=True)
+    app.record_with_retry([f for f in map(translate, _workload()) if isinstance(f, Parsed)])
+    live = list(app.views.jobs())
+    seen = [0]
+
+    def crash_midway(count: int) -> None:
+        seen[0] += count
+        if seen[0] > 60:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        app.replay(segments=1, progress=crash_midway)
+    assert app.views.current_generation() == 1  # readers still see the complete old generation
+    assert list(app.views.jobs()) == live
+    app.replay(segments=1)
+    assert app.views.current_generation() == 2
+    assert list(app.views.jobs()) == live
