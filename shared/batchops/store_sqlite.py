@@ -38,6 +38,8 @@ class PollingSubscription(Subscription[ApplicationRecorder]):
         self._stopped.set()
 
     def __next__(self) -> Notification:
+        if self._has_been_stopped:
+            raise StopIteration
         while not self._buffer:
             if self._has_been_stopped:
                 raise StopIteration
