@@ -37,6 +37,7 @@ from batchops.projection import (
     attempts_of,
     instance_spot_signal,
     job_row,
+    timeline_rows,
 )
 from batchops.times import iso_ms, parse_instant
 from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
@@ -77,11 +78,14 @@ def view_table_definitions(prefix: str) -> list[dict[str, Any]]:
             "AttributeDefinitions": attributes(
                 "pk", "by_queue", "created_at", "by_status", "last_event_time", "by_instance", "by_job_id"
             ),
+            # Keys only: index items stay small (no fold or timeline copies), readers fetch the base item.
+            # by_status is "<generation>#<account>#<status>" so one status of a busy Organization is not one
+            # hot index partition.
             "GlobalSecondaryIndexes": [
-                gsi("by-queue", "by_queue", "created_at"),
-                gsi("by-status", "by_status", "last_event_time"),
-                gsi("by-instance", "by_instance", "created_at"),
-                gsi("by-job-id", "by_job_id"),
+                gsi("by-queue", "by_queue", "created_at", keys_only=True),
+                gsi("by-status", "by_status", "last_event_time", keys_only=True),
+                gsi("by-instance", "by_instance", "created_at", keys_only=True),
+                gsi("by-job-id", "by_job_id", keys_only=True),
             ],
             "BillingMode": "PAY_PER_REQUEST",
         },
@@ -560,22 +564,29 @@ class DynamoDBSession:
         )
 
     def flush(self) -> None:
-        """Write queued job rows with their join edges, then re-check joins that were still unknown."""
-        for pk, (fold, row, timeline) in list(self._pending_jobs.items()):
-            self._write_job(pk, fold, row, timeline)
-        unresolved = [
-            (pk, fold)
-            for pk, (fold, row, _) in self._pending_jobs.items()
-            if row.get("container_instance_arn") and row.get("instance_type") is None
-        ]
-        self._pending_jobs.clear()
-        # Write-then-read: an instance projected concurrently either saw our edge, or we now see it.
-        for pk, fold in unresolved:
-            row = job_row(fold, self)
-            if row.get("instance_type") is not None:
-                from batchops.projection import timeline_rows
+        """Write queued job rows with their join edges, then check their joins again.
 
-                self._write_job(pk, fold, row, timeline_rows(fold))
+        Write-then-read: a job and the instance or compute environment it joins may be projected at the same
+        moment by two Lambdas. Each writes its item (and edges) before reading the other's, so at least one of
+        them sees the other; re-reading after our own write makes sure a stale join never stays.
+        """
+        written = list(self._pending_jobs.items())
+        for pk, (fold, row, timeline) in written:
+            self._write_job(pk, fold, row, timeline)
+        self._pending_jobs.clear()
+        for _ in range(3):
+            self._environments.clear()
+            self._instances.clear()
+            stale = []
+            for pk, (fold, row, _timeline) in written:
+                fresh = job_row(fold, self)
+                if fresh != row:
+                    stale.append((pk, (fold, fresh, timeline_rows(fold))))
+            if not stale:
+                return
+            for pk, (fold, row, timeline) in stale:
+                self._write_job(pk, fold, row, timeline)
+            written = stale
 
     def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
         account, region = row["account_id"], row["region"]
@@ -584,7 +595,7 @@ class DynamoDBSession:
             fold=_pack(fold),
             timeline=_pack(timeline),
             by_queue=f"{self.g}#{account}#{region}#{row['queue']}",
-            by_status=f"{self.g}#{row['status']}",
+            by_status=f"{self.g}#{account}#{row['status']}",
             by_job_id=f"{self.g}#{row['job_id']}",
             by_instance=f"{self.g}#{account}#{region}#{row['instance_id']}" if row["instance_id"] else None,
         )
