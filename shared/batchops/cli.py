@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--chaos", action="store_true", help="EventBridge-like duplicates and reordering")
     simulate.add_argument("--out", help="write to this file instead of standard output")
 
+    redrive = commands.add_parser("redrive", help="move the aggregator's dead-letter messages back to its queue")
+    redrive.add_argument(
+        "--dlq-url", required=True, help="the dead-letter queue URL (stack output IngestDeadLetterQueueUrl)"
+    )
+    redrive.add_argument("--queue-url", required=True, help="the ingest queue URL (stack output IngestQueueUrl)")
+    redrive.add_argument("--limit", type=int, help="move at most this many messages")
+
     try:
         from batchops.cli_dashboards import register
     except ImportError:  # the dashboards module is optional in a partial checkout
@@ -320,6 +327,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """`batchops redrive`: after a fix, send dead-lettered events through the aggregator again."""
+    import boto3
+
+    from batchops.aws.redrive import RedriveError, redrive
+
+    sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL"))
+    try:
+        moved = redrive(sqs, args.dlq_url, args.queue_url, limit=args.limit)
+    except RedriveError as error:
+        raise UsageError(f"{error} (messages not moved stay in the dead-letter queue; run redrive again)") from error
+    print(f"moved {moved:,} messages from {args.dlq_url} back to {args.queue_url}")
+    return 0
+
+
 _HANDLERS = {
     "ingest": cmd_ingest,
     "jobs": cmd_jobs,
@@ -330,6 +352,7 @@ _HANDLERS = {
     "summary": cmd_summary,
     "rejected": cmd_rejected,
     "simulate": cmd_simulate,
+    "redrive": cmd_redrive,
 }
 
 __all__ = ["build_parser", "main", "os"]

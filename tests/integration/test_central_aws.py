@@ -279,3 +279,16 @@ def test_an_interrupted_replay_resumes_and_completes(aws: None) -> None:
     app.replay(segments=1)
     assert app.views.current_generation() == 2
     assert list(app.views.jobs()) == live
+
+
+def test_redrive_command_moves_dead_letters_back(aws: None, capsys) -> None:
+    from batchops.cli import main
+
+    queue, dlq = _queues()
+    sqs = _client("sqs")
+    for i in range(3):
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"n": i}))
+    assert main(["redrive", "--dlq-url", dlq, "--queue-url", queue]) == 0
+    assert "moved 3 messages" in capsys.readouterr().out
+    bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"])
+    assert bodies == [json.dumps({"n": i}) for i in range(3)]
