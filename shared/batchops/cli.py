@@ -329,13 +329,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     """`batchops redrive`: after a fix, send dead-lettered events through the aggregator again."""
-    import boto3
+    from batchops.aws.redrive import RedriveError, redrive, sqs_client
 
-    from batchops.aws.redrive import RedriveError, redrive
-
-    sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL"))
     try:
-        moved = redrive(sqs, args.dlq_url, args.queue_url, limit=args.limit)
+        moved = redrive(sqs_client(), args.dlq_url, args.queue_url, limit=args.limit)
     except RedriveError as error:
         raise UsageError(f"{error} (messages not moved stay in the dead-letter queue; run redrive again)") from error
     print(f"moved {moved:,} messages from {args.dlq_url} back to {args.queue_url}")

@@ -179,3 +179,13 @@ def start_move_task(
     if max_per_second is not None:
         request["MaxNumberOfMessagesPerSecond"] = max_per_second
     return str(sqs_client.start_message_move_task(**request)["TaskHandle"])
+
+
+def sqs_client() -> Any:
+    """An SQS client from the standard AWS environment (profile, region, AWS_ENDPOINT_URL[_SQS])."""
+    import os
+
+    import boto3
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return boto3.client("sqs", endpoint_url=endpoint)
