@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import gc
 import io
+import itertools
+import multiprocessing as mp
+import os
+import queue
 import re
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +29,10 @@ from batchops.redaction import redact
 from batchops.views import RejectedEvent
 
 BATCH_SIZE = 5000
+PARALLEL_MIN_BYTES = 8_000_000
+"""Files at least this big are decoded and translated in a second process (0 turns that off)."""
+PARALLEL_CHUNK_LINES = 1000
+PARALLEL_DEPTH = 4
 _VALUE_IN_TEXT = re.compile(r'("(?:value|Value|command|parameters)"\s*:\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\})')
 
 
@@ -59,8 +69,64 @@ class RawEvent:
     text: str | None = None
 
 
-def read_events(stream: IO[bytes]) -> Iterator[RawEvent]:
+class EventReader(Iterator[RawEvent]):
+    """The events of a stream, decoded lazily (what `read_events` returns).
+
+    Iterating decodes in this process. An `Ingestor` given a reader over a large regular file of JSON Lines
+    decodes and translates it in a second process instead (`translated`), overlapping with recording.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self._events: Iterator[RawEvent] | None = None
+
+    def __iter__(self) -> EventReader:
+        return self
+
+    def __next__(self) -> RawEvent:
+        if self._events is None:
+            self._events = _read(self.stream)
+        return next(self._events)
+
+    def parallel_worthwhile(self) -> bool:
+        """True for an untouched, big, seekable regular file on a machine with a second core."""
+        if self._events is not None or PARALLEL_MIN_BYTES <= 0 or (os.cpu_count() or 1) < 2:
+            return False
+        try:
+            if not self.stream.seekable():
+                return False
+            position = self.stream.tell()
+            size = os.fstat(self.stream.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
+            return False
+        return size - position >= PARALLEL_MIN_BYTES
+
+    def translated(self) -> Iterator[Parsed | RejectedEvent]:
+        """Every event translated, in order, by a worker process (JSON Lines only; anything else here)."""
+        stream = self.stream
+        start = stream.tell()
+        first = stream.readline()
+        while first and not first.strip():
+            first = stream.readline()
+        try:
+            head = orjson.loads(first) if first else None
+        except orjson.JSONDecodeError:
+            head = None
+        if head is None:  # empty, or not JSON Lines: the sequential reader knows every other shape
+            stream.seek(start)
+            yield from map(translate_raw, self)
+            return
+        self._events = iter(())
+        yield from map(translate_raw, _expand(head, 1))
+        yield from _translate_in_worker(stream, 2)
+
+
+def read_events(stream: IO[bytes]) -> EventReader:
     """Decode events from JSON Lines (or one JSON document spanning lines) without loading big files."""
+    return EventReader(stream)
+
+
+def _read(stream: IO[bytes]) -> Iterator[RawEvent]:
     first = stream.readline()
     while first and not first.strip():
         first = stream.readline()
@@ -144,9 +210,13 @@ class Ingestor:
         batch: list[Parsed] = []
         unusable: list[RejectedEvent] = []
         unusable_counts: dict[tuple[str, str], list[int]] = {}
-        for raw in events:
+        results: Iterable[Parsed | RejectedEvent]
+        if isinstance(events, EventReader) and events.parallel_worthwhile():
+            results = events.translated()
+        else:
+            results = map(self._translate, events)
+        for result in results:
             self.summary.read += 1
-            result = self._translate(raw)
             if isinstance(result, Parsed):
                 batch.append(result)
             else:
@@ -162,20 +232,7 @@ class Ingestor:
         return self.summary
 
     def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
-        if raw.error is not None:
-            return RejectedEvent(
-                reason=f"line {raw.line}: {raw.error}",
-                rejected=True,
-                detail_type=None,
-                account_id=None,
-                region=None,
-                body=scrub_text(raw.text or ""),
-                received_at=_now(),
-            )
-        result = translate(raw.value)
-        if isinstance(result, Parsed):
-            return result
-        return _kept(result, raw)
+        return translate_raw(raw)
 
     def _flush(
         self,
@@ -204,6 +261,138 @@ class Ingestor:
             self.on_points([*outcome.points, *pipeline_metric_points(merged, at)])
         if self.on_progress is not None:
             self.on_progress(len(batch) + len(unusable))
+
+
+def translate_raw(raw: RawEvent) -> Parsed | RejectedEvent:
+    """A decoded event's fact, or the redacted record of why it cannot be used."""
+    if raw.error is not None:
+        return RejectedEvent(
+            reason=f"line {raw.line}: {raw.error}",
+            rejected=True,
+            detail_type=None,
+            account_id=None,
+            region=None,
+            body=scrub_text(raw.text or ""),
+            received_at=_now(),
+        )
+    result = translate(raw.value)
+    if isinstance(result, Parsed):
+        return result
+    return _kept(result, raw)
+
+
+def _translate_lines(start: int, lines: list[bytes]) -> bytes:
+    """Decode and translate lines numbered from `start`; the results as JSON (see `_from_wire`)."""
+    out: list[list[Any]] = []
+    for number, line in enumerate(lines, start=start):
+        if not line.strip():
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raws: Iterable[RawEvent] = (
+                RawEvent(None, number, f"invalid JSON: {exc}", line[:4000].decode("utf-8", "replace")),
+            )
+        else:
+            raws = _expand(value, number)
+        for raw in raws:
+            result = translate_raw(raw)
+            if isinstance(result, Parsed):
+                out.append([result.kind, result.account, result.region, result.key, result.fact])
+            else:
+                out.append(
+                    [
+                        result.reason,
+                        result.rejected,
+                        result.detail_type,
+                        result.account_id,
+                        result.region,
+                        result.body,
+                        result.received_at,
+                    ]
+                )
+    return orjson.dumps(out)
+
+
+def _from_wire(data: bytes) -> Iterator[Parsed | RejectedEvent]:
+    for item in orjson.loads(data):
+        if len(item) == 5:
+            yield Parsed(*item)
+        else:
+            yield RejectedEvent(*item)
+
+
+def _worker(tasks: Any, results: Any) -> None:
+    """The second process: translate chunks of lines until told to stop."""
+    gc.disable()  # short-lived acyclic objects only, as in the ingestor
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        results.put(_translate_lines(*task))
+
+
+def _translate_in_worker(stream: IO[bytes], start: int) -> Iterator[Parsed | RejectedEvent]:
+    """Translate the rest of a JSON Lines stream in a worker process, a few chunks ahead of the caller.
+
+    Should the worker fail (or not start), the chunks it had and the rest are translated here instead."""
+    # Fork shares the loaded modules (instant start) but is only safe with no other thread around.
+    context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
+    tasks = context.Queue()
+    results = context.Queue()
+    worker = context.Process(target=_worker, args=(tasks, results), name="batchops-translate", daemon=True)
+    in_flight: deque[tuple[int, list[bytes]]] = deque()
+    number = start
+    finished = False
+    try:
+        worker.start()
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < PARALLEL_DEPTH:
+                lines = list(itertools.islice(stream, PARALLEL_CHUNK_LINES))
+                if not lines:
+                    exhausted = True
+                    break
+                tasks.put((number, lines))
+                in_flight.append((number, lines))
+                number += len(lines)
+            if not in_flight:
+                break
+            data = _get(results, worker)
+            if data is None:
+                break
+            in_flight.popleft()
+            yield from _from_wire(data)
+        if not in_flight:
+            tasks.put(None)
+            finished = True
+    finally:
+        if finished:
+            worker.join(timeout=10)
+        if worker.is_alive():
+            worker.terminate()
+            worker.join(timeout=10)
+        tasks.cancel_join_thread()  # chunks a dead worker never read are dropped, not waited for
+        tasks.close()
+        results.close()
+    if finished:
+        return
+    # The worker failed: translate what it had, then the rest, here.
+    for chunk_start, lines in in_flight:
+        yield from _from_wire(_translate_lines(chunk_start, lines))
+    while lines := list(itertools.islice(stream, PARALLEL_CHUNK_LINES)):
+        yield from _from_wire(_translate_lines(number, lines))
+        number += len(lines)
+
+
+def _get(results: Any, worker: Any) -> bytes | None:
+    """The next result, or None once the worker is gone without one."""
+    while True:
+        try:
+            return results.get(timeout=1.0)  # type: ignore[no-any-return]
+        except queue.Empty:
+            if not worker.is_alive():
+                return None
 
 
 def _kept(result: Unusable, raw: RawEvent) -> RejectedEvent:
