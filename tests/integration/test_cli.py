@@ -147,3 +147,23 @@ def test_simulate_writes_a_stream_the_ingest_reads(tmp_path: Path) -> None:
     assert summary["duplicates"] > 0 and summary["rejected"] == 0
     assert b"simulated-user-secret" in stream.read_bytes()
     assert b"simulated-user-secret" not in store.read_bytes()
+
+
+def test_a_big_file_is_parsed_in_a_second_process_with_the_same_result(tmp_path: Path) -> None:
+    from batchops.bootstrap import Settings, build_application
+    from batchops.ingest import Ingestor, RawEvent
+    from batchops.simulate import SimulationSettings, simulate
+
+    events = list(simulate(SimulationSettings(accounts=2, regions=1, jobs=400, seed=9, chaos=True)))
+    stream = tmp_path / "big.jsonl"
+    lines = [json.dumps(e) for e in events]
+    lines.insert(5, '{"broken": ')  # a bad line in the middle: kept aside, the rest goes on
+    stream.write_text("\n".join(lines) + "\n")
+    assert stream.stat().st_size > 8_000_000, "big enough for the parallel path"
+    summary = json.loads(run(["ingest", str(stream), "--json"], tmp_path / "big.db").stdout)
+    assert (summary["read"], summary["rejected"]) == (len(events) + 1, 1)
+    parallel = json.loads(run(["jobs", "--format", "json"], tmp_path / "big.db").stdout)
+    app = build_application(Settings(store=f"sqlite:///{tmp_path / 'serial.db'}"))
+    Ingestor(app).ingest(RawEvent(e, i) for i, e in enumerate(events))
+    assert parallel == list(app.views.jobs())
+    app.close()
