@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/batchops --store sqlite:///$(DEMO_DIR)/batchops.db summary
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared tests bench
-	$(BIN)/ruff format --check shared tests bench
+	$(BIN)/ruff check shared tests bench deploy.py
+	$(BIN)/ruff format --check shared tests bench deploy.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,0 +1,181 @@
+"""Roll batchops out to an AWS Organization: central stack, member StackSet, OAM sinks, Grafana.
+
+    python deploy.py --org-unit ou-abcd-12345678 --regions us-east-1,eu-west-1 [--dry-run] [--yes]
+    python deploy.py status
+    python deploy.py destroy
+
+Runs with the standard AWS environment (AWS_PROFILE / --profile, AWS_ENDPOINT_URL for an emulator)
+from the management account or a StackSets delegated administrator. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.prompt import Confirm
+
+from batchops.aws.grafana_workspace import GrafanaProvisioningError
+from batchops.aws.preflight import PreflightError
+from batchops.aws.rollout import (
+    Clients,
+    OperationPreferences,
+    RolloutError,
+    RolloutSettings,
+    WriteRefused,
+    deploy,
+    destroy,
+    status,
+)
+
+
+def _regions(text: str) -> tuple[str, ...]:
+    return tuple(r.strip() for r in text.split(",") if r.strip())
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """Options every command takes; a subcommand's copy leaves unset options alone (set before or after it)."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    common = argparse.ArgumentParser(add_help=False)
+    add = common.add_argument
+    add("--org-unit", action="append", default=default([]), metavar="OU", help="target OU id (repeatable)")
+    add("--regions", type=_regions, default=default(()), help="member regions, comma-separated")
+    add("--home-region", default=default(None), help="region of the central stack (default: the first of --regions)")
+    add("--profile", default=default(None), help="AWS profile (default: the standard AWS environment)")
+    add("--call-as", choices=("SELF", "DELEGATED_ADMIN"), default=default(None), help="default: from the caller")
+    add("--prefix", default=default("batchops"), help="name prefix of everything deployed (batchops)")
+    add("--central-account", default=default(None), help="account of the central stack (default: the caller's)")
+    add("--central-role-name", default=default("OrganizationAccountAccessRole"), help="role assumed there")
+    add("--yes", action="store_true", default=default(False), help="answer yes to every question (CI)")
+    add("--dry-run", action="store_true", default=default(False), help="show what would change; write nothing")
+    add("--no-oam", dest="oam", action="store_false", default=default(True), help="no CloudWatch OAM sinks and links")
+    add("--no-grafana", dest="grafana", action="store_false", default=default(True), help="no Managed Grafana")
+    add("--poll-seconds", type=float, default=default(5.0), help=argparse.SUPPRESS)
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    common = _common(suppress=False)
+    sub_common = _common(suppress=True)
+
+    main = argparse.ArgumentParser(prog="python deploy.py", description=__doc__.splitlines()[0], parents=[common])
+    main.add_argument("--include-management-account", action="store_true", help="also deploy the member stack there")
+    main.add_argument("--max-concurrent-percentage", type=int, default=OperationPreferences.max_concurrent_percentage)
+    main.add_argument(
+        "--failure-tolerance-percentage", type=int, default=OperationPreferences.failure_tolerance_percentage
+    )
+    main.add_argument(
+        "--grafana-admin-group", action="append", default=[], metavar="NAME", help="Identity Center group"
+    )
+    main.add_argument(
+        "--grafana-viewer-group", action="append", default=[], metavar="NAME", help="Identity Center group"
+    )
+    main.add_argument("--identity-center-region", help="region of IAM Identity Center (default: --home-region)")
+    main.add_argument("--artifact", type=Path, help="a built batchops-lambda.zip (default: build it)")
+    main.add_argument(
+        "--artifact-bucket", help="S3 bucket for the artifact (default: <prefix>-artifacts-<acct>-<region>)"
+    )
+    main.add_argument(
+        "--central-parameter", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+        help="a parameter of central-account/template.yaml (repeatable), e.g. AlarmTopic=arn:...",
+    )  # fmt: skip
+    commands = main.add_subparsers(dest="command")
+    commands.add_parser("status", parents=[sub_common], help="every account of the OUs x region, drift, missing")
+    commands.add_parser("destroy", parents=[sub_common], help="remove everything deploy created (asks first)")
+    return main
+
+
+def settings_from(args: argparse.Namespace, default_region: str | None = None) -> RolloutSettings:
+    """Typed settings from the parsed command line."""
+    home = args.home_region or (args.regions[0] if args.regions else None) or default_region
+    if not home:
+        raise RolloutError("no --home-region (nor --regions, nor a default region in the AWS environment)")
+    return RolloutSettings(
+        org_units=tuple(args.org_unit),
+        regions=tuple(args.regions),
+        home_region=home,
+        prefix=args.prefix,
+        call_as=args.call_as,
+        central_account=args.central_account,
+        include_management_account=getattr(args, "include_management_account", False),
+        preferences=OperationPreferences(
+            getattr(args, "max_concurrent_percentage", OperationPreferences.max_concurrent_percentage),
+            getattr(args, "failure_tolerance_percentage", OperationPreferences.failure_tolerance_percentage),
+        ),
+        dry_run=args.dry_run,
+        assume_yes=args.yes,
+        artifact=getattr(args, "artifact", None),
+        artifact_bucket=getattr(args, "artifact_bucket", None),
+        central_parameters=dict(getattr(args, "central_parameter", [])),
+        oam=args.oam,
+        grafana=args.grafana,
+        grafana_admin_groups=tuple(getattr(args, "grafana_admin_group", [])),
+        grafana_viewer_groups=tuple(getattr(args, "grafana_viewer_group", [])),
+        identity_center_region=getattr(args, "identity_center_region", None),
+        profile=args.profile,
+        poll_seconds=args.poll_seconds,
+    )
+
+
+def _ask(console: Console) -> Callable[[str], bool]:
+    def ask(question: str) -> bool:
+        if not sys.stdin.isatty():
+            console.print(f"{question} [no terminal to answer: pass --yes]")
+            return False
+        return bool(Confirm.ask(question, console=console))
+
+    return ask
+
+
+def main(
+    argv: Sequence[str] | None = None, *, session: boto3.Session | None = None, console: Console | None = None
+) -> int:
+    """Parse, build the clients, run one command; 0 ok, 1 failed, 2 preflight or usage problem."""
+    args = parser().parse_args(argv)
+    out = console or Console()
+    try:
+        session = session or boto3.Session(profile_name=args.profile)
+        settings = settings_from(args, session.region_name)
+        clients = Clients(session, read_only=settings.dry_run, role_name=args.central_role_name)
+        ask = _ask(out)
+        if args.command == "status":
+            return status(settings, clients, out).exit_code
+        if args.command == "destroy":
+            return destroy(settings, clients, out, ask).exit_code
+        with tempfile.TemporaryDirectory(prefix="batchops-deploy-") as workdir:
+            return deploy(settings, clients, out, ask, workdir=Path(workdir)).exit_code
+    except PreflightError as error:
+        out.print("[red]preflight found problems:[/]")
+        for problem in error.problems:
+            out.print(f"  - {problem}", soft_wrap=True)
+        return 2
+    except (RolloutError, GrafanaProvisioningError, ValueError) as error:
+        out.print(f"[red]error:[/] {error}", soft_wrap=True)
+        return 1
+    except WriteRefused as error:
+        out.print(f"[red]bug:[/] {error}")
+        return 1
+    except (ClientError, BotoCoreError) as error:
+        out.print(f"[red]AWS error:[/] {error}", soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
