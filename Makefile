@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy.py
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n 2 tests
