@@ -357,3 +357,20 @@ def instance_row(fold: dict[str, Any], ce_pricing: str | None) -> dict[str, Any]
         "jobs_run": 0,
         "last_event_time": iso_ms(fold["last"]),
     }
+
+
+def attempt_detail(attempt: dict[str, Any], log_group: str | None) -> dict[str, Any]:
+    """One attempt as the drilldown shows it: times, exit, reasons, where it ran and where it logged."""
+    return {
+        "attempt": attempt["attempt"],
+        "started_at": iso_ms(attempt.get("started")),
+        "stopped_at": iso_ms(attempt.get("stopped")),
+        "exit_code": attempt.get("exit_code"),
+        "status_reason": attempt.get("status_reason"),
+        "container_reason": attempt.get("container_reason"),
+        "container_instance_arn": attempt.get("container_instance_arn"),
+        "task_arn": attempt.get("task_arn"),
+        "availability_zone": attempt.get("availability_zone"),
+        "log_group": log_group,
+        "log_stream": attempt.get("log_stream"),
+    }

@@ -17,9 +17,9 @@ from batchops.projection import (
     JOB_EXTRA_FIELDS,
     JOB_FIELDS,
     InstanceFacts,
+    attempt_detail,
     attempts_of,
 )
-from batchops.times import iso_ms
 from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
 
 _JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
@@ -200,7 +200,7 @@ class SQLiteViewStore:
             job = _job_dict(row)
             fold = orjson.loads(row["fold"])
             job["timeline"] = orjson.loads(row["timeline"])
-            job["attempt_details"] = [_attempt_dict(a, job) for a in attempts_of(fold)]
+            job["attempt_details"] = [attempt_detail(a, job["log_group"]) for a in attempts_of(fold)]
             found.append(job)
         return found
 
@@ -280,22 +280,6 @@ def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
     if job["spot_interrupted"] is not None:
         job["spot_interrupted"] = bool(job["spot_interrupted"])
     return job
-
-
-def _attempt_dict(attempt: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "attempt": attempt["attempt"],
-        "started_at": iso_ms(attempt.get("started")),
-        "stopped_at": iso_ms(attempt.get("stopped")),
-        "exit_code": attempt.get("exit_code"),
-        "status_reason": attempt.get("status_reason"),
-        "container_reason": attempt.get("container_reason"),
-        "container_instance_arn": attempt.get("container_instance_arn"),
-        "task_arn": attempt.get("task_arn"),
-        "availability_zone": attempt.get("availability_zone"),
-        "log_group": job["log_group"],
-        "log_stream": attempt.get("log_stream"),
-    }
 
 
 class SQLiteSession:

@@ -34,12 +34,13 @@ from batchops.projection import (
     JOB_FIELDS,
     TIME_FIELDS,
     InstanceFacts,
+    attempt_detail,
     attempts_of,
     instance_spot_signal,
     job_row,
     timeline_rows,
 )
-from batchops.times import iso_ms, parse_instant
+from batchops.times import parse_instant
 from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
 
 JOBS = "jobs"
@@ -286,7 +287,7 @@ class DynamoDBViewStore:
             job = {c: values.get(c) for c in _JOB_COLUMNS}
             fold = _unpack(values["fold"])
             job["timeline"] = _unpack(values["timeline"])
-            job["attempt_details"] = [_attempt_dict(a, job) for a in attempts_of(fold)]
+            job["attempt_details"] = [attempt_detail(a, job["log_group"]) for a in attempts_of(fold)]
             found.append(job)
         return sorted(found, key=lambda j: (j["account_id"], j["region"]))
 
@@ -425,22 +426,6 @@ def _matches(row: dict[str, Any], query: JobFilter) -> bool:
         if values and row.get(column) not in values:
             return False
     return True
-
-
-def _attempt_dict(attempt: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "attempt": attempt["attempt"],
-        "started_at": iso_ms(attempt.get("started")),
-        "stopped_at": iso_ms(attempt.get("stopped")),
-        "exit_code": attempt.get("exit_code"),
-        "status_reason": attempt.get("status_reason"),
-        "container_reason": attempt.get("container_reason"),
-        "container_instance_arn": attempt.get("container_instance_arn"),
-        "task_arn": attempt.get("task_arn"),
-        "availability_zone": attempt.get("availability_zone"),
-        "log_group": job["log_group"],
-        "log_stream": attempt.get("log_stream"),
-    }
 
 
 class DynamoDBSession:
