@@ -3,6 +3,7 @@
     python deploy.py --org-unit ou-abcd-12345678 --regions us-east-1,eu-west-1 [--dry-run] [--yes]
     python deploy.py status
     python deploy.py destroy
+    python deploy.py --org-unit ou-demo --local [--jobs N] [--keep-running]   # all of it on an AWS emulator
 
 Runs with the standard AWS environment (AWS_PROFILE / --profile, AWS_ENDPOINT_URL for an emulator)
 from the management account or a StackSets delegated administrator. See docs/deploy.md.
@@ -11,6 +12,7 @@ from the management account or a StackSets delegated administrator. See docs/dep
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,6 +24,7 @@ from rich.console import Console
 from rich.prompt import Confirm
 
 from batchops.aws.grafana_workspace import GrafanaProvisioningError
+from batchops.aws.local_org import LocalRunError, LocalSettings, run_local
 from batchops.aws.preflight import PreflightError
 from batchops.aws.rollout import (
     Clients,
@@ -33,6 +36,7 @@ from batchops.aws.rollout import (
     destroy,
     status,
 )
+from batchops.grafana import GrafanaError
 
 
 def _regions(text: str) -> tuple[str, ...]:
@@ -96,6 +100,14 @@ def parser() -> argparse.ArgumentParser:
         "--central-parameter", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
         help="a parameter of central-account/template.yaml (repeatable), e.g. AlarmTopic=arn:...",
     )  # fmt: skip
+    local = main.add_argument_group("the local Organization (an AWS emulator on this machine)")
+    local.add_argument("--local", action="store_true", help="deploy to an emulated Organization and run a workload")
+    local.add_argument("--jobs", type=int, default=LocalSettings.jobs_per_account, help="simulated jobs per account")
+    local.add_argument("--seed", type=int, default=LocalSettings.seed, help="seed of the simulated workload")
+    local.add_argument("--keep-running", action="store_true", help="leave the emulator up until Ctrl-C")
+    local.add_argument("--out", type=Path, default=LocalSettings.out, help="EMF, dashboards, cached artifact")
+    local.add_argument("--grafana-url", help="push the dashboards to this Grafana")
+    local.add_argument("--token", default=os.environ.get("BATCHOPS_GRAFANA_TOKEN"), help="its service account token")
     commands = main.add_subparsers(dest="command")
     commands.add_parser("status", parents=[sub_common], help="every account of the OUs x region, drift, missing")
     commands.add_parser("destroy", parents=[sub_common], help="remove everything deploy created (asks first)")
@@ -134,6 +146,22 @@ def settings_from(args: argparse.Namespace, default_region: str | None = None) -
     )
 
 
+def local_settings_from(args: argparse.Namespace) -> LocalSettings:
+    """Settings of a --local run."""
+    return LocalSettings(
+        org_unit=args.org_unit[0] if args.org_unit else LocalSettings.org_unit,
+        regions=tuple(args.regions) or LocalSettings.regions,
+        jobs_per_account=args.jobs,
+        seed=args.seed,
+        prefix=args.prefix,
+        out=args.out,
+        artifact=args.artifact,
+        keep_running=args.keep_running,
+        grafana_url=args.grafana_url,
+        grafana_token=args.token,
+    )
+
+
 def _ask(console: Console) -> Callable[[str], bool]:
     def ask(question: str) -> bool:
         if not sys.stdin.isatty():
@@ -149,8 +177,11 @@ def main(
 ) -> int:
     """Parse, build the clients, run one command; 0 ok, 1 failed, 2 preflight or usage problem."""
     args = parser().parse_args(argv)
-    out = console or Console()
+    out = console or Console(file=sys.stdout)  # bound now: --local redirects stdout to capture EMF
     try:
+        if getattr(args, "local", False) and args.command is None:
+            run_local(local_settings_from(args), out)
+            return 0
         session = session or boto3.Session(profile_name=args.profile)
         settings = settings_from(args, session.region_name)
         clients = Clients(session, read_only=settings.dry_run, role_name=args.central_role_name)
@@ -166,7 +197,7 @@ def main(
         for problem in error.problems:
             out.print(f"  - {problem}", soft_wrap=True)
         return 2
-    except (RolloutError, GrafanaProvisioningError, ValueError) as error:
+    except (RolloutError, GrafanaProvisioningError, LocalRunError, GrafanaError, ValueError) as error:
         out.print(f"[red]error:[/] {error}", soft_wrap=True)
         return 1
     except WriteRefused as error:

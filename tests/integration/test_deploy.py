@@ -24,13 +24,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto.cloudformation import models as cfn_models
-from moto.cloudformation import responses as cfn_responses
-from moto.organizations.models import organizations_backends
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 
 from batchops.aws import grafana_workspace, rollout
+from batchops.aws.emulator import patch_moto
 from batchops.aws.preflight import STACKSETS_PRINCIPAL, Account, Caller, OrgUnit, PreflightReport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,78 +49,11 @@ PREFIX = "bo"
 RULES = ("bo-batch-jobs", "bo-batch-api", "bo-ecs", "bo-ec2", "bo-autoscaling")
 
 
-# --- moto gaps, patched for these tests only --------------------------------------------------------------
-# Each patch makes the emulator do what AWS documents; the product code is written for AWS and never
-# branches on the emulator.
-
-
-def _execute_change_set_with_outputs(original: Any) -> Any:
-    """moto builds a stack's outputs when the stack is created, not when a CREATE change set runs."""
-
-    def execute(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
-        original(self, change_set_name, stack_name)
-        for stack in self.stacks.values():
-            stack._parse_template()
-            stack.output_map = stack._create_output_map()
-
-    return execute
-
-
-def _stack_set_keeps(original: Any) -> Any:
-    """moto drops AutoDeployment and ManagedExecution; AWS stores and reports them."""
-
-    def call(self: Any) -> Any:
-        result = original(self)
-        params = self._get_params()
-        stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
-        if "AutoDeployment" in params:
-            stack_set.auto_deployment = {
-                "Enabled": params["AutoDeployment"].get("Enabled") in (True, "true"),
-                "RetainStacksOnAccountRemoval": params["AutoDeployment"].get("RetainStacksOnAccountRemoval")
-                in (True, "true"),
-            }
-        if "ManagedExecution" in params:
-            stack_set.managed_execution_active = params["ManagedExecution"].get("Active") in (True, "true")
-        return result
-
-    return call
-
-
-def _delete_stack_instances_by_ou(original: Any) -> Any:
-    """moto deletes by Accounts only; SERVICE_MANAGED StackSets delete by DeploymentTargets OUs on AWS."""
-
-    def call(self: Any) -> Any:
-        targets = self._get_params().get("DeploymentTargets") or {}
-        ous = targets.get("OrganizationalUnitIds") or []
-        if ous and not self._get_param("Accounts"):
-            org = organizations_backends[self.current_account]["aws"]
-            below = set(ous) | {ou.id for ou in org.ou if ou.parent_id in ous}
-            accounts = [a.id for a in org.accounts if a.parent_id in below]
-            stack_set = self.cloudformation_backend.delete_stack_instances(
-                self._get_param("StackSetName"), accounts, self._get_param("Regions", [])
-            )
-            return cfn_responses.ActionResult({"OperationId": stack_set.operations[-1]["OperationId"]})
-        return original(self)
-
-    return call
-
-
 @pytest.fixture(scope="module")
 def moto_gaps() -> Iterator[None]:
+    """moto's gaps filled for these tests only (batchops.aws.emulator, undone afterwards)."""
     with pytest.MonkeyPatch.context() as patch:
-        backend = cfn_models.CloudFormationBackend
-        patch.setattr(backend, "execute_change_set", _execute_change_set_with_outputs(backend.execute_change_set))
-        response = cfn_responses.CloudFormationResponse
-        patch.setattr(response, "create_stack_set", _stack_set_keeps(response.create_stack_set))
-        patch.setattr(response, "update_stack_set", _stack_set_keeps(response.update_stack_set))
-        patch.setattr(
-            response, "delete_stack_instances", _delete_stack_instances_by_ou(response.delete_stack_instances)
-        )
-        patch.setattr(
-            cfn_models.StackSet,
-            "managed_execution",
-            property(lambda self: {"Active": getattr(self, "managed_execution_active", False)}),
-        )
+        patch_moto(patch.setattr)
         yield
 
 

@@ -122,7 +122,7 @@ class LocalPipeline:
             messages: list[dict[str, Any]] = []
             while len(messages) < batch_size:
                 got = self.sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
                 ).get("Messages", [])
                 if not got:
                     break

@@ -1,0 +1,132 @@
+"""Emulator only: make moto (as served by `ThreadedMotoServer`, in this process) do what AWS documents.
+
+The product code is written for AWS and never branches on the emulator; these patches fill moto's gaps
+that the rollout depends on. They change moto's classes in the running process, so they apply to a
+ThreadedMotoServer started here (the local Organization, the end-to-end tests), never to AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# moto replaces a table to change its deletion protection, which the protection forbids: on the emulator the
+# event store is created unprotected so that destroy can remove it.
+EMULATOR_CENTRAL_PARAMETERS = {"DeletionProtection": "false"}
+
+Setter = Callable[[Any, str, Any], None]
+_applied = False
+
+
+def _execute_change_set_with_outputs(original: Any) -> Any:
+    """moto builds a stack's outputs when the stack is created, not when a CREATE change set runs."""
+
+    def execute(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        original(self, change_set_name, stack_name)
+        for stack in self.stacks.values():
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+
+    return execute
+
+
+def _stack_set_keeps(original: Any) -> Any:
+    """moto drops AutoDeployment and ManagedExecution; AWS stores and reports them."""
+
+    def call(self: Any) -> Any:
+        result = original(self)
+        params = self._get_params()
+        stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+        if "AutoDeployment" in params:
+            stack_set.auto_deployment = {
+                "Enabled": params["AutoDeployment"].get("Enabled") in (True, "true"),
+                "RetainStacksOnAccountRemoval": params["AutoDeployment"].get("RetainStacksOnAccountRemoval")
+                in (True, "true"),
+            }
+        if "ManagedExecution" in params:
+            stack_set.managed_execution_active = params["ManagedExecution"].get("Active") in (True, "true")
+        return result
+
+    return call
+
+
+def _delete_stack_instances_by_ou(original: Any) -> Any:
+    """moto deletes by Accounts only; SERVICE_MANAGED StackSets delete by DeploymentTargets OUs on AWS."""
+    from moto.cloudformation import responses as cfn_responses
+    from moto.organizations.models import organizations_backends
+
+    def call(self: Any) -> Any:
+        targets = self._get_params().get("DeploymentTargets") or {}
+        ous = targets.get("OrganizationalUnitIds") or []
+        if ous and not self._get_param("Accounts"):
+            org = organizations_backends[self.current_account]["aws"]
+            below = set(ous) | {ou.id for ou in org.ou if ou.parent_id in ous}
+            accounts = [a.id for a in org.accounts if a.parent_id in below]
+            stack_set = self.cloudformation_backend.delete_stack_instances(
+                self._get_param("StackSetName"), accounts, self._get_param("Regions", [])
+            )
+            action_result = cfn_responses.ActionResult  # type: ignore[attr-defined]
+            return action_result({"OperationId": stack_set.operations[-1]["OperationId"]})
+        return original(self)
+
+    return call
+
+
+def _json_dump_with_binary(dynamo_object: Any) -> str:
+    """moto sizes a stream record by JSON-dumping it, which fails on a binary attribute (the event store's state);
+    AWS carries binary as base64."""
+    import base64
+    import json
+
+    from moto.dynamodb.models.utilities import DynamoJsonEncoder
+
+    class Encoder(DynamoJsonEncoder):  # type: ignore[misc]
+        def default(self, o: Any) -> Any:
+            if isinstance(o, bytes):
+                return base64.b64encode(o).decode()
+            return super().default(o)
+
+    return json.dumps(dynamo_object, cls=Encoder)
+
+
+def _skip_disabled_stream_mappings(original: Any) -> Any:
+    """moto hands every stream record to the mapped Lambda even when the mapping is disabled; AWS does not."""
+
+    def send(self: Any, function_arn: str, items: Any, source: str) -> Any:
+        for mapping in self._event_source_mappings.values():
+            if (mapping.function_arn, mapping.event_source_arn) == (function_arn, source) and not mapping.enabled:
+                return None
+        return original(self, function_arn, items, source)
+
+    return send
+
+
+def patch_moto(setter: Setter | None = None) -> None:
+    """Apply the patches to moto's classes: with `setter` (e.g. pytest's monkeypatch.setattr, undone after a
+    test) every call patches; without, once per process and for good."""
+    global _applied
+    if setter is None:
+        if _applied:
+            return
+        _applied = True
+        setter = setattr
+    from moto.cloudformation import models as cfn_models
+    from moto.cloudformation import responses as cfn_responses
+
+    from moto.dynamodb.models import table as dynamodb_table
+
+    from moto.awslambda.models import LambdaBackend
+
+    setter(dynamodb_table, "dynamo_json_dump", _json_dump_with_binary)
+    setter(LambdaBackend, "send_dynamodb_items", _skip_disabled_stream_mappings(LambdaBackend.send_dynamodb_items))
+    backend = cfn_models.CloudFormationBackend
+    setter(backend, "execute_change_set", _execute_change_set_with_outputs(backend.execute_change_set))
+    response = cfn_responses.CloudFormationResponse
+    setter(response, "create_stack_set", _stack_set_keeps(response.create_stack_set))
+    setter(response, "update_stack_set", _stack_set_keeps(response.update_stack_set))
+    setter(response, "delete_stack_instances", _delete_stack_instances_by_ou(response.delete_stack_instances))
+    setter(
+        cfn_models.StackSet,
+        "managed_execution",
+        property(lambda self: {"Active": getattr(self, "managed_execution_active", False)}),
+    )

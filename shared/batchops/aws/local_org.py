@@ -1,0 +1,522 @@
+"""The local Organization: the whole product on one machine (`python deploy.py --org-unit ou-demo --local`).
+
+An AWS emulator (moto server on 127.0.0.1) holds an Organization with the OU and three member accounts; the
+real rollout deploys the central stack and the member StackSet to it; a simulated Batch workload of the
+member accounts is filtered by their rules, forwarded to the central queue, recorded by the aggregator
+handler, projected by the projector handler from the events table's stream (invoked in-process: the emulator
+has no Lambda runtime), and summarised from the projection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import tempfile
+import threading
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from batchops.aws import rollout
+from batchops.aws.central import CentralApplication
+from batchops.aws.emulator import EMULATOR_CENTRAL_PARAMETERS, patch_moto
+from batchops.aws.local_pipeline import LocalPipeline, PipelineFigures, rule_patterns
+from batchops.bootstrap import Settings, build_application
+from batchops.reports import store_summary
+from batchops.simulate import REGIONS as SIMULATED_REGIONS
+from batchops.simulate import SimulationSettings, simulate
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+CHUNK_EVENTS = 2000
+
+
+class LocalRunError(RuntimeError):
+    """The local Organization could not be set up or run."""
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """What the local run does: the OU's name, the regions, the workload, where files go."""
+
+    org_unit: str = "ou-demo"
+    regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
+    accounts: int = 3
+    jobs_per_account: int = 100
+    seed: int = 7
+    prefix: str = "batchops"
+    out: Path = Path("out/local")
+    artifact: Path | None = None
+    keep_running: bool = False
+    grafana_url: str | None = None
+    grafana_token: str | None = None
+
+    @property
+    def store(self) -> str:
+        """The store URL of the central tables."""
+        return f"dynamodb://{self.prefix}"
+
+
+@dataclass
+class LocalFigures:
+    """What the run covered and measured; the printed summary is made of these."""
+
+    endpoint: str = ""
+    store: str = ""
+    organization_id: str = ""
+    org_unit_id: str = ""
+    members: tuple[str, ...] = ()
+    covered: list[tuple[str, str, str]] = field(default_factory=list)  # (account, region, state)
+    summary: dict[str, Any] = field(default_factory=dict)  # batchops.reports.store_summary of the projection
+    pipeline: PipelineFigures = field(default_factory=PipelineFigures)
+    pipeline_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of the whole run
+    emf_file: Path | None = None
+    dashboards: list[Path] = field(default_factory=list)
+    grafana_changes: list[str] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        """Member events per second through the whole path (forward, aggregate, project)."""
+        return self.pipeline.member_events / self.pipeline_seconds if self.pipeline_seconds else 0.0
+
+
+# --- the emulator ------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def emulator() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port) with the emulator patches; yields its URL, stops on exit."""
+    from moto.server import ThreadedMotoServer
+
+    patch_moto()
+    port = _free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def aws_environment(endpoint: str, region: str) -> Iterator[None]:
+    """This process's AWS environment pointed at the emulator with fake credentials; restored on exit."""
+    wanted = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
+    dropped = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+    saved = {key: os.environ.get(key) for key in (*wanted, *dropped)}
+    os.environ.update(wanted)
+    for key in dropped:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def create_organization(org_unit_name: str, accounts: int, region: str) -> tuple[str, str, tuple[str, ...]]:
+    """An Organization with one OU of `accounts` member accounts; returns (organization id, OU id, members)."""
+    orgs = boto3.client("organizations", region_name=region)
+    organization = orgs.create_organization(FeatureSet="ALL")["Organization"]
+    root = orgs.list_roots()["Roots"][0]["Id"]
+    ou = orgs.create_organizational_unit(ParentId=root, Name=org_unit_name)["OrganizationalUnit"]["Id"]
+    members = []
+    for i in range(1, accounts + 1):
+        status = orgs.create_account(AccountName=f"member-{i}", Email=f"member-{i}@example.com")
+        account = status["CreateAccountStatus"]["AccountId"]
+        orgs.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+        members.append(str(account))
+    return str(organization["Id"]), str(ou), tuple(members)
+
+
+# --- the Lambda artifact -----------------------------------------------------------------------------------
+
+
+def source_hash(source: Path) -> str:
+    """sha256 over the package's files (names and contents), caches excluded."""
+    digest = hashlib.sha256()
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_artifact(out: Path, console: Console) -> Path:
+    """The Lambda artifact built once per package source (out/artifact/<hash>/); a package-only stub when the
+    dependencies cannot be fetched (the emulator stores the code but never runs it)."""
+    from batchops.aws.package import ArtifactError, build_lambda_artifact, package_source
+
+    source = package_source()
+    folder = out / "artifact" / source_hash(source)[:16]
+    built = folder / "batchops-lambda.zip"
+    if built.is_file():
+        console.print(f"Lambda artifact: {built} (cached for this package source)")
+        return built
+    console.print("building the Lambda artifact once for this package source (pip fetches Lambda wheels)…")
+    try:
+        return build_lambda_artifact(folder)
+    except (ArtifactError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        stub = folder / "batchops-lambda-stub.zip"
+        console.print(
+            f"[yellow]note[/] the Lambda artifact could not be built ({first}); deploying a stub with the batchops "
+            "package only: the emulator stores Lambda code but never runs it. Pass --artifact to use a real one."
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(stub, "w") as archive:
+            for path in sorted(source.rglob("*.py")):
+                archive.write(path, f"batchops/{path.relative_to(source).as_posix()}")
+        return stub
+
+
+# --- the workload ------------------------------------------------------------------------------------------
+
+
+class Remapper:
+    """Rewrites simulated account ids and regions (in every string, ARNs included) to the Organization's."""
+
+    def __init__(self, members: Sequence[str], regions: Sequence[str]) -> None:
+        self._free = list(members)
+        self._accounts: dict[str, str] = {}
+        self._regions = {s: r for s, r in zip(SIMULATED_REGIONS, regions, strict=False) if s != r}
+        self._pattern: re.Pattern[str] | None = None
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event with every account id and region replaced."""
+        account = event["account"]
+        if account not in self._accounts:
+            if not self._free:
+                raise LocalRunError(f"the simulation has more accounts than the Organization ({account})")
+            self._accounts[account] = self._free.pop(0)
+            names = [re.escape(a) for a in self._accounts] + [re.escape(r) for r in self._regions]
+            self._pattern = re.compile(r"(?<![0-9])(" + "|".join(sorted(names, key=len, reverse=True)) + r")(?![0-9])")
+        assert self._pattern is not None
+        text = self._pattern.sub(self._replace, json.dumps(event))
+        remapped: dict[str, Any] = json.loads(text)
+        return remapped
+
+    def _replace(self, match: re.Match[str]) -> str:
+        found = match.group(1)
+        return self._accounts.get(found) or self._regions[found]
+
+    @property
+    def accounts(self) -> Mapping[str, str]:
+        """Simulated account id → member account id."""
+        return self._accounts
+
+
+def workload(settings: LocalSettings, members: Sequence[str]) -> list[dict[str, Any]]:
+    """The simulated member events (spot, on-demand, Fargate, retries, chaos), remapped to the Organization."""
+    simulated = SimulationSettings(
+        accounts=len(members),
+        regions=len(settings.regions),
+        jobs=settings.jobs_per_account * len(members),
+        seed=settings.seed,
+        chaos=True,
+    )
+    remap = Remapper(members, settings.regions)
+    return [remap(event) for event in simulate(simulated)]
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+class _Phases:
+    def __init__(self, figures: LocalFigures, console: Console) -> None:
+        self.figures = figures
+        self.console = console
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.console.rule(f"[bold]{name}")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.figures.phases[name] = time.perf_counter() - started
+
+
+def disable_event_source_mappings(awslambda: Any, functions: Sequence[str]) -> int:
+    """Turn the central stack's Lambda event sources off (the emulator would run the Lambdas in Docker)."""
+    disabled = 0
+    for function in functions:
+        for mapping in awslambda.list_event_source_mappings(FunctionName=function).get("EventSourceMappings", []):
+            awslambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+            disabled += 1
+    return disabled
+
+
+def run_local(
+    settings: LocalSettings, console: Console, *, while_running: Callable[[LocalFigures], None] | None = None
+) -> LocalFigures:
+    """Set up the local Organization, deploy, drive the workload, print the summary; with keep_running, wait
+    (for `while_running`, or for Ctrl-C) before the emulator stops."""
+    figures = LocalFigures(store=settings.store)
+    phase = _Phases(figures, console)
+    home = settings.regions[0]
+    settings.out.mkdir(parents=True, exist_ok=True)
+    with phase("AWS emulator"), contextlib.ExitStack() as stack:
+        figures.endpoint = stack.enter_context(emulator())
+        stack.enter_context(aws_environment(figures.endpoint, home))
+        console.print(f"moto server on {figures.endpoint} (fake credentials, nothing leaves this machine)")
+        stack_outer = stack.pop_all()
+    with stack_outer:
+        with phase("Organization"):
+            figures.organization_id, figures.org_unit_id, figures.members = create_organization(
+                settings.org_unit, settings.accounts, home
+            )
+            console.print(
+                f"Organization {figures.organization_id}: OU {figures.org_unit_id} ({settings.org_unit}) with "
+                f"member accounts {', '.join(figures.members)}"
+            )
+        clients, outputs = _deploy(settings, figures, phase, console)
+        app = _central_application(settings, phase, figures, console, outputs, clients)
+        _drive(settings, figures, phase, console, app, clients, outputs)
+        with phase("summary"):
+            figures.summary = store_summary(app.views)
+            print_local_summary(console, settings, figures)
+        if settings.keep_running:
+            _keep_running(settings, figures, console, while_running)
+    return figures
+
+
+def _deploy(
+    settings: LocalSettings, figures: LocalFigures, phase: _Phases, console: Console
+) -> tuple[rollout.Clients, dict[str, str]]:
+    home = settings.regions[0]
+    with phase("artifact"):
+        artifact = settings.artifact or cached_artifact(settings.out, console)
+    rollout_settings = rollout.RolloutSettings(
+        org_units=(figures.org_unit_id,),
+        regions=settings.regions,
+        home_region=home,
+        prefix=settings.prefix,
+        assume_yes=True,
+        artifact=artifact,
+        central_parameters=dict(EMULATOR_CENTRAL_PARAMETERS),
+        oam=False,  # the emulator has no CloudWatch OAM
+        grafana=False,  # nor Managed Grafana: dashboards are rendered to files (and pushed with --grafana-url)
+        poll_seconds=0.05,
+    )
+    clients = rollout.Clients(boto3.Session(region_name=home))
+    with phase("deploy (the real rollout: central stack, StackSet, stack instances)"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto: "No Moto CloudFormation support for AWS::CloudWatch::Alarm", ...
+        with tempfile.TemporaryDirectory(prefix="batchops-local-") as workdir:
+            result = rollout.deploy(rollout_settings, clients, console, lambda _: True, workdir=Path(workdir))
+        if result.exit_code:
+            raise LocalRunError("the rollout to the local Organization failed (see above)")
+    with phase("status"):
+        covered = rollout.status(rollout_settings, clients, console)
+        figures.covered = [(row.account_id, row.region, row.state) for row in covered.coverage]
+    outputs = dict(covered.outputs or result.outputs)
+    return clients, outputs
+
+
+def _central_application(
+    settings: LocalSettings,
+    phase: _Phases,
+    figures: LocalFigures,
+    console: Console,
+    outputs: Mapping[str, str],
+    clients: rollout.Clients,
+) -> CentralApplication:
+    home = settings.regions[0]
+    with phase("central application"):
+        functions = [outputs[k] for k in ("AggregatorFunctionName", "ProjectorFunctionName") if outputs.get(k)]
+        disabled = disable_event_source_mappings(clients.client("lambda", home), functions)
+        console.print(
+            f"disabled {disabled} Lambda event source mappings of the central stack: the emulator would run the "
+            "Lambdas in Docker and consume the ingest queue; here the aggregator and projector handlers run "
+            "in-process on the same SQS batches and stream records"
+        )
+        figures.store = outputs.get("StoreUrl", settings.store)
+        app = build_application(Settings(store=figures.store), project_inline=False)
+        assert isinstance(app, CentralApplication)
+        from batchops.aws import handlers
+
+        handlers.logger.setLevel(logging.WARNING)  # one JSON line per batch otherwise, amid the progress bars
+    return app
+
+
+def _drive(
+    settings: LocalSettings,
+    figures: LocalFigures,
+    phase: _Phases,
+    console: Console,
+    app: CentralApplication,
+    clients: rollout.Clients,
+    outputs: Mapping[str, str],
+) -> None:
+    home = settings.regions[0]
+    with phase("simulated workload"):
+        events = workload(settings, figures.members)
+        console.print(
+            f"{len(events):,} member events: {settings.jobs_per_account:,} jobs per account, "
+            f"{len(figures.members)} accounts x {len(settings.regions)} regions, seed {settings.seed}, with "
+            "duplicates and reordering"
+        )
+        patterns = {
+            (account, region): rule_patterns(clients.client("events", region, account), f"{settings.prefix}-")
+            for account in figures.members
+            for region in settings.regions
+        }
+    pipeline = LocalPipeline(
+        app,
+        boto3.client("sqs", region_name=home),
+        boto3.client("dynamodbstreams", region_name=home),
+        outputs["IngestQueueUrl"],
+        outputs["EventsTableName"],
+    )
+    figures.emf_file = settings.out / "emf.jsonl"
+    with phase("pipeline (member rules → SQS → aggregator → DynamoDB → stream → projector)"):
+        started = time.perf_counter()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with (
+            figures.emf_file.open("w") as emf,
+            Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False) as progress,
+        ):
+            sent = progress.add_task("member events", total=len(events))
+            recorded = progress.add_task("aggregated", total=None)
+            projected = progress.add_task("projected", total=None)
+            for i in range(0, len(events), CHUNK_EVENTS):
+                chunk = events[i : i + CHUNK_EVENTS]
+                pipeline.forward(chunk, patterns)
+                progress.update(sent, advance=len(chunk))
+                with contextlib.redirect_stdout(emf):  # the aggregator prints EMF as Lambda's stdout would
+                    pipeline.run_aggregator(progress=lambda n: progress.update(recorded, advance=n))
+                pipeline.run_projector(progress=lambda n: progress.update(projected, advance=n))
+        figures.pipeline_seconds = time.perf_counter() - started
+        figures.pipeline = pipeline.figures
+    with phase("dashboards"):
+        from batchops.dashboards import DashboardSettings, write_dashboards
+
+        dlq = outputs.get("IngestDeadLetterQueueUrl", "").rsplit("/", 1)[-1] or DashboardSettings().dlq_name
+        figures.dashboards = write_dashboards(settings.out / "dashboards", DashboardSettings(dlq_name=dlq))
+        if settings.grafana_url and settings.grafana_token:
+            from batchops.aws.grafana_workspace import push_dashboards
+
+            figures.grafana_changes = push_dashboards(settings.grafana_url, settings.grafana_token, outputs, home)
+            console.print(f"pushed to {settings.grafana_url}: {', '.join(figures.grafana_changes) or 'no changes'}")
+
+
+def try_commands(settings: LocalSettings, figures: LocalFigures) -> list[str]:
+    """Commands to try against the running emulator."""
+    env = (
+        f"AWS_ENDPOINT_URL={figures.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"AWS_DEFAULT_REGION={settings.regions[0]}"
+    )
+    return [
+        f"{env} .venv/bin/batchops --store {figures.store} jobs",
+        f"{env} .venv/bin/batchops --store {figures.store} summary",
+        f"{env} .venv/bin/batchops --store {figures.store} job JOB_ID",
+        f"{env} .venv/bin/python deploy.py status --org-unit {figures.org_unit_id} --prefix {settings.prefix}",
+    ]
+
+
+def _keep_running(
+    settings: LocalSettings,
+    figures: LocalFigures,
+    console: Console,
+    while_running: Callable[[LocalFigures], None] | None,
+) -> None:
+    console.rule("[bold]the emulator keeps running")
+    console.print("try, from another terminal in this directory:")
+    for command in try_commands(settings, figures):
+        console.print(f"  {command}", soft_wrap=True, highlight=False)
+    if while_running is not None:
+        while_running(figures)
+        return
+    console.print("Ctrl-C stops the emulator.")
+    stop = threading.Event()
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        console.print("stopping the emulator")
+
+
+# --- the summary -------------------------------------------------------------------------------------------
+
+
+def jobs_by_status(summary: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """Jobs per status per account, from a store summary."""
+    return {account: dict(counts) for account, counts in summary.get("jobs_by_status", {}).items()}
+
+
+def print_local_summary(console: Console, settings: LocalSettings, figures: LocalFigures) -> None:
+    """What a user wants to know after the run."""
+    summary = figures.summary
+    deployed = [(a, r) for a, r, state in figures.covered if state == rollout.DEPLOYED]
+    regions = sorted({r for _, r in deployed})
+    console.print(
+        f"covered: {len({a for a, _ in deployed})} of {len(figures.members)} member accounts x "
+        f"{len(regions)} regions ({', '.join(regions)}): {len(deployed)} of {len(figures.covered)} stack instances "
+        "deployed"
+    )
+    statuses = sorted({s for counts in summary["jobs_by_status"].values() for s in counts})
+    table = Table(title=f"{summary['jobs']:,} jobs per status per account")
+    table.add_column("account")
+    for status in statuses:
+        table.add_column(status, justify="right")
+    for account, counts in summary["jobs_by_status"].items():
+        table.add_row(account, *(f"{counts.get(s, 0):,}" for s in statuses))
+    console.print(table)
+    queues = Table(title="queue time (first RUNNABLE → first STARTING), seconds")
+    for column in ("account/region/queue", "jobs", "p50", "p95"):
+        queues.add_column(column, justify="left" if column == "account/region/queue" else "right")
+    for queue, q in summary["queue_seconds"].items():
+        queues.add_row(queue, f"{q['jobs']:,}", f"{q['p50']:.0f}", f"{q['p95']:.0f}")
+    console.print(queues)
+    failures = ", ".join(f"{kind} {n:,}" for kind, n in summary["failures_by_kind"].items()) or "none"
+    console.print(f"failures by kind: {failures}")
+    spot = summary["spot_interruptions"]
+    where = ", ".join(f"{k}: {v}" for k, v in list(spot.items())[:6]) or "none"
+    console.print(f"spot interruptions: {sum(spot.values())} ({where})")
+    p, stored = figures.pipeline, summary["pipeline"]
+    console.print(
+        f"pipeline: {p.member_events:,} member events, {p.forwarded:,} forwarded by the member rules, "
+        f"{p.filtered_out:,} filtered out; {stored['ingested']:,} recorded, {stored['duplicates_dropped']:,} "
+        f"duplicates dropped, {stored['rejected']:,} rejected, {stored['ignored']:,} ignored; "
+        f"{figures.events_per_second:,.0f} events/s end to end ({figures.pipeline_seconds:.1f} s)"
+    )
+    steps = Table(title="where the time goes")
+    steps.add_column("step")
+    steps.add_column("seconds", justify="right")
+    for name, seconds in figures.phases.items():
+        if not name.startswith("pipeline"):
+            steps.add_row(name, f"{seconds:.1f}")
+    for name, seconds in p.seconds.items():
+        steps.add_row(f"pipeline: {name}", f"{seconds:.1f}")
+    console.print(steps)
+    console.print(
+        "the emulator's DynamoDB (transactional writes of the aggregator, the projector's view updates) is most "
+        "of the pipeline's time; large volumes are the embedded store's and the benchmark's job (make bench)"
+    )
+    console.print(f"store: {figures.store} at {figures.endpoint}", highlight=False)
+    console.print(f"EMF metrics: {figures.emf_file}")
+    console.print(f"dashboards: {settings.out / 'dashboards'} ({len(figures.dashboards)} files)")
