@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo demo-sqlite test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The local Organization: an AWS emulator, the real rollout, a simulated workload through the aggregator path.
 demo: $(STAMP)
+	$(BIN)/python deploy.py --org-unit ou-demo --local
+
+# The embedded store (SQLite): the same workload, bigger, ingested from a file.
+demo-sqlite: $(STAMP)
 	mkdir -p $(DEMO_DIR)
 	rm -f $(DEMO_DIR)/batchops.db*
 	$(BIN)/batchops simulate --accounts 3 --regions 2 --jobs 2000 --seed 7 --chaos > $(DEMO_DIR)/events.jsonl

@@ -55,7 +55,7 @@ class LocalSettings:
     org_unit: str = "ou-demo"
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
     accounts: int = 3
-    jobs_per_account: int = 100
+    jobs_per_account: int = 20
     seed: int = 7
     prefix: str = "batchops"
     out: Path = Path("out/local")
