@@ -7,6 +7,7 @@ ThreadedMotoServer started here (the local Organization, the end-to-end tests), 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +102,56 @@ def _skip_disabled_stream_mappings(original: Any) -> Any:
     return send
 
 
+class _TablesUncopied:
+    """The `copy` module as moto's DynamoDB backend sees it once patched: tables are not deep-copied."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _transact_with_item_backups(original: Any) -> Any:
+    """moto deep-copies every table a transaction names (stream records included) to roll a cancelled one back:
+    each transaction costs the size of the tables, so the emulator slows to a crawl as they grow. Back up only
+    the items the transaction names, and the stream's length, and restore those."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def transact(self: Any, transact_items: list[dict[str, Any]]) -> Any:
+        backups: list[tuple[Any, Any, Any, Any]] = []
+        streams: dict[str, tuple[Any, int]] = {}
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            source = op.get("Key") or op.get("Item") or {}
+            if table is None or table.hash_key_attr not in source:
+                continue
+            hash_key = DynamoType(source[table.hash_key_attr])
+            range_key = DynamoType(source[table.range_key_attr]) if table.range_key_attr in source else None
+            backups.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+            if table.stream_shard is not None:
+                streams.setdefault(table.name, (table.stream_shard, len(table.stream_shard.items)))
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, item in reversed(backups):
+                bucket = table.items[hash_key] if range_key is not None else table.items
+                key = range_key if range_key is not None else hash_key
+                if item is None:
+                    bucket.pop(key, None)
+                else:
+                    bucket[key] = item
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+
+    return transact
+
+
 def patch_moto(setter: Setter | None = None) -> None:
     """Apply the patches to moto's classes: with `setter` (e.g. pytest's monkeypatch.setattr, undone after a
     test) every call patches; without, once per process and for good."""
@@ -110,14 +161,16 @@ def patch_moto(setter: Setter | None = None) -> None:
             return
         _applied = True
         setter = setattr
+    from moto.awslambda.models import LambdaBackend
     from moto.cloudformation import models as cfn_models
     from moto.cloudformation import responses as cfn_responses
-
+    from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb.models import table as dynamodb_table
 
-    from moto.awslambda.models import LambdaBackend
-
     setter(dynamodb_table, "dynamo_json_dump", _json_dump_with_binary)
+    setter(dynamodb_models, "copy", _TablesUncopied())
+    dynamodb = dynamodb_models.DynamoDBBackend
+    setter(dynamodb, "transact_write_items", _transact_with_item_backups(dynamodb.transact_write_items))
     setter(LambdaBackend, "send_dynamodb_items", _skip_disabled_stream_mappings(LambdaBackend.send_dynamodb_items))
     backend = cfn_models.CloudFormationBackend
     setter(backend, "execute_change_set", _execute_change_set_with_outputs(backend.execute_change_set))
