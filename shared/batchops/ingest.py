@@ -278,7 +278,7 @@ def translate_raw(raw: RawEvent) -> Parsed | RejectedEvent:
     result = translate(raw.value)
     if isinstance(result, Parsed):
         return result
-    return _kept(result, raw)
+    return kept_aside(result, raw)
 
 
 def _translate_lines(start: int, lines: list[bytes]) -> bytes:
@@ -395,7 +395,8 @@ def _get(results: Any, worker: Any) -> bytes | None:
                 return None
 
 
-def _kept(result: Unusable, raw: RawEvent) -> RejectedEvent:
+def kept_aside(result: Unusable, raw: RawEvent) -> RejectedEvent:
+    """An unusable event as it is kept: redacted, with its reason."""
     return RejectedEvent(
         reason=result.reason,
         rejected=result.rejected,

@@ -28,7 +28,7 @@ from batchops.aws.dynamodb_store import stored_event_from_stream_record
 from batchops.bootstrap import Settings, build_application
 from batchops.emf import emf_documents
 from batchops.inbound import Parsed, translate
-from batchops.ingest import RawEvent, _kept, scrub_text
+from batchops.ingest import RawEvent, kept_aside, scrub_text
 from batchops.metrics import MetricPoint
 from batchops.views import RejectedEvent
 
@@ -65,7 +65,7 @@ def handle_sqs_batch(app: CentralApplication, event: dict[str, Any], context: An
             if isinstance(result, Parsed):
                 facts.append(result)
             else:
-                kept = _kept(result, RawEvent(value, 0))
+                kept = kept_aside(result, RawEvent(value, 0))
                 unusable.append(kept)
                 slot = counters.setdefault((kept.account_id or "unknown", kept.region or "unknown"), [0, 0, 0, 0])
                 slot[2 if kept.rejected else 3] += 1
@@ -111,7 +111,7 @@ def _one_by_one(
                 app.save_counters(outcome, {})
                 _emit(outcome.points, namespace)
             else:
-                app.views.keep_rejected([_kept(result, RawEvent(value, 0))])
+                app.views.keep_rejected([kept_aside(result, RawEvent(value, 0))])
         except Exception as error:
             # SQS retries it; after maxReceiveCount it lands in the DLQ. The reason stays with us, redacted.
             reason = (
