@@ -204,8 +204,20 @@ def print_summary(views: ViewStore, store: str, *, as_json: bool = False) -> Non
         f"store {store}: {figures['jobs']:,} jobs, {figures['instances']:,} instances, "
         f"{len(figures['accounts'])} accounts, {figures['account_regions']} account-regions"
     )
+    print_job_figures(console, figures)
+    spot = ", ".join(f"{k}: {v}" for k, v in list(figures["spot_interruptions"].items())[:8]) or "none"
+    console.print(f"spot interruptions (AZ, instance type): {spot}")
+    p = figures["pipeline"]
+    console.print(
+        f"pipeline: {p['ingested']:,} events ingested, {p['duplicates_dropped']:,} duplicates dropped, "
+        f"{p['rejected']:,} rejected, {p['ignored']:,} ignored"
+    )
+
+
+def print_job_figures(console: Console, figures: dict[str, Any], *, title: str = "jobs per status per account") -> None:
+    """Jobs per status per account, queue time per queue and failures by kind, from `store_summary`."""
     statuses = sorted({s for c in figures["jobs_by_status"].values() for s in c})
-    by_status = Table(title="jobs per status per account")
+    by_status = Table(title=title)
     by_status.add_column("account")
     for status in statuses:
         by_status.add_column(status, justify="right")
@@ -214,16 +226,9 @@ def print_summary(views: ViewStore, store: str, *, as_json: bool = False) -> Non
     console.print(by_status)
     queues = Table(title="queue time (first RUNNABLE → first STARTING), seconds")
     for column in ("account/region/queue", "jobs", "p50", "p95"):
-        queues.add_column(column, justify="right" if column != "account/region/queue" else "left")
+        queues.add_column(column, justify="left" if column == "account/region/queue" else "right")
     for queue, q in figures["queue_seconds"].items():
         queues.add_row(queue, f"{q['jobs']:,}", f"{q['p50']:.0f}", f"{q['p95']:.0f}")
     console.print(queues)
     failures = ", ".join(f"{k} {v:,}" for k, v in figures["failures_by_kind"].items()) or "none"
     console.print(f"failures by kind: {failures}")
-    spot = ", ".join(f"{k}: {v}" for k, v in list(figures["spot_interruptions"].items())[:8]) or "none"
-    console.print(f"spot interruptions (AZ, instance type): {spot}")
-    p = figures["pipeline"]
-    console.print(
-        f"pipeline: {p['ingested']:,} events ingested, {p['duplicates_dropped']:,} duplicates dropped, "
-        f"{p['rejected']:,} rejected, {p['ignored']:,} ignored"
-    )

@@ -36,7 +36,7 @@ from batchops.aws.central import CentralApplication
 from batchops.aws.emulator import EMULATOR_CENTRAL_PARAMETERS, patch_moto
 from batchops.aws.local_pipeline import LocalPipeline, PipelineFigures, rule_patterns
 from batchops.bootstrap import Settings, build_application
-from batchops.reports import store_summary
+from batchops.reports import print_job_figures, store_summary
 from batchops.simulate import REGIONS as SIMULATED_REGIONS
 from batchops.simulate import SimulationSettings, simulate
 
@@ -478,22 +478,7 @@ def print_local_summary(console: Console, settings: LocalSettings, figures: Loca
         f"{len(regions)} regions ({', '.join(regions)}): {len(deployed)} of {len(figures.covered)} stack instances "
         "deployed"
     )
-    statuses = sorted({s for counts in summary["jobs_by_status"].values() for s in counts})
-    table = Table(title=f"{summary['jobs']:,} jobs per status per account")
-    table.add_column("account")
-    for status in statuses:
-        table.add_column(status, justify="right")
-    for account, counts in summary["jobs_by_status"].items():
-        table.add_row(account, *(f"{counts.get(s, 0):,}" for s in statuses))
-    console.print(table)
-    queues = Table(title="queue time (first RUNNABLE → first STARTING), seconds")
-    for column in ("account/region/queue", "jobs", "p50", "p95"):
-        queues.add_column(column, justify="left" if column == "account/region/queue" else "right")
-    for queue, q in summary["queue_seconds"].items():
-        queues.add_row(queue, f"{q['jobs']:,}", f"{q['p50']:.0f}", f"{q['p95']:.0f}")
-    console.print(queues)
-    failures = ", ".join(f"{kind} {n:,}" for kind, n in summary["failures_by_kind"].items()) or "none"
-    console.print(f"failures by kind: {failures}")
+    print_job_figures(console, summary, title=f"{summary['jobs']:,} jobs per status per account")
     spot = summary["spot_interruptions"]
     where = ", ".join(f"{k}: {v}" for k, v in list(spot.items())[:6]) or "none"
     console.print(f"spot interruptions: {sum(spot.values())} ({where})")
