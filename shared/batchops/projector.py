@@ -87,6 +87,8 @@ class Projector:
         folds: Mapping[UUID, dict[str, Any]] | None = None,
         *,
         whole: bool = False,
+        changed: set[UUID] | None = None,
+        assume_changed: bool = False,
     ) -> int:
         """Apply domain events (in notification order) and rebuild every row they affect; returns the count.
 
@@ -96,6 +98,12 @@ class Projector:
 
         `whole` says the events are every event of their aggregates, each aggregate's in version order (a rebuild
         reading aggregate by aggregate): folds start empty at each `Tracked` event, and stored folds are not read.
+
+        `changed` collects the instances and compute environments whose joined facts this call changed, and the
+        rows of whose jobs it therefore rebuilds. Pass the same set when retrying the call after a conflict: the
+        failed attempt may have written an instance before its jobs, and the retry then sees no change to pass on.
+        `assume_changed` passes on the facts of every instance and compute environment of the batch, changed or not:
+        for a batch delivered again after a crash, when nothing says how far the first delivery got.
         """
         jobs: dict[UUID, dict[str, Any]] = {}
         instances: dict[UUID, dict[str, Any]] = {}
@@ -147,7 +155,7 @@ class Projector:
                 environments[key] = known_fold or new_compute_environment_fold(
                     event.account_id, event.region, event.name
                 )
-        self._resolve(session, jobs, instances, environments)
+        self._resolve(session, jobs, instances, environments, set() if changed is None else changed, assume_changed)
         return count
 
     def _resolve(
@@ -156,6 +164,8 @@ class Projector:
         jobs: dict[UUID, dict[str, Any]],
         instances: dict[UUID, dict[str, Any]],
         environments: dict[UUID, dict[str, Any]],
+        changed: set[UUID],
+        assume_changed: bool,
     ) -> None:
         # Compute environments: a configured type, or a spot signal from any of their instances.
         touched: dict[UUID, tuple[str, str, str, dict[str, Any] | None, bool]] = {}
@@ -181,7 +191,8 @@ class Projector:
             _, old_signal, old_pricing = session.compute_environment(key)
             pricing = compute_environment_pricing(ce_fold, signal or old_signal)
             session.put_compute_environment(key, account, region, name, ce_fold, signal or old_signal, pricing)
-            if pricing != old_pricing:
+            if pricing != old_pricing or key in changed or assume_changed:
+                changed.add(key)
                 affected_jobs.update(session.jobs_in_compute_environment(account, region, name))
                 affected_instances.update(session.instances_in_compute_environment(account, region, name))
         for key in affected_instances:
@@ -198,7 +209,8 @@ class Projector:
             pricing = session.compute_environment_pricing(fold["account"], fold["region"], name) if name else None
             session.put_instance(key, fold, instance_row(fold, pricing))
             after: InstanceFacts = instance_facts(fold)
-            if key in instances and before != after:
+            if key in instances and (before != after or key in changed or assume_changed):
+                changed.add(key)
                 affected_jobs.update(
                     session.jobs_on_instance(
                         fold["account"], fold["region"], fold["instance_id"], fold["fixed"].get("ci")

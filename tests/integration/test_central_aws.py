@@ -14,6 +14,7 @@ from botocore.config import Config
 from moto import mock_aws
 
 from batchops.aws.central import CentralApplication
+from batchops.aws.emulator import patch_moto
 from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
 from batchops.bootstrap import Settings, build_application
 from batchops.simulate import SimulationSettings, simulate
@@ -34,6 +35,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    patch_moto(monkeypatch.setattr)  # moto's DynamoDB serves one request at a time, as each is atomic on AWS
     with mock_aws():
         yield
 
@@ -257,6 +259,40 @@ def test_a_redelivered_batch_after_a_crash_has_no_double_effect(aws: None) -> No
     after = {(c.account_id, c.region): c for c in fresh.views.counters()}
     assert sum(c.ingested for c in after.values()) == sum(c.ingested for c in before.values())
     assert sum(c.duplicates for c in after.values()) == sum(c.duplicates for c in before.values()) + len(messages)
+
+
+def test_a_projector_crash_after_the_instance_write_still_joins_the_jobs_on_redelivery(aws: None, make_app) -> None:
+    events = _workload()
+    app = _central()
+    from batchops.aws.dynamodb_store import stored_event_from_stream_record
+    from batchops.inbound import Parsed, translate
+
+    app.record_with_retry([f for f in map(translate, events) if isinstance(f, Parsed)])
+    records, _ = _stream_records()
+    topics = [stored_event_from_stream_record(r, "uuid").topic for r in records]  # type: ignore[union-attr]
+    job_records = [r for r, t in zip(records, topics, strict=True) if ":Job." in t]
+    other_records = [r for r, t in zip(records, topics, strict=True) if ":Job." not in t]
+    assert job_records and other_records
+    assert handle_stream_batch(app, {"Records": job_records}) == {"batchItemFailures": []}
+    crashed = []
+
+    def time_out_on_the_first_job_write(params: dict[str, Any], **_: Any) -> None:
+        if params.get("TableName") == "bt-jobs" and not crashed:
+            crashed.append(True)
+            raise TimeoutError("Task timed out after 60.00 seconds")
+
+    client = app.dynamodb_views.client
+    client.meta.events.register("before-parameter-build.dynamodb.PutItem", time_out_on_the_first_job_write)
+    first = handle_stream_batch(app, {"Records": other_records})
+    resume_from = other_records[0]["dynamodb"]["SequenceNumber"]
+    assert crashed and first["batchItemFailures"] == [{"itemIdentifier": resume_from}]
+    # Lambda delivers the batch again from the failed record; the instances are stored already, so only the
+    # in-progress marker tells the projector to pass their facts on to the jobs.
+    fresh = _central()
+    assert handle_stream_batch(fresh, {"Records": other_records}) == {"batchItemFailures": []}
+    local = make_app()
+    ingest(local, events)
+    assert {(r["account_id"], r["region"], r["job_id"]): r for r in fresh.views.jobs()} == rows_by_job(local)
 
 
 def test_an_interrupted_replay_resumes_and_completes(aws: None) -> None:

@@ -3,7 +3,7 @@
 The domain and the projector are the core's, unchanged. What differs from the embedded store:
 - saves are conditional writes; a stale save (another Lambda saved the same aggregate first) raises, and the
   batch is recorded again on fresh state (`record_with_retry`), where duplicates add nothing;
-- there is no notification log: the projector Lambda reads the events table's stream (`project_stored`);
+- there is no notification log: the projector Lambda reads the events table's stream (`project_stream_batch`);
   the CLI, which has no stream, projects inline from the folds it just saved;
 - replay scans the events table in parallel segments, projects each aggregate's whole history once, keeps
   its progress per segment so it resumes after an interruption, and switches readers only when complete.
@@ -95,12 +95,18 @@ class CentralApplication(BatchOpsApplication):
             self._project(events, folds)
 
     def _project(
-        self, events: Sequence[Any], folds: dict[Any, dict[str, Any]] | None = None, generation: int | None = None
+        self,
+        events: Sequence[Any],
+        folds: dict[Any, dict[str, Any]] | None = None,
+        generation: int | None = None,
+        *,
+        redelivered: bool = False,
     ) -> int:
+        changed: set[Any] = set()  # carried over retries: what a failed attempt changed still has to reach its jobs
         for attempt in range(RETRIES):
             try:
                 with self.dynamodb_views.session(generation) as session:
-                    return self.projector.apply(session, events, folds)
+                    return self.projector.apply(session, events, folds, changed=changed, assume_changed=redelivered)
             except ConcurrentViewUpdate:
                 if attempt == RETRIES - 1:
                     raise
@@ -109,6 +115,26 @@ class CentralApplication(BatchOpsApplication):
     def project_stored(self, stored_events: Sequence[StoredEvent], generation: int | None = None) -> int:
         """Project stored events (from the events table's stream or a scan) into the views."""
         return self._project([self.mapper.to_domain_event(s) for s in stored_events], generation=generation)
+
+    def project_stream_batch(self, batch_id: str, stored_events: Sequence[StoredEvent]) -> int:
+        """Project one batch of the events table's stream, knowing whether it is delivered again.
+
+        A projector that crashed or timed out mid-batch may have written an instance before the jobs that ran on
+        it; the batch comes again and, the instance now looking unchanged, its news would never reach those jobs.
+        A marker item (batch id = first sequence number) lives while a batch is in progress: when it is already
+        there, this is a redelivery and every instance and compute environment of the batch is passed on.
+        """
+        meta = self.dynamodb_views.meta_table
+        key = _to_item({"pk": "projecting", "sk": batch_id})
+        client = self.dynamodb_views.client
+        try:
+            client.put_item(TableName=meta, Item=key, ConditionExpression="attribute_not_exists(pk)")
+            redelivered = False
+        except client.exceptions.ConditionalCheckFailedException:
+            redelivered = True
+        count = self._project([self.mapper.to_domain_event(s) for s in stored_events], redelivered=redelivered)
+        client.delete_item(TableName=meta, Key=key)
+        return count
 
     def replay(self, page: int = 0, progress: Callable[[int], Any] | None = None, segments: int = 4) -> int:
         """Rebuild the views into a fresh generation from a parallel scan; resumable; switch when complete."""

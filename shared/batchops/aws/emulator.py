@@ -8,6 +8,7 @@ ThreadedMotoServer started here (the local Organization, the end-to-end tests), 
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -152,6 +153,18 @@ def _transact_with_item_backups(original: Any) -> Any:
     return transact
 
 
+def _one_request_at_a_time(original: Any) -> Any:
+    """Each DynamoDB request is atomic on AWS; moto's tables are plain dicts that a query iterates while another
+    thread's put resizes them ("dictionary changed size during iteration"). Serve one request at a time."""
+    lock = threading.RLock()
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    return call_action
+
+
 def patch_moto(setter: Setter | None = None) -> None:
     """Apply the patches to moto's classes: with `setter` (e.g. pytest's monkeypatch.setattr, undone after a
     test) every call patches; without, once per process and for good."""
@@ -166,8 +179,10 @@ def patch_moto(setter: Setter | None = None) -> None:
     from moto.cloudformation import responses as cfn_responses
     from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb.models import table as dynamodb_table
+    from moto.dynamodb.responses import DynamoHandler
 
     setter(dynamodb_table, "dynamo_json_dump", _json_dump_with_binary)
+    setter(DynamoHandler, "call_action", _one_request_at_a_time(DynamoHandler.call_action))
     setter(dynamodb_models, "copy", _TablesUncopied())
     dynamodb = dynamodb_models.DynamoDBBackend
     setter(dynamodb, "transact_write_items", _transact_with_item_backups(dynamodb.transact_write_items))

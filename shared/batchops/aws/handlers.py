@@ -144,12 +144,14 @@ def handle_stream_batch(app: CentralApplication, event: dict[str, Any]) -> Parti
         found = stored_event_from_stream_record(record, "uuid")
         if found is not None:
             stored.append(found)
+    if not records:
+        return {"batchItemFailures": []}
+    first = records[0]["dynamodb"]["SequenceNumber"]
     try:
-        app.project_stored(stored)
+        app.project_stream_batch(first, stored)
     except Exception:
         logger.exception("projection failed", extra={"records": len(records)})
-        first = records[0]["dynamodb"]["SequenceNumber"] if records else None
-        return {"batchItemFailures": [{"itemIdentifier": first}] if first else []}
+        return {"batchItemFailures": [{"itemIdentifier": first}]}
     return {"batchItemFailures": []}
 
 

@@ -443,21 +443,26 @@ class DynamoDBSession:
     def _pk(self, key: UUID | str) -> str:
         return f"{self.g}#{key}"
 
-    def _get(self, table: str, pk: str) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=table, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+    def _get(self, table: str, pk: str, sk: str | None = None) -> dict[str, Any] | None:
+        key = {"pk": {"S": pk}} if sk is None else {"pk": {"S": pk}, "sk": {"S": sk}}
+        item = self.client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        revision_key = pk if sk is None else f"{pk}|{sk}"
         if not item:
-            self._revisions.setdefault(pk, 0)
+            self._revisions.setdefault(revision_key, 0)
             return None
         values = _from_item(item)
-        self._revisions.setdefault(pk, int(values.get("rev", 0)))
+        self._revisions.setdefault(revision_key, int(values.get("rev", 0)))
         return values
 
-    def _put(self, table: str, pk: str, values: dict[str, Any]) -> None:
-        revision = self._revisions.get(pk)
+    def _put(self, table: str, pk: str, values: dict[str, Any], sk: str | None = None) -> None:
+        """Write an item only if it is still at the revision this session read (or still absent)."""
+        revision_key = pk if sk is None else f"{pk}|{sk}"
+        revision = self._revisions.get(revision_key)
         if revision is None:
-            self._get(table, pk)
-            revision = self._revisions[pk]
-        item = _to_item({**values, "pk": pk, "rev": revision + 1, "gen": self.g})
+            self._get(table, pk, sk)
+            revision = self._revisions[revision_key]
+        key = {"pk": pk} if sk is None else {"pk": pk, "sk": sk}
+        item = _to_item({**values, **key, "rev": revision + 1, "gen": self.g})
         condition = "attribute_not_exists(pk)" if revision == 0 else "rev = :rev"
         request: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
         if revision:
@@ -466,9 +471,9 @@ class DynamoDBSession:
             self.client.put_item(**request)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConcurrentViewUpdate(f"{table} item {pk} changed since it was read") from error
+                raise ConcurrentViewUpdate(f"{table} item {revision_key} changed since it was read") from error
             raise
-        self._revisions[pk] = revision + 1
+        self._revisions[revision_key] = revision + 1
 
     def _put_meta(self, pk: str, sk: str, values: dict[str, Any] | None = None) -> None:
         self.client.put_item(TableName=self.store.meta_table, Item=_to_item({**(values or {}), "pk": pk, "sk": sk}))
@@ -492,7 +497,7 @@ class DynamoDBSession:
         cached = self._environments.get(key)
         if cached is not None:
             return cached
-        found = self.store._meta(f"{self.g}#ce", str(key))
+        found = self._get(self.store.meta_table, f"{self.g}#ce", str(key))
         result = (
             (None, False, None)
             if found is None
@@ -535,9 +540,9 @@ class DynamoDBSession:
     ) -> None:
         """Write a compute environment's fold, spot signal and pricing, and its membership edge."""
         self._environments[key] = (fold, spot_signal, pricing)
-        self._put_meta(
+        self._put(
+            self.store.meta_table,
             f"{self.g}#ce",
-            str(key),
             {
                 "account_id": account,
                 "region": region,
@@ -546,6 +551,7 @@ class DynamoDBSession:
                 "spot_signal": spot_signal,
                 "pricing": pricing,
             },
+            sk=str(key),
         )
 
     def flush(self) -> None:
