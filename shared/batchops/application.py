@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording
+from eventsourcing.persistence import Recording, Transcoder
 from eventsourcing.utils import get_topic
 
 from batchops.compute_environments import ComputeEnvironment
@@ -24,6 +24,7 @@ from batchops.jobs import Job
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
 from batchops.projection import instance_spot_signal
 from batchops.projector import Projector
+from batchops.transcoder import OrjsonTranscoder
 from batchops.views import PipelineCounters, ViewStore
 
 
@@ -64,6 +65,12 @@ class BatchOpsApplication(Application[UUID]):
         self.views = views
         self.projector = Projector()
         self.metrics = metrics
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, encoded and decoded with orjson (see `batchops.transcoder`)."""
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def close(self) -> None:
         """Close the event store and the view store."""

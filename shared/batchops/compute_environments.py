@@ -35,7 +35,7 @@ def new_compute_environment_fold(account: str, region: str, name: str) -> dict[s
 
 def observe_compute_environment(fold: dict[str, Any], fact: ComputeEnvironmentFact) -> bool:
     """Fold a configuration record in; the latest record that names a type decides the type."""
-    if not remember(fold["seen"], dict(fact)):
+    if not remember(fold["seen"], fact):  # type: ignore[arg-type]
         return False
     at = fact["at"]
     kind = fact.get("type")
@@ -74,7 +74,7 @@ class ComputeEnvironment(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             """Fold the record into the aggregate's state."""
-            observe_compute_environment(aggregate.fold, ComputeEnvironmentFact(**self.fact))  # type: ignore[typeddict-item]
+            observe_compute_environment(aggregate.fold, self.fact)  # type: ignore[arg-type]
 
     def __init__(self, account_id: str, region: str, name: str) -> None:
         self.fold = new_compute_environment_fold(account_id, region, name)

@@ -48,7 +48,7 @@ def new_instance_fold(account: str, region: str, instance_id: str) -> dict[str, 
 
 def observe_instance(fold: dict[str, Any], fact: InstanceFact) -> bool:
     """Fold an instance fact in; False when it adds nothing (a redelivery or an unchanged ECS heartbeat)."""
-    if not remember(fold["seen"], dict(fact)):
+    if not remember(fold["seen"], fact):  # type: ignore[arg-type]
         return False
     at = fact["at"]
     kind = fact.get("kind", "state")
@@ -88,7 +88,7 @@ class Instance(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             """Fold the fact into the aggregate's state."""
-            observe_instance(aggregate.fold, InstanceFact(**self.fact))  # type: ignore[typeddict-item]
+            observe_instance(aggregate.fold, self.fact)  # type: ignore[arg-type]
 
     def __init__(self, account_id: str, region: str, instance_id: str) -> None:
         self.fold = new_instance_fold(account_id, region, instance_id)

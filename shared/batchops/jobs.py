@@ -95,7 +95,7 @@ def _fill(target: dict[str, Any], values: dict[str, Any]) -> None:
 
 def observe_state(fold: dict[str, Any], observation: JobObservation) -> bool:
     """Fold a job state observation in; False when it adds nothing (a redelivery)."""
-    if not remember(fold["seen"], dict(observation)):
+    if not remember(fold["seen"], observation):  # type: ignore[arg-type]
         return False
     at = observation["at"]
     status = observation["status"]
@@ -147,7 +147,7 @@ def _merge_attempt(attempts: dict[str, Any], attempt: AttemptFact, source: str) 
 
 def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
     """Fold an ECS task fact (one attempt's task) in; False when it adds nothing."""
-    if not remember(fold["seen"], dict(task)):
+    if not remember(fold["seen"], task):  # type: ignore[arg-type]
         return False
     key = task.get("task") or f"attempt-{task.get('n', 0)}"
     slot = fold["tasks"].setdefault(key, {})
@@ -178,7 +178,7 @@ class Job(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             """Fold the observation into the aggregate's state."""
-            observe_state(aggregate.fold, JobObservation(**self.observation))  # type: ignore[typeddict-item]
+            observe_state(aggregate.fold, self.observation)  # type: ignore[arg-type]
 
     class TaskObserved(Aggregate.Event):
         """An ECS task of one of the job's attempts changed state."""
@@ -187,7 +187,7 @@ class Job(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             """Fold the task fact into the aggregate's state."""
-            observe_task(aggregate.fold, TaskFact(**self.task))  # type: ignore[typeddict-item]
+            observe_task(aggregate.fold, self.task)  # type: ignore[arg-type]
 
     def __init__(self, account_id: str, region: str, job_id: str) -> None:
         self.fold = new_job_fold(account_id, region, job_id)
