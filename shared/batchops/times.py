@@ -21,6 +21,17 @@ def _iso_seconds(seconds: int) -> str:
 
 def parse_instant(text: str) -> int:
     """Parse an ISO-8601 instant (any number of fraction digits, `Z` or offset) to epoch milliseconds."""
+    try:
+        moment = datetime.fromisoformat(text)  # Python 3.11 reads `Z` and any number of fraction digits
+    except ValueError:
+        moment = _parse_lenient(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def _parse_lenient(text: str) -> datetime:
+    """What `fromisoformat` refuses: surrounding blanks, a lowercase `z`."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
@@ -34,10 +45,7 @@ def parse_instant(text: str) -> int:
                 break
             digits += ch
         value = head + "." + (digits + "000000")[:6] + tail
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
+    return datetime.fromisoformat(value)
 
 
 def seconds_between(start_ms: int | None, end_ms: int | None) -> float | None:
