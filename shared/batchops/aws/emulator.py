@@ -7,9 +7,14 @@ ThreadedMotoServer started here (the local Organization, the end-to-end tests), 
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
+import json
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 # moto replaces a table to change its deletion protection, which the protection forbids: on the emulator the
@@ -18,6 +23,8 @@ EMULATOR_CENTRAL_PARAMETERS = {"DeletionProtection": "false"}
 
 Setter = Callable[[Any, str, Any], None]
 _applied = False
+# Tests set this: every response the fast DynamoDB serializer writes is compared with moto's own serializer.
+VERIFY_FAST_PATHS = False
 
 
 def _execute_change_set_with_outputs(original: Any) -> Any:
@@ -153,16 +160,143 @@ def _transact_with_item_backups(original: Any) -> Any:
     return transact
 
 
+_DYNAMODB_LOCK = threading.RLock()
+
+
 def _one_request_at_a_time(original: Any) -> Any:
     """Each DynamoDB request is atomic on AWS; moto's tables are plain dicts that a query iterates while another
     thread's put resizes them ("dictionary changed size during iteration"). Serve one request at a time."""
-    lock = threading.RLock()
 
     def call_action(self: Any) -> Any:
-        with lock:
+        with _DYNAMODB_LOCK:
             return original(self)
 
     return call_action
+
+
+# --- costs moto has and AWS does not (the local Organization's volume depends on these) ---------------------
+
+
+def _wall_clock_seconds(dt: datetime | None = None) -> float:
+    """moto's unix_time builds two datetimes per call; SQS asks it for every message of the queue on every send and
+    receive (visibility, delay), which made each request cost the queue's length in datetime arithmetic."""
+    if dt is None:
+        return time.time()
+    from moto.core.utils import unix_time
+
+    return float(unix_time(dt))
+
+
+def _wall_clock_millis(dt: datetime | None = None) -> float:
+    return _wall_clock_seconds(dt) * 1000.0
+
+
+def _retention_check_without_attributes(self: Any, queue_name: str, message: Any) -> bool:
+    """moto reads the retention period through get_queue_attributes, which recounts the whole queue (visible,
+    delayed, in flight) for every received message: O(queue) per message. Read the queue's setting directly."""
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return bool(retain_until > time.time())
+
+
+def _moto_modules_cached(original: Any) -> Any:
+    """moto lists its package directory (a listdir and a stat per service) on every request to route it."""
+    modules = functools.cache(lambda: tuple(original()))
+
+    @functools.wraps(original)
+    def listed() -> tuple[str, ...]:
+        return modules()  # type: ignore[no-any-return]
+
+    return listed
+
+
+# The data-plane actions whose results are plain JSON once moto turned its items into {type: value} dicts.
+_PLAIN_JSON_ACTIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+    }
+)
+
+
+def _plain_json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime):
+        return _wall_clock_seconds(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+@functools.cache
+def _output_members(action: str) -> frozenset[str]:
+    """The top-level members of an action's output shape (moto's serializer leaves anything else out)."""
+    from moto.core.responses import get_service_model
+
+    shape = get_service_model("dynamodb").operation_model(action).output_shape
+    return frozenset(shape.members) if shape is not None else frozenset()
+
+
+def _dynamodb_plain_json(original: Any) -> Any:
+    """moto serialises every response by walking botocore's output shape member by member (a few ms for an item
+    with a dozen attributes, the largest cost of a GetItem here). The results of the data-plane actions are
+    already the wire's JSON (items as {type: value}, binary as bytes): dump them directly. With VERIFY_FAST_PATHS
+    (the tests), each body is checked against moto's own serializer."""
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        result = action_result.result
+        action = self._get_action()
+        if not isinstance(result, dict) or action not in _PLAIN_JSON_ACTIONS:
+            return original(self, action_result)
+        members = _output_members(action)
+        plain = _without_none({k: v for k, v in result.items() if k in members})
+        body = json.dumps(plain, default=_plain_json_default, separators=(",", ":"))
+        headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
+        if VERIFY_FAST_PATHS:
+            status, slow_headers, slow_body = original(self, action_result)
+            if (status, json.loads(slow_body), slow_headers.get("Content-Type")) != (
+                200,
+                json.loads(body),
+                headers["Content-Type"],
+            ):
+                raise AssertionError(f"fast DynamoDB serializer differs from moto's: {body[:300]} != {slow_body[:300]}")
+        return 200, headers, body
+
+    return serialized
+
+
+def _query_one_partition(original: Any) -> Any:
+    """A base-table query of one partition key made moto sort every item of the table (all partitions) and then
+    filter them: O(table) per query, and the projector's edge queries run against the growing meta table. Let it
+    see only the queried partition (the same items, in the same order; requests are served one at a time)."""
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("index_name") or hash_key is None or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        with _DYNAMODB_LOCK:
+            partition = self.items.get(hash_key) or {}
+            self.all_items = lambda: sorted(partition.values(), key=lambda item: item.range_key)
+            try:
+                return original(self, hash_key, *args, **kwargs)
+            finally:
+                del self.all_items
+
+    return query
 
 
 def patch_moto(setter: Setter | None = None) -> None:
@@ -174,14 +308,22 @@ def patch_moto(setter: Setter | None = None) -> None:
             return
         _applied = True
         setter = setattr
+    from moto import backends
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation import models as cfn_models
     from moto.cloudformation import responses as cfn_responses
     from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb.models import table as dynamodb_table
     from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs import models as sqs_models
 
     setter(dynamodb_table, "dynamo_json_dump", _json_dump_with_binary)
+    setter(DynamoHandler, "serialized", _dynamodb_plain_json(DynamoHandler.serialized))
+    setter(dynamodb_table.Table, "query", _query_one_partition(dynamodb_table.Table.query))
+    setter(sqs_models, "unix_time", _wall_clock_seconds)
+    setter(sqs_models, "unix_time_millis", _wall_clock_millis)
+    setter(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", _retention_check_without_attributes)
+    setter(backends, "list_of_moto_modules", _moto_modules_cached(backends.list_of_moto_modules))
     setter(DynamoHandler, "call_action", _one_request_at_a_time(DynamoHandler.call_action))
     setter(dynamodb_models, "copy", _TablesUncopied())
     dynamodb = dynamodb_models.DynamoDBBackend

@@ -347,7 +347,8 @@ def _central_application(
 ) -> CentralApplication:
     home = settings.regions[0]
     with phase("central application"):
-        functions = [outputs[k] for k in ("AggregatorFunctionName", "ProjectorFunctionName") if outputs.get(k)]
+        # Every function of the central stack (aggregator, projector, and whatever the template adds).
+        functions = sorted(value for name, value in outputs.items() if name.endswith("FunctionName") and value)
         disabled = disable_event_source_mappings(clients.client("lambda", home), functions)
         console.print(
             f"disabled {disabled} Lambda event source mappings of the central stack: the emulator would run the "
