@@ -246,7 +246,7 @@ def _without_none(value: Any) -> Any:
 @functools.cache
 def _output_members(action: str) -> frozenset[str]:
     """The top-level members of an action's output shape (moto's serializer leaves anything else out)."""
-    from moto.core.responses import get_service_model
+    from moto.core.utils import get_service_model
 
     shape = get_service_model("dynamodb").operation_model(action).output_shape
     return frozenset(shape.members) if shape is not None else frozenset()
