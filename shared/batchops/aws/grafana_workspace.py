@@ -192,9 +192,11 @@ def push_dashboards(url: str, token: str, outputs: Mapping[str, str], home_regio
             "IngestDeadLetterQueueName", outputs.get("IngestDeadLetterQueueUrl", "").rsplit("/", 1)[-1]
         )
         or DashboardSettings().dlq_name,
+        athena_database=outputs.get("AthenaDatabaseName") or DashboardSettings().athena_database,
     )
     settings = ProvisioningSettings(
         home_region=home_region,
+        athena_catalog=outputs.get("AthenaCatalog") or "AwsDataCatalog",
         athena_workgroup=outputs.get("AthenaWorkGroupName", "primary"),
         athena_output_location=outputs.get("AthenaResultsLocation", ""),
         auth_type="ec2_iam_role",

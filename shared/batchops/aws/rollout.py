@@ -1682,6 +1682,10 @@ def destroy(settings: RolloutSettings, clients: Clients, console: Console, ask: 
         delete_workspace(clients.client("grafana", home, central), workspace["id"])
         result.changes.append(f"deleted Grafana workspace {workspace['id']}")
     if central_stack:
+        projections = stack_outputs(central_stack).get("ProjectionsBucketName")
+        if projections:  # CloudFormation deletes only an empty bucket; the Parquet export is rebuilt by a replay
+            _empty_bucket(clients.client("s3", home, central), projections)
+            result.changes.append(f"emptied bucket {projections} (the Parquet export and Athena results)")
         unprotect_event_store(cfn_central, central_stack, settings, console)
         delete_stack(cfn_central, settings.central_stack_name, settings.poll_seconds, settings.timeout_seconds)
         result.changes.append(f"deleted stack {settings.central_stack_name}")
