@@ -36,6 +36,7 @@ from batchops.projection import (
     InstanceFacts,
     attempt_detail,
     attempts_of,
+    instance_row,
     instance_spot_signal,
     job_row,
     timeline_rows,
@@ -437,8 +438,11 @@ class DynamoDBSession:
         self.g = generation
         self._revisions: dict[str, int] = {}
         self._pending_jobs: dict[str, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]] = {}
-        self._instances: dict[str, dict[str, Any]] = {}
+        self._instances: dict[str, dict[str, Any] | None] = {}  # instance items written or read in this phase
+        self._container_instances: dict[str, str | None] = {}  # container-instance edges written or read
         self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
+        self._pending_edges: dict[tuple[str, str], dict[str, Any]] = {}  # job edges, written before the joins are read
+        self._written_instances: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # pk → (fold, row)
 
     def _pk(self, key: UUID | str) -> str:
         return f"{self.g}#{key}"
@@ -478,6 +482,23 @@ class DynamoDBSession:
     def _put_meta(self, pk: str, sk: str, values: dict[str, Any] | None = None) -> None:
         self.client.put_item(TableName=self.store.meta_table, Item=_to_item({**(values or {}), "pk": pk, "sk": sk}))
 
+    def _put_meta_items(self, items: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Unconditional meta items (join edges) in BatchWriteItem requests of up to 25: the same puts as one
+        PutItem each (a batch write is not atomic either), in fewer round trips; unprocessed items are sent again."""
+        requests = [
+            {"PutRequest": {"Item": _to_item({**values, "pk": pk, "sk": sk})}} for (pk, sk), values in items.items()
+        ]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.store.meta_table: requests[start : start + 25]}
+            for attempt in range(10):
+                unprocessed = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                if not unprocessed:
+                    break
+                pending = unprocessed
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError(f"{self.store.meta_table}: edge items still unprocessed after 10 batch writes")
+
     # folds -----------------------------------------------------------------------------------------------
     def job_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of a job."""
@@ -489,7 +510,7 @@ class DynamoDBSession:
 
     def instance_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of an instance."""
-        found = self._get(self.store.instances_table, self._pk(key))
+        found = self._instance_values(key)
         return _unpack(found["fold"]) if found else None
 
     def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
@@ -520,13 +541,17 @@ class DynamoDBSession:
         values = {**row, "fold": _pack(fold), "spot_signal": instance_spot_signal(fold)}
         self._put(self.store.instances_table, self._pk(key), values)
         self._instances[self._pk(key)] = values
+        self._written_instances[self._pk(key)] = (fold, row)
+        edges: dict[tuple[str, str], dict[str, Any]] = {}
         if row.get("compute_environment"):
-            self._put_meta(
-                f"{self.g}#ce-instances#{row['account_id']}#{row['region']}#{row['compute_environment']}", str(key)
-            )
+            ce = row["compute_environment"]
+            edges[(f"{self.g}#ce-instances#{row['account_id']}#{row['region']}#{ce}", str(key))] = {}
         ci = row.get("container_instance_arn")
         if ci:
-            self._put_meta(f"{self.g}#ci", f"{row['account_id']}#{row['region']}#{ci}", {"instance": str(key)})
+            edges[(f"{self.g}#ci", f"{row['account_id']}#{row['region']}#{ci}")] = {"instance": str(key)}
+            self._container_instances[f"{row['account_id']}#{row['region']}#{ci}"] = str(key)
+        if edges:  # before put_instance returns, as before: the projector reads the instance's jobs next
+            self._put_meta_items(edges)
 
     def put_compute_environment(
         self,
@@ -560,14 +585,21 @@ class DynamoDBSession:
         Write-then-read: a job and the instance or compute environment it joins may be projected at the same
         moment by two Lambdas. Each writes its item (and edges) before reading the other's, so at least one of
         them sees the other; re-reading after our own write makes sure a stale join never stays.
+
+        Round trips: the job items are written one by one (each conditional on its revision), then their edges in
+        batch writes, and only then are the joins read again; within one round of reads an item or edge is read
+        once and reused by every job that joins it (each of those reads still comes after all of our writes).
         """
+        self._verify_instance_pricing()
         written = list(self._pending_jobs.items())
         for pk, (fold, row, timeline) in written:
             self._write_job(pk, fold, row, timeline)
         self._pending_jobs.clear()
+        self._write_pending_edges()
         for _ in range(3):
             self._environments.clear()
             self._instances.clear()
+            self._container_instances.clear()
             stale = []
             for pk, (fold, row, _timeline) in written:
                 fresh = job_row(fold, self)
@@ -577,7 +609,33 @@ class DynamoDBSession:
                 return
             for pk, (fold, row, timeline) in stale:
                 self._write_job(pk, fold, row, timeline)
+            self._write_pending_edges()
             written = stale
+
+    def _verify_instance_pricing(self) -> None:
+        """Write-then-read for the instance rows' pricing, as for the job rows' joins: an instance written with its
+        compute environment's pricing while another projector changes that pricing (a spot signal) and looks for
+        the environment's instances (the membership edges) must not keep the old pricing. Our instance and edge
+        writes came first; reading the pricing again now, either we see the new pricing (and rewrite the row) or
+        the other projector's edge query came after our edge and it rewrites the row."""
+        for _ in range(3):
+            self._environments.clear()
+            stale = []
+            for pk, (fold, row) in self._written_instances.items():
+                ce = row.get("compute_environment")
+                pricing = self.compute_environment_pricing(row["account_id"], row["region"], ce) if ce else None
+                fresh = instance_row(fold, pricing)
+                if fresh != row:
+                    stale.append((pk, fold, fresh))
+            if not stale:
+                return
+            for pk, fold, fresh in stale:
+                self.put_instance(UUID(pk.split("#", 1)[1]), fold, fresh)
+
+    def _write_pending_edges(self) -> None:
+        if self._pending_edges:
+            self._put_meta_items(self._pending_edges)
+            self._pending_edges = {}
 
     def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
         account, region = row["account_id"], row["region"]
@@ -602,23 +660,28 @@ class DynamoDBSession:
                 row["instance_id"] if attempt["attempt"] == row["attempts"] else None,
             ):
                 if target:
-                    self._put_meta(f"{self.g}#ran-on#{account}#{region}#{target}", f"{job}#{attempt['attempt']}")
+                    self._pending_edges[
+                        (f"{self.g}#ran-on#{account}#{region}#{target}", f"{job}#{attempt['attempt']}")
+                    ] = {}
         if row["compute_environment"]:
-            self._put_meta(f"{self.g}#ce-jobs#{account}#{region}#{row['compute_environment']}", job)
+            self._pending_edges[(f"{self.g}#ce-jobs#{account}#{region}#{row['compute_environment']}", job)] = {}
 
     # joins -----------------------------------------------------------------------------------------------
     def _instance_values(self, key: UUID) -> dict[str, Any] | None:
+        """An instance item as written or (consistently) read in this phase of the session: read once per phase."""
         pk = self._pk(key)
-        if pk in self._instances:
-            return self._instances[pk]
-        return self._get(self.store.instances_table, pk)
+        if pk not in self._instances:
+            self._instances[pk] = self._get(self.store.instances_table, pk)
+        return self._instances[pk]
 
     def instance_by_container_instance(self, account: str, region: str, arn: str) -> InstanceFacts | None:
-        """The instance behind a container instance (consistent read of the edge item)."""
-        edge = self.store._meta(f"{self.g}#ci", f"{account}#{region}#{arn}")
-        if not edge:
-            return None
-        return _facts(self._instance_values(UUID(edge["instance"])))
+        """The instance behind a container instance (consistent read of the edge item, once per phase)."""
+        edge_key = f"{account}#{region}#{arn}"
+        if edge_key not in self._container_instances:
+            edge = self.store._meta(f"{self.g}#ci", edge_key)
+            self._container_instances[edge_key] = edge["instance"] if edge else None
+        instance = self._container_instances[edge_key]
+        return None if instance is None else _facts(self._instance_values(UUID(instance)))
 
     def instance_by_id(self, account: str, region: str, instance_id: str) -> InstanceFacts | None:
         """An instance by its EC2 id."""
