@@ -37,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="region of the central account's CloudWatch and Athena (default: $AWS_REGION)",
     )
     target.add_argument("--athena-catalog", default="AwsDataCatalog")
-    target.add_argument("--athena-workgroup", default="primary")
+    target.add_argument(
+        "--athena-workgroup",
+        default="batchops",
+        help="the central stack's workgroup (default: batchops, its name with the default Prefix; it enforces"
+        " the results location)",
+    )
     target.add_argument("--athena-output-location", default="", help="s3:// URL (default: the workgroup's)")
     target.add_argument(
         "--auth-type",
