@@ -8,9 +8,12 @@ ThreadedMotoServer started here (the local Organization, the end-to-end tests), 
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 import functools
 import json
+import random
+import string
 import threading
 import time
 from collections.abc import Callable
@@ -211,27 +214,31 @@ def _moto_modules_cached(original: Any) -> Any:
 
 
 # The data-plane actions whose results are plain JSON once moto turned its items into {type: value} dicts.
-_PLAIN_JSON_ACTIONS = frozenset(
-    {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactWriteItems",
-        "TransactGetItems",
-    }
-)
+_PLAIN_JSON_ACTIONS = {
+    "dynamodb": frozenset(
+        {
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "Query",
+            "Scan",
+            "BatchGetItem",
+            "BatchWriteItem",
+            "TransactWriteItems",
+            "TransactGetItems",
+        }
+    ),
+    "dynamodbstreams": frozenset({"GetRecords"}),
+}
 
 
 def _plain_json_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, datetime):
-        return _wall_clock_seconds(value)
+    if isinstance(value, datetime):  # as moto's serializer writes a timestamp: epoch seconds, milliseconds kept
+        seconds = calendar.timegm(value.timetuple())
+        return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -244,26 +251,27 @@ def _without_none(value: Any) -> Any:
 
 
 @functools.cache
-def _output_members(action: str) -> frozenset[str]:
+def _output_members(service: str, action: str) -> frozenset[str]:
     """The top-level members of an action's output shape (moto's serializer leaves anything else out)."""
     from moto.core.utils import get_service_model
 
-    shape = get_service_model("dynamodb").operation_model(action).output_shape
+    shape = get_service_model(service).operation_model(action).output_shape
     return frozenset(shape.members) if shape is not None else frozenset()
 
 
-def _dynamodb_plain_json(original: Any) -> Any:
+def _plain_json(original: Any, service: str) -> Any:
     """moto serialises every response by walking botocore's output shape member by member (a few ms for an item
-    with a dozen attributes, the largest cost of a GetItem here). The results of the data-plane actions are
-    already the wire's JSON (items as {type: value}, binary as bytes): dump them directly. With VERIFY_FAST_PATHS
-    (the tests), each body is checked against moto's own serializer."""
+    with a dozen attributes, the largest cost of a GetItem here; half a second for a page of stream records). The
+    results of the data-plane actions are already the wire's JSON (items as {type: value}, binary as bytes): dump
+    them directly. With VERIFY_FAST_PATHS (the tests), each body is checked against moto's own serializer."""
+    actions = _PLAIN_JSON_ACTIONS[service]
 
     def serialized(self: Any, action_result: Any) -> Any:
         result = action_result.result
         action = self._get_action()
-        if not isinstance(result, dict) or action not in _PLAIN_JSON_ACTIONS:
+        if not isinstance(result, dict) or action not in actions:
             return original(self, action_result)
-        members = _output_members(action)
+        members = _output_members(service, action)
         plain = _without_none({k: v for k, v in result.items() if k in members})
         body = json.dumps(plain, default=_plain_json_default, separators=(",", ":"))
         headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
@@ -274,7 +282,9 @@ def _dynamodb_plain_json(original: Any) -> Any:
                 json.loads(body),
                 headers["Content-Type"],
             ):
-                raise AssertionError(f"fast DynamoDB serializer differs from moto's: {body[:300]} != {slow_body[:300]}")
+                raise AssertionError(
+                    f"fast {service} serializer differs from moto's: {body[:300]} != {slow_body[:300]}"
+                )
         return 200, headers, body
 
     return serialized
@@ -299,6 +309,46 @@ def _query_one_partition(original: Any) -> Any:
     return query
 
 
+# An item's size limit, checked on every attribute set: moto sums the sizes of every attribute set so far each time
+# (quadratic in the attributes, the largest cost of a PutItem of a job row). A running total says the same for any
+# item well below the limit; near it (or after in-place changes the total cannot see) moto's own check decides.
+_FAST_SIZE_CHECK_BELOW = 200_000
+
+
+def _item_size_checked_incrementally(original: Any) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    def size_of(value: Any) -> int:
+        return int(value.size()) if type(value) is DynamoType else int(bytesize(str(value)))
+
+    def setitem(self: Any, key: str, value: Any) -> None:
+        known = self.__dict__.get("_batchops_size")
+        new = int(bytesize(key)) + size_of(value)
+        if known is None or known + new > _FAST_SIZE_CHECK_BELOW:
+            original(self, key, value)
+            self.__dict__["_batchops_size"] = sum(int(bytesize(k)) + size_of(v) for k, v in self.items())
+            return
+        if key in self:
+            known -= int(bytesize(key)) + size_of(dict.__getitem__(self, key))
+        dict.__setitem__(self, key, value)
+        self.__dict__["_batchops_size"] = known + new
+
+    return setitem
+
+
+def _receipt_handle() -> str:
+    """moto draws a receipt handle's 185 characters one call at a time from its seeded random."""
+    return "".join(random.choices(string.ascii_lowercase, k=185))
+
+
+def _random_string(self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False) -> str:
+    """moto's request ids: the same alphabet, one draw of `length` characters instead of `length` draws."""
+    pool = string.ascii_letters + (string.digits if include_digits else "")
+    drawn = "".join(self.choices(pool, k=length))
+    return drawn.lower() if lower_case else drawn
+
+
 def patch_moto(setter: Setter | None = None) -> None:
     """Apply the patches to moto's classes: with `setter` (e.g. pytest's monkeypatch.setattr, undone after a
     test) every call patches; without, once per process and for good."""
@@ -312,13 +362,31 @@ def patch_moto(setter: Setter | None = None) -> None:
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation import models as cfn_models
     from moto.cloudformation import responses as cfn_responses
+    from moto.core import responses as core_responses
+    from moto.core import utils as core_utils
     from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import dynamo_type
     from moto.dynamodb.models import table as dynamodb_table
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from moto.moto_api._internal.moto_random import MotoRandom
     from moto.sqs import models as sqs_models
 
     setter(dynamodb_table, "dynamo_json_dump", _json_dump_with_binary)
-    setter(DynamoHandler, "serialized", _dynamodb_plain_json(DynamoHandler.serialized))
+    setter(DynamoHandler, "serialized", _plain_json(DynamoHandler.serialized, "dynamodb"))
+    setter(DynamoDBStreamsHandler, "serialized", _plain_json(DynamoDBStreamsHandler.serialized, "dynamodbstreams"))
+    setter(
+        dynamo_type.LimitedSizeDict,
+        "__setitem__",
+        _item_size_checked_incrementally(dynamo_type.LimitedSizeDict.__setitem__),
+    )
+    setter(sqs_models, "generate_receipt_handle", _receipt_handle)
+    setter(MotoRandom, "get_random_string", _random_string)
+    # Routing each request: moto lists a handler class's methods and converts names, the same answers every time.
+    setter(core_responses, "method_names_from_class", functools.cache(core_utils.method_names_from_class))
+    camelcase_to_underscores = functools.cache(core_utils.camelcase_to_underscores)
+    setter(core_responses, "camelcase_to_underscores", camelcase_to_underscores)
+    setter(sqs_models, "camelcase_to_underscores", camelcase_to_underscores)
     setter(dynamodb_table.Table, "query", _query_one_partition(dynamodb_table.Table.query))
     setter(sqs_models, "unix_time", _wall_clock_seconds)
     setter(sqs_models, "unix_time_millis", _wall_clock_millis)

@@ -103,20 +103,46 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextlib.contextmanager
-def emulator() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (a free port) with the emulator patches; yields its URL, stops on exit."""
+def _serve(port: int, ready: Any, stop: Any) -> None:
+    """The emulator's process: a moto server with the patches until `stop` is set (Ctrl-C is the parent's)."""
+    import signal
+
     from moto.server import ThreadedMotoServer
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     patch_moto()
-    port = _free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    ready.set()
+    stop.wait()
+    server.stop()
+
+
+@contextlib.contextmanager
+def emulator() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port) with the emulator patches; yields its URL, stops on exit.
+
+    It runs in its own process: moto's request handling and the handlers' boto3 calls are both Python, and in one
+    process they would take turns on one core; apart, the emulator and this process each have one of two cores.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    port = _free_port()
+    process = context.Process(target=_serve, args=(port, ready, stop), name="batchops-emulator", daemon=True)
+    process.start()
     try:
+        if not ready.wait(120):
+            raise LocalRunError("the AWS emulator (moto server) did not start within 2 minutes")
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        stop.set()
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
 
 
 @contextlib.contextmanager
@@ -261,6 +287,38 @@ class _Phases:
             self.figures.phases[name] = time.perf_counter() - started
 
 
+class _StreamFollower(threading.Thread):
+    """Projects the events table's stream as it grows, until told that ingestion is over and the stream is read."""
+
+    def __init__(self, pipeline: LocalPipeline, progress: Callable[[int], Any]) -> None:
+        super().__init__(name="projector", daemon=True)
+        self.pipeline = pipeline
+        self.progress = progress
+        self.failure: BaseException | None = None
+        self._ingested = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                last_round = self._ingested.is_set()  # read first: a round that starts after ingestion sees it all
+                if self.pipeline.run_projector(progress=self.progress) == 0:
+                    if last_round:
+                        return
+                    self._ingested.wait(0.05)  # an idle stream: poll again shortly, as the event source does
+        except BaseException as error:  # handed to the main thread
+            self.failure = error
+
+    def finish(self) -> None:
+        """Ingestion is over: project what is left, then stop."""
+        self._ingested.set()
+        self.join()
+
+    def raise_failure(self) -> None:
+        """Raise in the caller what stopped the projector."""
+        if self.failure is not None:
+            raise LocalRunError(f"the projector stopped: {self.failure}") from self.failure
+
+
 def disable_event_source_mappings(awslambda: Any, functions: Sequence[str]) -> int:
     """Turn the central stack's Lambda event sources off (the emulator would run the Lambdas in Docker)."""
     disabled = 0
@@ -386,12 +444,15 @@ def _drive(
             for account in figures.members
             for region in settings.regions
         }
+    projector_app = build_application(Settings(store=figures.store), project_inline=False)
+    assert isinstance(projector_app, CentralApplication)
     pipeline = LocalPipeline(
         app,
         boto3.client("sqs", region_name=home),
         boto3.client("dynamodbstreams", region_name=home),
         outputs["IngestQueueUrl"],
         outputs["EventsTableName"],
+        projector_app=projector_app,
     )
     figures.emf_file = settings.out / "emf.jsonl"
     with phase("pipeline (member rules → SQS → aggregator → DynamoDB → stream → projector)"):
@@ -404,13 +465,21 @@ def _drive(
             sent = progress.add_task("member events", total=len(events))
             recorded = progress.add_task("aggregated", total=None)
             projected = progress.add_task("projected", total=None)
-            for i in range(0, len(events), CHUNK_EVENTS):
-                chunk = events[i : i + CHUNK_EVENTS]
-                pipeline.forward(chunk, patterns)
-                progress.update(sent, advance=len(chunk))
-                with contextlib.redirect_stdout(emf):  # the aggregator prints EMF as Lambda's stdout would
-                    pipeline.run_aggregator(progress=lambda n: progress.update(recorded, advance=n))
-                pipeline.run_projector(progress=lambda n: progress.update(projected, advance=n))
+            # The projector follows the stream while the member events are forwarded and aggregated, as the
+            # projector Lambda does on AWS: on its own thread (its calls wait on the emulator, not on this thread).
+            projector = _StreamFollower(pipeline, lambda n: progress.update(projected, advance=n))
+            projector.start()
+            try:
+                for i in range(0, len(events), CHUNK_EVENTS):
+                    projector.raise_failure()
+                    chunk = events[i : i + CHUNK_EVENTS]
+                    pipeline.forward(chunk, patterns)
+                    progress.update(sent, advance=len(chunk))
+                    with contextlib.redirect_stdout(emf):  # the aggregator prints EMF as Lambda's stdout would
+                        pipeline.run_aggregator(progress=lambda n: progress.update(recorded, advance=n))
+            finally:
+                projector.finish()
+            projector.raise_failure()
         figures.pipeline_seconds = time.perf_counter() - started
         figures.pipeline = pipeline.figures
     with phase("dashboards"):

@@ -75,14 +75,27 @@ class PipelineFigures:
 class LocalPipeline:
     """Member rules → central queue → aggregator → events table → stream → projector → views."""
 
-    def __init__(self, app: CentralApplication, sqs: Any, streams: Any, queue_url: str, events_table: str) -> None:
+    def __init__(
+        self,
+        app: CentralApplication,
+        sqs: Any,
+        streams: Any,
+        queue_url: str,
+        events_table: str,
+        *,
+        projector_app: CentralApplication | None = None,
+    ) -> None:
         self.app = app
+        # The projector's own application (a Lambda container of its own on AWS), so that it can run on another
+        # thread than the aggregator's; the aggregator's when not given.
+        self.projector_app = projector_app or app
         self.sqs = sqs
         self.streams = streams
         self.queue_url = queue_url
         self.events_table = events_table
         self.figures = PipelineFigures()
         self._positions: dict[str, str] = {}
+        self._stream_arn: str | None = None
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
@@ -113,8 +126,10 @@ class LocalPipeline:
             raise RuntimeError(f"the emulator refused {len(response['Failed'])} messages: {response['Failed'][:1]}")
         self.figures.forwarded += len(entries)
 
-    def run_aggregator(self, batch_size: int = 100, progress: Callable[[int], Any] | None = None) -> None:
-        """Receive like Lambda's event source (up to `batch_size` per invocation), record, delete successes."""
+    def run_aggregator(self, batch_size: int = 100, progress: Callable[[int], Any] | None = None) -> int:
+        """Receive like Lambda's event source (up to `batch_size` per invocation), record, delete successes, until
+        the queue is empty; returns how many messages were recorded."""
+        recorded = 0
         sqs_seconds = 0.0
         handler_seconds = 0.0
         while True:
@@ -145,20 +160,23 @@ class LocalPipeline:
                     ],
                 )
             sqs_seconds += time.perf_counter() - started
+            recorded += len(done)
             if progress is not None:
                 progress(len(done))
         self.figures.add_time("SQS receive/delete", sqs_seconds)
         self.figures.add_time("aggregator (parse, DynamoDB event store)", handler_seconds)
+        return recorded
 
-    def run_projector(self, batch_size: int = 100, progress: Callable[[int], Any] | None = None) -> None:
-        """Read every shard of the events table's stream from where it stopped and project in batches."""
+    def run_projector(self, batch_size: int = 100, progress: Callable[[int], Any] | None = None) -> int:
+        """Read every shard of the events table's stream from where it stopped and project in batches; returns how
+        many stream records were projected."""
         started = time.perf_counter()
         records = self._new_stream_records()
         read_seconds = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(0, len(records), batch_size):
             chunk = records[i : i + batch_size]
-            response = handle_stream_batch(self.app, {"Records": chunk})
+            response = handle_stream_batch(self.projector_app, {"Records": chunk})
             if response["batchItemFailures"]:
                 raise RuntimeError(f"the projector failed on a stream batch: {response}")
             if progress is not None:
@@ -166,9 +184,13 @@ class LocalPipeline:
         self.figures.stream_records += len(records)
         self.figures.add_time("stream read", read_seconds)
         self.figures.add_time("projector (DynamoDB views)", time.perf_counter() - started)
+        return len(records)
 
     def _new_stream_records(self) -> list[dict[str, Any]]:
-        arn = self.app.events_recorder.client.describe_table(TableName=self.events_table)["Table"]["LatestStreamArn"]
+        if self._stream_arn is None:
+            client = self.projector_app.events_recorder.client
+            self._stream_arn = str(client.describe_table(TableName=self.events_table)["Table"]["LatestStreamArn"])
+        arn = self._stream_arn
         records: list[dict[str, Any]] = []
         for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
             shard_id = shard["ShardId"]

@@ -519,6 +519,11 @@ class DynamoDBSession:
         if cached is not None:
             return cached
         found = self._get(self.store.meta_table, f"{self.g}#ce", str(key))
+        return self._remember_environment(key, found)
+
+    def _remember_environment(
+        self, key: UUID, found: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, bool, str | None]:
         result = (
             (None, False, None)
             if found is None
@@ -530,6 +535,58 @@ class DynamoDBSession:
         )
         self._environments[key] = result
         return result
+
+    def _read_joins(self, rows: list[dict[str, Any]]) -> None:
+        """Read, in BatchGetItem requests (strongly consistent, as each GetItem), what the joins of these rows will
+        look up: their compute environments, container-instance edges and instances. The same reads as the lookups
+        would make one by one, at the same point (after this session's writes); a lookup not foreseen here still
+        reads its item itself."""
+        meta: dict[tuple[str, str], Any] = {}
+        instances: dict[str, Any] = {}
+        for row in rows:
+            account, region = row["account_id"], row["region"]
+            if row.get("compute_environment"):
+                key = compute_environment_key(account, region, row["compute_environment"])
+                if key not in self._environments:
+                    meta[(f"{self.g}#ce", str(key))] = ("ce", key)
+            ci = row.get("container_instance_arn")
+            if ci and f"{account}#{region}#{ci}" not in self._container_instances:
+                meta[(f"{self.g}#ci", f"{account}#{region}#{ci}")] = ("ci", f"{account}#{region}#{ci}")
+            if row.get("instance_id"):
+                pk = self._pk(instance_key(account, region, row["instance_id"]))
+                if pk not in self._instances:
+                    instances[pk] = pk
+        keys = [(self.store.meta_table, {"pk": pk, "sk": sk}) for pk, sk in meta]
+        keys += [(self.store.instances_table, {"pk": pk}) for pk in instances]
+        found: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {}
+            for table, item_key in keys[start : start + 100]:
+                entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
+                entry["Keys"].append({k: {"S": v} for k, v in item_key.items()})
+            for attempt in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                for table, items in response.get("Responses", {}).items():
+                    for item in items:
+                        values = _from_item(item)
+                        found[(table, values["pk"], values.get("sk"))] = values
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("join items still unprocessed after 10 batch reads")
+        for (pk, sk), (kind, key) in meta.items():
+            stored = found.get((self.store.meta_table, pk, sk))
+            self._revisions.setdefault(f"{pk}|{sk}", int(stored.get("rev", 0)) if stored else 0)
+            if kind == "ce":
+                self._remember_environment(key, stored)
+            else:
+                self._container_instances[key] = stored["instance"] if stored else None
+        for pk in instances:
+            stored = found.get((self.store.instances_table, pk, None))
+            self._revisions.setdefault(pk, int(stored.get("rev", 0)) if stored else 0)
+            self._instances[pk] = stored
 
     # writes ----------------------------------------------------------------------------------------------
     def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
@@ -600,6 +657,7 @@ class DynamoDBSession:
             self._environments.clear()
             self._instances.clear()
             self._container_instances.clear()
+            self._read_joins([row for _, (_, row, _) in written])
             stale = []
             for pk, (fold, row, _timeline) in written:
                 fresh = job_row(fold, self)
@@ -620,6 +678,12 @@ class DynamoDBSession:
         the other projector's edge query came after our edge and it rewrites the row."""
         for _ in range(3):
             self._environments.clear()
+            self._read_joins(
+                [
+                    {**row, "container_instance_arn": None, "instance_id": None}
+                    for _, row in self._written_instances.values()
+                ]
+            )
             stale = []
             for pk, (fold, row) in self._written_instances.items():
                 ce = row.get("compute_environment")
