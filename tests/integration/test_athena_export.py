@@ -64,8 +64,6 @@ def central(aws: None) -> CentralApplication:
     the Glue database and tables, and the central application projecting inline."""
     dynamodb = client("dynamodb")
     for definition in view_table_definitions(PREFIX):
-        if definition["TableName"] in (f"{PREFIX}-jobs", f"{PREFIX}-instances"):
-            definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
         dynamodb.create_table(**definition)
     client("s3").create_bucket(Bucket=BUCKET)
     glue = client("glue")

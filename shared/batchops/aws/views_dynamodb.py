@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -57,6 +57,11 @@ class ConcurrentViewUpdate(RuntimeError):
     """Another projector changed an item since it was read: retry the batch with fresh state."""
 
 
+# The Athena exporter reads the jobs and instances tables' streams; it needs the old image to see a row leave
+# its partition.
+EXPORTED_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
 def view_table_definitions(prefix: str) -> list[dict[str, Any]]:
     """CreateTable requests of the projection tables (the central template declares the same)."""
 
@@ -90,12 +95,14 @@ def view_table_definitions(prefix: str) -> list[dict[str, Any]]:
                 gsi("by-job-id", "by_job_id", keys_only=True),
             ],
             "BillingMode": "PAY_PER_REQUEST",
+            "StreamSpecification": EXPORTED_STREAM,
         },
         {
             "TableName": table_name(prefix, INSTANCES),
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
             "AttributeDefinitions": attributes("pk"),
             "BillingMode": "PAY_PER_REQUEST",
+            "StreamSpecification": EXPORTED_STREAM,
         },
         {
             "TableName": table_name(prefix, META),
@@ -443,12 +450,17 @@ class DynamoDBSession:
         self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
         self._pending_edges: dict[tuple[str, str], dict[str, Any]] = {}  # job edges, written before the joins are read
         self._written_instances: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # pk → (fold, row)
+        # Job items read ahead by `prefetch_jobs` (pk → (revision, packed fold) or None): each used once, by the
+        # first `job_fold` of its job, as the GetItem it replaces would have been.
+        self._prefetched_jobs: dict[str, tuple[int, Any] | None] = {}
 
     def _pk(self, key: UUID | str) -> str:
         return f"{self.g}#{key}"
 
     def _get(self, table: str, pk: str, sk: str | None = None) -> dict[str, Any] | None:
         key = {"pk": {"S": pk}} if sk is None else {"pk": {"S": pk}, "sk": {"S": sk}}
+        if sk is None:
+            self._prefetched_jobs.pop(pk, None)  # read again here: a revision and its values come from one read
         item = self.client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
         revision_key = pk if sk is None else f"{pk}|{sk}"
         if not item:
@@ -500,12 +512,52 @@ class DynamoDBSession:
                 raise RuntimeError(f"{self.store.meta_table}: edge items still unprocessed after 10 batch writes")
 
     # folds -----------------------------------------------------------------------------------------------
+    def prefetch_jobs(self, keys: Iterable[UUID]) -> None:
+        """Read the stored folds and revisions of these jobs in BatchGetItem requests (strongly consistent, as each
+        GetItem of `job_fold`), at the start of the session, before anything is written.
+
+        Performance only: one request per 100 jobs instead of one GetItem each. The guarantees are those of the
+        reads they replace: a job's revision is taken from the same read as its fold, the first time `job_fold`
+        uses it (nothing else of the session has read the item before), and every write stays conditional on that
+        revision, so a job another projector wrote since is a `ConcurrentViewUpdate` and a retry on fresh state,
+        as before. Only the fold and revision are fetched (ProjectionExpression): less to send and decode.
+        """
+        wanted = [pk for pk in dict.fromkeys(self._pk(key) for key in keys) if pk not in self._revisions]
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            request: dict[str, Any] = {
+                self.store.jobs_table: {
+                    "Keys": [{"pk": {"S": pk}} for pk in chunk],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#pk, #rev, #fold",
+                    "ExpressionAttributeNames": {"#pk": "pk", "#rev": "rev", "#fold": "fold"},
+                }
+            }
+            found: dict[str, tuple[int, Any]] = {}
+            for attempt in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.store.jobs_table, []):
+                    found[item["pk"]["S"]] = (int(item["rev"]["N"]) if "rev" in item else 0, item["fold"]["B"])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("job items still unprocessed after 10 batch reads")
+            for pk in chunk:
+                self._prefetched_jobs[pk] = found.get(pk)
+
     def job_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of a job."""
-        pending = self._pending_jobs.get(self._pk(key))
+        pk = self._pk(key)
+        pending = self._pending_jobs.get(pk)
         if pending is not None:
             return pending[0]
-        found = self._get(self.store.jobs_table, self._pk(key))
+        if pk in self._prefetched_jobs:
+            prefetched = self._prefetched_jobs.pop(pk)
+            self._revisions.setdefault(pk, prefetched[0] if prefetched else 0)
+            return _unpack(prefetched[1]) if prefetched else None
+        found = self._get(self.store.jobs_table, pk)
         return _unpack(found["fold"]) if found else None
 
     def instance_fold(self, key: UUID) -> dict[str, Any] | None:
