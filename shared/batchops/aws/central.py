@@ -106,6 +106,8 @@ class CentralApplication(BatchOpsApplication):
         for attempt in range(RETRIES):
             try:
                 with self.dynamodb_views.session(generation) as session:
+                    # Performance only: the stored items this batch's events need, read ahead in batches.
+                    session.prefetch(events, folds)
                     return self.projector.apply(session, events, folds, changed=changed, assume_changed=redelivered)
             except ConcurrentViewUpdate:
                 if attempt == RETRIES - 1:

@@ -56,7 +56,7 @@ class LocalSettings:
     org_unit: str = "ou-demo"
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
     accounts: int = 3
-    jobs_per_account: int = 100
+    jobs_per_account: int = 200
     seed: int = 7
     prefix: str = "batchops"
     out: Path = Path("out/local")
@@ -290,36 +290,120 @@ class _Phases:
             self.figures.phases[name] = time.perf_counter() - started
 
 
-class _StreamFollower(threading.Thread):
-    """Projects the events table's stream as it grows, until told that ingestion is over and the stream is read."""
+def _follow_stream(env: dict[str, str], job: dict[str, str], messages: Any, ingested: Any, stop: Any) -> None:
+    """The projector's process: follows the events table's stream with its own application (a Lambda container
+    of its own on AWS) until ingestion is over and the stream is read, or `stop` is set. It reports
+    ("progress", records), then ("done", records, seconds per step) or ("failed", message) on `messages`."""
+    import signal
+    import traceback
 
-    def __init__(self, pipeline: LocalPipeline, progress: Callable[[int], Any]) -> None:
-        super().__init__(name="projector", daemon=True)
-        self.pipeline = pipeline
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
+    os.environ.update(env)
+    try:
+        from batchops.aws import handlers
+
+        handlers.logger.setLevel(logging.WARNING)
+        app = build_application(Settings(store=job["store"]), project_inline=False)
+        assert isinstance(app, CentralApplication)
+        region = env["AWS_DEFAULT_REGION"]
+        pipeline = LocalPipeline(
+            app,
+            boto3.client("sqs", region_name=region),
+            boto3.client("dynamodbstreams", region_name=region),
+            job["queue_url"],
+            job["events_table"],
+        )
+        while not stop.is_set():
+            last_round = ingested.is_set()  # read first: a round that starts after ingestion sees it all
+            if pipeline.run_projector(progress=lambda n: messages.put(("progress", n)), stop=stop.is_set) == 0:
+                if last_round:
+                    break
+                ingested.wait(0.05)  # an idle stream: poll again shortly, as the event source does
+        messages.put(("done", pipeline.figures.stream_records, dict(pipeline.figures.seconds)))
+    except BaseException as error:  # handed to the parent
+        messages.put(("failed", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
+
+
+class _StreamFollower:
+    """Projects the events table's stream as it grows, in a process of its own (spawned, like the emulator), until
+    told that ingestion is over and the stream is read.
+
+    Its own process, not a thread: the projector's and the aggregator's boto3 work is Python, and in one process
+    they take turns on one core (the GIL); apart, the client side uses both cores of the machine."""
+
+    def __init__(
+        self, figures: PipelineFigures, progress: Callable[[int], Any], env: dict[str, str], job: dict[str, str]
+    ) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.figures = figures
         self.progress = progress
-        self.failure: BaseException | None = None
-        self._ingested = threading.Event()
+        self.failure: str | None = None
+        self._messages = context.Queue()
+        self._ingested, self._stop = context.Event(), context.Event()
+        self._done = threading.Event()
+        self._process = context.Process(
+            target=_follow_stream,
+            args=(env, job, self._messages, self._ingested, self._stop),
+            name="batchops-projector",
+            daemon=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="projector-progress", daemon=True)
 
-    def run(self) -> None:
-        try:
-            while True:
-                last_round = self._ingested.is_set()  # read first: a round that starts after ingestion sees it all
-                if self.pipeline.run_projector(progress=self.progress) == 0:
-                    if last_round:
-                        return
-                    self._ingested.wait(0.05)  # an idle stream: poll again shortly, as the event source does
-        except BaseException as error:  # handed to the main thread
-            self.failure = error
+    def start(self) -> None:
+        """Start the projector's process and the thread that reads its reports."""
+        self._process.start()
+        self._reader.start()
+
+    def _read(self) -> None:
+        import queue
+
+        while not self._done.is_set():
+            try:
+                message = self._messages.get(timeout=0.2)
+            except queue.Empty:
+                if not self._process.is_alive() and self._messages.empty() and not self._done.is_set():
+                    self.failure = f"the projector's process ended with exit code {self._process.exitcode}"
+                    self._done.set()
+                continue
+            if message[0] == "progress":
+                self.progress(message[1])
+            elif message[0] == "done":
+                self.figures.stream_records += message[1]
+                for step, seconds in message[2].items():
+                    self.figures.add_time(step, seconds)
+                self._done.set()
+            else:
+                self.failure = message[1]
+                self._done.set()
 
     def finish(self) -> None:
         """Ingestion is over: project what is left, then stop."""
         self._ingested.set()
-        self.join()
+        while not self._done.wait(0.5):
+            pass
+        self._reader.join()
+        self._process.join(10)
+        self._end_process()
+
+    def abort(self) -> None:
+        """Stop now (Ctrl-C or a failure): the projector stops after its current batch; killed if it lingers."""
+        self._stop.set()
+        self._process.join(10)
+        self._end_process()
+        self._done.set()
+        self._reader.join(5)
+
+    def _end_process(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
 
     def raise_failure(self) -> None:
         """Raise in the caller what stopped the projector."""
         if self.failure is not None:
-            raise LocalRunError(f"the projector stopped: {self.failure}") from self.failure
+            raise LocalRunError(f"the projector stopped: {self.failure}")
 
 
 def disable_event_source_mappings(awslambda: Any, functions: Sequence[str]) -> int:
@@ -447,16 +531,20 @@ def _drive(
             for account in figures.members
             for region in settings.regions
         }
-    projector_app = build_application(Settings(store=figures.store), project_inline=False)
-    assert isinstance(projector_app, CentralApplication)
     pipeline = LocalPipeline(
         app,
         boto3.client("sqs", region_name=home),
         boto3.client("dynamodbstreams", region_name=home),
         outputs["IngestQueueUrl"],
         outputs["EventsTableName"],
-        projector_app=projector_app,
     )
+    # The projector's process needs this process's AWS environment (the emulator's endpoint, fake credentials).
+    projector_env = {key: os.environ[key] for key in (*FAKE_CREDENTIALS, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    projector_job = {
+        "store": figures.store,
+        "queue_url": outputs["IngestQueueUrl"],
+        "events_table": outputs["EventsTableName"],
+    }
     figures.emf_file = settings.out / "emf.jsonl"
     with phase("pipeline (member rules → SQS → aggregator → DynamoDB → stream → projector)"):
         started = time.perf_counter()
@@ -469,8 +557,10 @@ def _drive(
             recorded = progress.add_task("aggregated", total=None)
             projected = progress.add_task("projected", total=None)
             # The projector follows the stream while the member events are forwarded and aggregated, as the
-            # projector Lambda does on AWS: on its own thread (its calls wait on the emulator, not on this thread).
-            projector = _StreamFollower(pipeline, lambda n: progress.update(projected, advance=n))
+            # projector Lambda does on AWS: in its own process (see _StreamFollower).
+            projector = _StreamFollower(
+                pipeline.figures, lambda n: progress.update(projected, advance=n), projector_env, projector_job
+            )
             projector.start()
             try:
                 for i in range(0, len(events), CHUNK_EVENTS):
@@ -480,8 +570,10 @@ def _drive(
                     progress.update(sent, advance=len(chunk))
                     with contextlib.redirect_stdout(emf):  # the aggregator prints EMF as Lambda's stdout would
                         pipeline.run_aggregator(progress=lambda n: progress.update(recorded, advance=n))
-            finally:
                 projector.finish()
+            except BaseException:
+                projector.abort()  # Ctrl-C or a failure: stop the projector now, not after the stream is read
+                raise
             projector.raise_failure()
         figures.pipeline_seconds = time.perf_counter() - started
         figures.pipeline = pipeline.figures
@@ -575,7 +667,7 @@ def print_local_summary(console: Console, settings: LocalSettings, figures: Loca
     if total:
         name, seconds = max(p.seconds.items(), key=lambda step: step[1])
         console.print(
-            f"the slowest step: {name} ({seconds:.1f} s; the projector follows the stream on its own thread while "
+            f"the slowest step: {name} ({seconds:.1f} s; the projector follows the stream in its own process while "
             f"events are forwarded and aggregated, so the steps overlap within the pipeline's "
             f"{figures.pipeline_seconds:.1f} s). Every step is a round trip to the emulator, whose DynamoDB serves one "
             "request at a time and slows as its tables grow: large volumes are the embedded store's and the "

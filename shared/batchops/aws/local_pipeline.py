@@ -167,14 +167,21 @@ class LocalPipeline:
         self.figures.add_time("aggregator (parse, DynamoDB event store)", handler_seconds)
         return recorded
 
-    def run_projector(self, batch_size: int = 100, progress: Callable[[int], Any] | None = None) -> int:
+    def run_projector(
+        self,
+        batch_size: int = 100,
+        progress: Callable[[int], Any] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> int:
         """Read every shard of the events table's stream from where it stopped and project in batches; returns how
-        many stream records were projected."""
+        many stream records were projected. `stop` is asked between batches (and ends the run when true)."""
         started = time.perf_counter()
         records = self._new_stream_records()
         read_seconds = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(0, len(records), batch_size):
+            if stop is not None and stop():
+                break
             chunk = records[i : i + batch_size]
             response = handle_stream_batch(self.projector_app, {"Records": chunk})
             if response["batchItemFailures"]:

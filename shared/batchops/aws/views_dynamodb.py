@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -512,6 +512,46 @@ class DynamoDBSession:
                 raise RuntimeError(f"{self.store.meta_table}: edge items still unprocessed after 10 batch writes")
 
     # folds -----------------------------------------------------------------------------------------------
+    def prefetch(self, events: Iterable[Any], known: Mapping[UUID, Any] | None = None) -> None:
+        """Read ahead, in BatchGetItem requests, what projecting these events will look up one item at a time: the
+        stored folds of their jobs, then their instances and compute environments and the joins of those jobs'
+        rows (container-instance edges, the instances behind them, compute environments). Not the aggregates whose
+        folds are `known` (given to the projector).
+
+        Performance only, at the start of the session, before anything is written: the same strongly consistent
+        reads, a little earlier in the same phase, recorded as `_get` records them (a revision and the values it
+        goes with, from one read). Writes stay conditional on those revisions, and `flush` still reads every join
+        again after the session's writes; a lookup not foreseen here still reads its item itself."""
+        from batchops.compute_environments import ComputeEnvironment
+        from batchops.instances import Instance
+        from batchops.jobs import Job
+
+        known = known or {}
+        jobs: list[UUID] = []
+        instances: list[str] = []
+        environments: list[UUID] = []
+        for event in events:
+            key = event.originator_id
+            if key in known:
+                continue
+            if isinstance(event, (Job.Tracked, Job.StateObserved, Job.TaskObserved)):
+                jobs.append(key)
+            elif isinstance(event, (Instance.Tracked, Instance.Observed)):
+                instances.append(self._pk(key))
+            elif isinstance(event, (ComputeEnvironment.Tracked, ComputeEnvironment.Configured)):
+                environments.append(key)
+        self.prefetch_jobs(jobs)
+        rows: list[dict[str, Any]] = [
+            {"account_id": None, "region": None, "compute_environment": None, "environment_key": key}
+            for key in environments
+        ]
+        for prefetched in list(self._prefetched_jobs.values()):
+            if prefetched is not None:
+                rows.extend(_JoinRecorder.rows_of(_unpack(prefetched[1])))
+        self._read_joins(rows, instance_pks=instances)
+        behind = [self._pk(UUID(i)) for i in self._container_instances.values() if i]
+        self._read_joins([], instance_pks=behind)
+
     def prefetch_jobs(self, keys: Iterable[UUID]) -> None:
         """Read the stored folds and revisions of these jobs in BatchGetItem requests (strongly consistent, as each
         GetItem of `job_fold`), at the start of the session, before anything is written.
@@ -588,15 +628,21 @@ class DynamoDBSession:
         self._environments[key] = result
         return result
 
-    def _read_joins(self, rows: list[dict[str, Any]]) -> None:
+    def _read_joins(self, rows: list[dict[str, Any]], instance_pks: Iterable[str] = ()) -> None:
         """Read, in BatchGetItem requests (strongly consistent, as each GetItem), what the joins of these rows will
         look up: their compute environments, container-instance edges and instances. The same reads as the lookups
         would make one by one, at the same point (after this session's writes); a lookup not foreseen here still
         reads its item itself."""
         meta: dict[tuple[str, str], Any] = {}
         instances: dict[str, Any] = {}
+        for pk in instance_pks:
+            if pk not in self._instances:
+                instances[pk] = pk
         for row in rows:
             account, region = row["account_id"], row["region"]
+            if row.get("environment_key") and row["environment_key"] not in self._environments:
+                key = row["environment_key"]
+                meta[(f"{self.g}#ce", str(key))] = ("ce", key)
             if row.get("compute_environment"):
                 key = compute_environment_key(account, region, row["compute_environment"])
                 if key not in self._environments:
@@ -828,6 +874,31 @@ class DynamoDBSession:
 
     def track(self, notification_id: int) -> None:
         """Stream-fed views keep no notification position."""
+
+
+class _JoinRecorder:
+    """The Joins of `job_row` answering nothing, noting what a job's row would look up (for `prefetch`)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    @classmethod
+    def rows_of(cls, fold: dict[str, Any]) -> list[dict[str, Any]]:
+        recorder = cls()
+        job_row(fold, recorder)
+        return recorder.rows
+
+    def instance_by_container_instance(self, account: str, region: str, arn: str) -> InstanceFacts | None:
+        self.rows.append({"account_id": account, "region": region, "container_instance_arn": arn})
+        return None
+
+    def instance_by_id(self, account: str, region: str, instance_id: str) -> InstanceFacts | None:
+        self.rows.append({"account_id": account, "region": region, "instance_id": instance_id})
+        return None
+
+    def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
+        self.rows.append({"account_id": account, "region": region, "compute_environment": name})
+        return None
 
 
 def _facts(values: dict[str, Any] | None) -> InstanceFacts | None:
