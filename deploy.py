@@ -206,6 +206,16 @@ def main(
     except (ClientError, BotoCoreError) as error:
         out.print(f"[red]AWS error:[/] {error}", soft_wrap=True)
         return 1
+    except KeyboardInterrupt:
+        if getattr(args, "local", False):
+            out.print("[yellow]interrupted:[/] the emulator and the projector are stopped (their state is gone)")
+        else:
+            out.print(
+                "[yellow]interrupted:[/] a change set or StackSet operation already started goes on in AWS;"
+                " `python deploy.py status` shows where it is",
+                soft_wrap=True,
+            )
+        return 130
 
 
 if __name__ == "__main__":
