@@ -12,6 +12,29 @@ from batchops.bootstrap import Settings, build_application
 from batchops.ingest import Ingestor, RawEvent
 
 EVENTS = Path(__file__).parent / "events"
+AWS_REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The central account on moto in this process (mock_aws), with the emulator's patches for moto's gaps."""
+    from moto import mock_aws
+
+    from batchops.aws.emulator import patch_moto
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": AWS_REGION,
+        "BATCHOPS_CREATE_TABLES": "1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_DEV": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    patch_moto(monkeypatch.setattr)  # moto's DynamoDB serves one request at a time, as each is atomic on AWS
+    with mock_aws():
+        yield
 
 
 def sample(name: str) -> dict[str, Any]:

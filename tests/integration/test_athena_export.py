@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,10 @@ import boto3
 import duckdb
 import pytest
 from botocore.config import Config
-from moto import mock_aws
 from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
 from batchops.aws.athena_export import AthenaExporter, glue_table_input
 from batchops.aws.central import CentralApplication
-from batchops.aws.emulator import patch_moto
 from batchops.aws.export_handler import handle_export_batch, settings_from_environment
 from batchops.aws.views_dynamodb import view_table_definitions
 from batchops.bootstrap import Settings, build_application
@@ -29,29 +26,13 @@ from batchops.export_layout import COLUMNS, GENERATION_KEY, OPEN_DT, TABLES
 from batchops.inbound import Parsed, translate
 from batchops.parquet import read_parquet
 from batchops.simulate import SimulationSettings, simulate
+from conftest import AWS_REGION
 
-REGION = "us-east-1"
+REGION = AWS_REGION  # where the `aws` fixture (tests/conftest.py) puts the central account
 PREFIX = "ex"
 BUCKET = "ex-projections"
 DATABASE = "batchops"
 DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN"}
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "BATCHOPS_CREATE_TABLES": "1",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_DEV": "0",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    patch_moto(monkeypatch.setattr)
-    with mock_aws():
-        yield
 
 
 def client(service: str) -> Any:

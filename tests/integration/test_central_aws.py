@@ -4,40 +4,20 @@ stream records → projector handler → DynamoDB views, compared field for fiel
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from moto import mock_aws
 
 from batchops.aws.central import CentralApplication
-from batchops.aws.emulator import patch_moto
 from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
 from batchops.bootstrap import Settings, build_application
 from batchops.simulate import SimulationSettings, simulate
-from conftest import ingest, rows_by_job
+from conftest import AWS_REGION, ingest, rows_by_job
 
-REGION = "us-east-1"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "BATCHOPS_CREATE_TABLES": "1",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_DEV": "0",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    patch_moto(monkeypatch.setattr)  # moto's DynamoDB serves one request at a time, as each is atomic on AWS
-    with mock_aws():
-        yield
+REGION = AWS_REGION  # where the `aws` fixture (tests/conftest.py) puts the central account
 
 
 def _client(service: str) -> Any:
