@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from batchops.compute_environments import (
     ComputeEnvironment,
     compute_environment_key,
@@ -75,6 +77,21 @@ class ProjectionSession(Joins, Protocol):
 
 _JOB_EVENTS = (Job.Tracked, Job.StateObserved, Job.TaskObserved)
 _INSTANCE_EVENTS = (Instance.Tracked, Instance.Observed)
+_STORED_KINDS = {
+    get_topic(cls): kind
+    for kind, cls in enumerate(
+        (
+            Job.Tracked,
+            Job.StateObserved,
+            Job.TaskObserved,
+            Instance.Tracked,
+            Instance.Observed,
+            ComputeEnvironment.Tracked,
+            ComputeEnvironment.Configured,
+        )
+    )
+}
+"""Stored event topics, numbered for `rebuild`'s dispatch."""
 
 
 class Projector:
@@ -156,6 +173,50 @@ class Projector:
                     event.account_id, event.region, event.name
                 )
         self._resolve(session, jobs, instances, environments, set() if changed is None else changed, assume_changed)
+        return count
+
+    def rebuild(self, session: ProjectionSession, stored: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+        """Fold whole aggregates from their stored states and write every row they make; returns the count.
+
+        `stored` holds (originator id, topic, decoded state) for every event of its aggregates, each aggregate's
+        in version order (a rebuild reading the store aggregate by aggregate, as `apply(whole=True)` takes).
+        The states are folded as they are, without the library's domain event objects: the same fold functions
+        the events' `apply` calls, so the rows are the same."""
+        jobs: dict[UUID, dict[str, Any]] = {}
+        instances: dict[UUID, dict[str, Any]] = {}
+        environments: dict[UUID, dict[str, Any]] = {}
+        count = 0
+        key: UUID | None = None
+        fold: dict[str, Any] | None = None
+        current = ""
+        for originator, topic, state in stored:
+            count += 1
+            kind = _STORED_KINDS.get(topic)
+            if kind is None:
+                raise LookupError(f"a rebuild does not know the stored event topic {topic!r}")
+            if originator != current:
+                current = originator
+                key = UUID(originator)
+                fold = None
+            if fold is None and kind not in (0, 3, 5):
+                raise LookupError(f"aggregate {originator} has no Tracked event before {topic}")
+            if kind == 1:
+                observe_state(fold, state["observation"])  # type: ignore[arg-type]
+            elif kind == 2:
+                observe_task(fold, state["task"])  # type: ignore[arg-type]
+            elif kind == 0:
+                fold = jobs[key] = new_job_fold(state["account_id"], state["region"], state["job_id"])  # type: ignore[index]
+            elif kind == 4:
+                observe_instance(fold, state["fact"])  # type: ignore[arg-type]
+            elif kind == 3:
+                fold = instances[key] = new_instance_fold(state["account_id"], state["region"], state["instance_id"])  # type: ignore[index]
+            elif kind == 6:
+                observe_compute_environment(fold, state["fact"])  # type: ignore[arg-type]
+            else:
+                fold = environments[key] = new_compute_environment_fold(  # type: ignore[index]
+                    state["account_id"], state["region"], state["name"]
+                )
+        self._resolve(session, jobs, instances, environments, set(), False)
         return count
 
     def _resolve(

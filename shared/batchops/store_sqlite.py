@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Subscription
+from eventsourcing.persistence import ApplicationRecorder, Notification, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
 
 POLL_SECONDS = 0.2
@@ -64,15 +64,28 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         """A subscription that polls the notification log."""
         return PollingSubscription(self, gt=gt, topics=topics)
 
-    def select_aggregates(
-        self, topics: Sequence[str], *, up_to: int, exclude: bool = False, limit: int = 20000
-    ) -> Iterator[list[StoredEvent]]:
+    def select_aggregate_states(
+        self,
+        topics: Sequence[str],
+        *,
+        up_to: int,
+        exclude: bool = False,
+        limit: int = 20000,
+        after: str = "",
+        before: str | None = None,
+    ) -> Iterator[list[tuple[str, str, bytes]]]:
         """Stream the events of notification id <= `up_to` whose topic is (or, with `exclude`, is not) one of
-        `topics`, aggregate by aggregate in version order: each list holds whole aggregates (about `limit`
-        events; more when one aggregate alone has more). Each list is read in its own short transaction."""
+        `topics`, aggregate by aggregate in version order, as (originator id, topic, state) rows: no library
+        objects, for a rebuild that decodes the state itself. Only aggregates whose id sorts after `after` and
+        (if given) before `before` are read. Each list holds whole aggregates (about `limit` events; more when
+        one aggregate alone has more) and is read in its own short transaction."""
         table = self.events_table_name
         marks = ", ".join("?" * len(topics))
         where = f"rowid <= ? AND topic {'NOT IN' if exclude else 'IN'} ({marks})"
+        bound: list[Any] = []
+        if before is not None:
+            where += " AND originator_id < ?"
+            bound.append(before)
         page_sql = (
             f"SELECT originator_id, originator_version, topic, state FROM {table}"
             f" WHERE originator_id > ? AND {where} ORDER BY originator_id, originator_version LIMIT ?"
@@ -81,11 +94,10 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             f"SELECT originator_id, originator_version, topic, state FROM {table}"
             f" WHERE originator_id = ? AND originator_version > ? AND {where} ORDER BY originator_version"
         )
-        after = ""
         page = max(1, limit)
         while True:
             with self.datastore.transaction(commit=False) as c:
-                c.execute(page_sql, [after, up_to, *topics, page])
+                c.execute(page_sql, [after, up_to, *topics, *bound, page])
                 rows = c.fetchall()
                 if len(rows) == page:
                     last = rows[-1][0]
@@ -93,13 +105,12 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                     if whole:
                         rows = whole  # the last aggregate may go on: it starts the next list
                     else:  # one aggregate longer than a page: read the rest of it
-                        c.execute(rest_sql, [last, rows[-1][1], up_to, *topics])
+                        c.execute(rest_sql, [last, rows[-1][1], up_to, *topics, *bound])
                         rows = [*rows, *c.fetchall()]
             if not rows:
                 return
             after = rows[-1][0]
-            convert = self.convert_originator_id
-            yield [StoredEvent(convert(r[0]), r[1], r[2], r[3]) for r in rows]
+            yield [(r[0], r[2], r[3]) for r in rows]
 
 
 class PollingSQLiteProcessRecorder(SQLiteProcessRecorder):
