@@ -687,9 +687,16 @@ def test_every_athena_query_runs_on_the_workload(
             where = f"{uid} [{scenario}] {where}"
             rows, columns = run_athena(athena, grafana.interpolate(sql, where), time, where)
             assert rows, f"{where} returns no rows on the workload"
+            # An aggregate without GROUP BY always gives one row: it must count something, not only zeros.
+            assert any(value not in (None, 0, False, "") for row in rows for value in row), (
+                f"{where} returns only nulls and zeros on the workload: {rows[:3]}"
+            )
             if "gridPos" in holder:
                 missing = columns_used(holder) - set(columns)
                 assert not missing, f"{where} lacks the columns {missing} its panel uses (has {columns})"
+                for column in columns_used(holder):
+                    index = columns.index(column)
+                    assert any(row[index] is not None for row in rows), f"{where}: {column} is null in every row"
                 target = next(t for t in holder["targets"] if t.get("rawSQL") == sql)
                 if target["format"] == 0:
                     assert columns[0] == "time", f"{where}: a time series query starts with its time column"
@@ -752,6 +759,38 @@ def test_all_keeps_jobs_not_yet_placed(
     assert len(rows) == len(workload.jobs)
 
 
+def test_jobs_table_keeps_the_jobs_whose_life_overlaps_the_time_range(
+    dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+) -> None:
+    """A range starting mid-workload drops the jobs that ended before it, keeps running and Fargate jobs."""
+    dashboard = dashboards["batchops-jobs"]
+    jobs = simulated(workload.jobs)
+    parse = lambda text: datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)  # noqa: E731
+    finished = ("SUCCEEDED", "FAILED")
+    ended = lambda job: parse(job["stopped_at"] or job["last_event_time"])  # noqa: E731
+    stops = sorted(ended(job) for job in jobs if job["status"] in finished)
+    start = stops[len(stops) // 2].replace(second=0, microsecond=0)
+    time = TimeRange(start, time_range_of(jobs, simulated(workload.instances)).end)
+    grafana = Grafana(dashboard, athena, time, {})
+    table = next(p for p in dashboard["panels"] if p["title"] == "Jobs")
+    sql = table["targets"][0]["rawSQL"].replace("LIMIT 1000", "")
+    rows, columns = run_athena(athena, grafana.interpolate(sql, "jobs"), time, "jobs")
+    listed = [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def overlaps(job: dict[str, Any]) -> bool:
+        if parse(job["created_at"] or job["last_event_time"]) > time.end:
+            return False
+        return job["status"] not in finished or ended(job) >= start
+
+    key = lambda job: (job["account_id"], job["region"], job["job_id"])  # noqa: E731
+    expected = {key(job) for job in workload.jobs if overlaps(job)}
+    assert {key(job) for job in listed} == expected
+    assert 0 < len(expected) < len(workload.jobs), "the range must drop some jobs and keep others"
+    assert any(job["status"] == "RUNNING" for job in listed), "running jobs are listed"
+    assert any(job["status"] == "RUNNABLE" for job in listed), "waiting jobs are listed"
+    assert any(job["platform"] == "FARGATE" for job in listed), "Fargate jobs are listed"
+
+
 def test_drilldown_follows_the_job(
     dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
 ) -> None:
@@ -763,6 +802,64 @@ def test_drilldown_follows_the_job(
     assert grafana.values["log_stream"] == job["log_stream"]
     assert grafana.values["task_id"] == job["task_arn"].split("/")[-1]
     assert grafana.values["cluster"] == job["task_arn"].split("/")[1]
+
+
+def test_drilldown_attempts_show_the_last_attempts_instance_exit_code_and_reason(
+    dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+) -> None:
+    """One row per attempt (0: waiting before the first); the last one carries instance, exit code and reason."""
+    job = drilldown_job(workload)
+    assert job["attempts"] >= 2, "the drilldown job should have been retried"
+    dashboard = dashboards["batchops-job-drilldown"]
+    time = whole_range(workload)
+    grafana = Grafana(dashboard, athena, time, {"job_id": job["job_id"]})
+    panel = next(p for p in panels_of(dashboard) if p["title"] == "Attempts")
+    rows, columns = run_athena(athena, grafana.interpolate(panel["targets"][0]["rawSQL"], "attempts"), time, "attempts")
+    attempts = {row["attempt"]: row for row in (dict(zip(columns, r, strict=True)) for r in rows)}
+    assert set(attempts) - {0} == set(range(1, job["attempts"] + 1))
+    last = attempts[job["attempts"]]
+    assert (last["instance_id"], last["exit_code"], last["reason"]) == (
+        job["instance_id"],
+        job["exit_code"],
+        job["status_reason"],
+    )
+    assert last["states"].endswith(job["status"]) and last["log_stream"] == job["log_stream"]
+
+
+def test_drilldown_console_links_open_the_job_its_log_stream_task_and_instance(
+    dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+) -> None:
+    job = drilldown_job(workload)
+    dashboard = dashboards["batchops-job-drilldown"]
+    time = whole_range(workload)
+    grafana = Grafana(dashboard, athena, time, {"job_id": job["job_id"]})
+    panel = next(p for p in panels_of(dashboard) if p["title"] == "Console links")
+    rows, _ = run_athena(athena, grafana.interpolate(panel["targets"][0]["rawSQL"], "links"), time, "links")
+    urls = [url for _, url in rows]
+    console = f"https://{job['region']}.console.aws.amazon.com"
+    cluster, task = job["task_arn"].split("/")[1:3]
+    stream = job["log_stream"].replace("/", "$252F")
+    assert urls == [
+        f"https://signin.aws.amazon.com/switchrole?account={job['account_id']}",
+        f"{console}/batch/home?region={job['region']}#jobs/detail/{job['job_id']}",
+        f"{console}/cloudwatch/home?region={job['region']}"
+        f"#logsV2:log-groups/log-group/$252Faws$252Fbatch$252Fjob/log-events/{stream}",
+        f"{console}/ecs/v2/clusters/{cluster}/tasks/{task}?region={job['region']}",
+        f"{console}/ec2/home?region={job['region']}#InstanceDetails:instanceId={job['instance_id']}",
+    ]
+
+
+def test_the_issue_variables_are_offered(dashboards: dict[str, dict[str, Any]]) -> None:
+    """Data sources, account (multi), region, queue, compute environment, status and job id."""
+    variables = {uid: {v["name"]: v for v in d["templating"]["list"]} for uid, d in dashboards.items()}
+    for uid, by_name in variables.items():
+        assert "athena" in by_name and by_name["athena"]["type"] == "datasource", uid
+        if uid != "batchops-job-drilldown":
+            assert by_name["account"]["multi"] and by_name["region"]["multi"], uid
+    assert variables["batchops-overview"]["cloudwatch"]["type"] == "datasource"
+    assert {"account", "region", "queue", "compute_environment", "status"} <= set(variables["batchops-jobs"])
+    assert {"account", "region", "compute_environment"} <= set(variables["batchops-capacity"])
+    assert variables["batchops-job-drilldown"]["job_id"]["type"] == "textbox"
 
 
 # ---------------------------------------------------------------------------------------------- CloudWatch

@@ -38,6 +38,7 @@ class FakeGrafana:
     requests: list[Request] = field(default_factory=list)
     token: str = TOKEN
     read_only: bool = False
+    unrouted: set[str] = field(default_factory=set)
     next_id: int = 1
 
     def writes(self) -> list[Request]:
@@ -49,7 +50,7 @@ class FakeGrafana:
         parts = [urllib.parse.unquote(p) for p in parsed.path.split("/") if p]
         if parts == ["api", "health"]:
             return 200, {"database": "ok", "version": "10.4.1"}
-        if parts[:1] != ["api"]:
+        if parts[:1] != ["api"] or set(parts[1:2]) & self.unrouted:
             return 404, {"message": "Not found"}
         if authorization != f"Bearer {self.token}":
             return 401, {"message": "invalid API key"}
@@ -257,8 +258,12 @@ def test_an_existing_batch_folder_is_adopted(grafana: tuple[FakeGrafana, str]) -
             lambda fake: fake.datasources.update(x={"uid": "x", "name": "BatchOps CloudWatch", "type": "cloudwatch"}),
             r"named 'BatchOps CloudWatch' already exists with uid 'x'",
         ),
+        (
+            lambda fake: fake.unrouted.add("folders"),
+            r"POST /api/folders answered 404 Not Found \(Grafana said: Not found\).*Grafana root URL",
+        ),
     ],
-    ids=["401", "403", "plugin-missing", "name-taken"],
+    ids=["401", "403", "plugin-missing", "name-taken", "404"],
 )
 def test_errors_say_what_to_do(grafana: tuple[FakeGrafana, str], setup: Any, expected: str) -> None:
     fake, url = grafana
@@ -289,3 +294,37 @@ def test_cli_push_reports_each_change(grafana: tuple[FakeGrafana, str], capsys: 
     assert capsys.readouterr().out.count("unchanged") == 7
     assert main([*args[:4], "--token", "wrong", *args[6:]]) == 1
     assert "401" in capsys.readouterr().err
+
+
+def test_deploy_push_takes_the_central_stack_outputs(grafana: tuple[FakeGrafana, str]) -> None:
+    """deploy.py's push: database, workgroup, results and DLQ from the stack outputs, the workspace role."""
+    from batchops.aws.grafana_workspace import push_dashboards
+
+    fake, url = grafana
+    outputs = {
+        "AthenaCatalog": "AwsDataCatalog",
+        "AthenaDatabaseName": "acme_batch",
+        "AthenaWorkGroupName": "acme-batch",
+        "AthenaResultsLocation": "s3://acme-batch-projections/athena-results/",
+        "IngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-batch-ingest-dlq",
+    }
+    changes = push_dashboards(url, TOKEN, outputs, "eu-west-1")
+    assert len(changes) == 7 and all(change.endswith(": created") for change in changes)
+    assert all(r.authorization == f"Bearer {TOKEN}" for r in fake.requests)
+    assert fake.datasources["batchops-cloudwatch"]["jsonData"] == {
+        "authType": "ec2_iam_role",
+        "defaultRegion": "eu-west-1",
+    }
+    assert fake.datasources["batchops-athena"]["jsonData"] == {
+        "authType": "ec2_iam_role",
+        "defaultRegion": "eu-west-1",
+        "catalog": "AwsDataCatalog",
+        "database": "acme_batch",
+        "workgroup": "acme-batch",
+        "outputLocation": "s3://acme-batch-projections/athena-results/",
+    }
+    overview = json.dumps(fake.dashboards["batchops-overview"]["dashboard"])
+    assert '\\"acme_batch\\".\\"jobs\\"' in overview and '"QueueName": "acme-batch-ingest-dlq"' in overview
+    fake.requests.clear()
+    assert push_dashboards(url, TOKEN, outputs, "eu-west-1") == []
+    assert fake.writes() == []
