@@ -25,6 +25,7 @@ from batchops.jobs import Job
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
 from batchops.projection import instance_spot_signal
 from batchops.projector import Projector
+from batchops.replay_workers import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.transcoder import OrjsonTranscoder
 from batchops.views import PipelineCounters, ViewStore
 
@@ -42,6 +43,10 @@ class RecordOutcome:
         """Add one to a counter (0 ingested, 1 duplicates, 2 rejected, 3 ignored)."""
         self.counters.setdefault((account, region), [0, 0, 0, 0])[slot] += 1
 
+
+PARALLEL_REPLAY_MIN_EVENTS = 50_000
+"""Stores with at least this many events replay their jobs on two cores (below, a second process costs more
+than it saves)."""
 
 _AGGREGATE_OF_KIND: dict[str, type[Job] | type[Instance] | type[ComputeEnvironment]] = {
     "job_state": Job,
@@ -66,6 +71,7 @@ class BatchOpsApplication(Application[UUID]):
         self.views = views
         self.projector = Projector()
         self.metrics = metrics
+        self.parallel_replay_min_events = PARALLEL_REPLAY_MIN_EVENTS
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, encoded and decoded with orjson (see `batchops.transcoder`)."""
@@ -239,13 +245,32 @@ class BatchOpsApplication(Application[UUID]):
         ]
         select = self.recorder.select_aggregate_states  # type: ignore[attr-defined]
         decode = self._state_decoder()
-        applied = 0
-        for exclude in (False, True):
-            for stored in select(hosts, up_to=up_to, exclude=exclude, limit=page):
+
+        def fold(exclude: bool, after: str = "", before: str | None = None) -> Iterator[int]:
+            for stored in select(hosts, up_to=up_to, exclude=exclude, limit=page, after=after, before=before):
                 with self.views.session(generation) as session:
-                    applied += self.projector.rebuild(session, [(o, t, decode(s)) for o, t, s in stored])
+                    events = self.projector.rebuild(session, [(o, t, decode(s)) for o, t, s in stored])
+                yield events  # committed: the caller may write other pages in between
+
+        applied = 0
+        for events in fold(exclude=False):  # compute environments and instances
+            applied += events
+            if progress is not None:
+                progress(events)
+        database = self.env.get("SQLITE_DBNAME")
+        parallel = decode is orjson.loads and hasattr(self.views, "write_job_rows")
+        if database and parallel and up_to >= self.parallel_replay_min_events:
+            applied += rebuild_jobs_on_two_cores(
+                lambda: JobPhaseWorker(database, generation, hosts, up_to, page),
+                lambda after, before: fold(True, after, before),
+                lambda rows: self.views.write_job_rows(generation, rows),  # type: ignore[attr-defined]
+                progress,
+            )
+        else:
+            for events in fold(exclude=True):
+                applied += events
                 if progress is not None:
-                    progress(len(stored))
+                    progress(events)
         with self.views.session(generation) as session:
             session.track(up_to)
         return applied

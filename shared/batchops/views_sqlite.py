@@ -66,7 +66,7 @@ class SQLiteViewStore:
 
     application_name = "batchops"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -78,6 +78,8 @@ class SQLiteViewStore:
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.row_factory = sqlite3.Row
+        if not create:  # a reader of tables another connection made (a replay worker)
+            return
         with self._transaction():
             for statement in _SHARED_TABLES:
                 self._db.execute(statement)
@@ -117,6 +119,7 @@ class SQLiteViewStore:
                 db.execute("INSERT INTO view_generations VALUES (?, 'building')", (generation,))
             for statement in _tables(generation):
                 db.execute(statement)
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         return generation
 
     def switch_generation(self, generation: int) -> None:
@@ -127,6 +130,8 @@ class SQLiteViewStore:
             db.execute("DELETE FROM view_generations WHERE generation = ?", (old,))
             for table in ("jobs", "instances", "compute_environments", "placements", "tracking"):
                 db.execute(f"DROP TABLE IF EXISTS {table}_{old}")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("PRAGMA wal_autocheckpoint=1000")
 
     def position(self, generation: int | None = None) -> int:
         """The last notification id applied to a generation."""
@@ -144,6 +149,17 @@ class SQLiteViewStore:
             session = SQLiteSession(db, g, self.application_name)
             yield session
             session.flush()
+
+    def reading_session(self, generation: int) -> SQLiteSession:
+        """A session that reads a generation's joins outside any write transaction and only collects the job rows
+        it is given (`take_job_rows`): a replay worker's, whose rows another connection writes."""
+        return SQLiteSession(self._db, generation, self.application_name)
+
+    def write_job_rows(self, generation: int, rows: tuple[list[Any], list[tuple[Any, ...]]]) -> None:
+        """Write job rows a reading session collected, in one transaction."""
+        with self._transaction() as db:
+            session = SQLiteSession(db, generation, self.application_name)
+            session.write_job_rows(rows)
 
     def absent(self, keys: list[UUID]) -> set[UUID]:
         """The keys (of jobs, instances or compute environments) with no row in the current generation."""
@@ -358,14 +374,22 @@ class SQLiteSession:
 
     def flush(self) -> None:
         """Write the queued job rows (the transaction commits right after)."""
-        if self._pending_jobs:
-            self._db.executemany(self._put_job_sql, list(self._pending_jobs.values()))
-            self._pending_jobs.clear()
-        if self._pending_placements:
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO placements_{self._g} VALUES (?, ?, ?, ?, ?, ?)", self._pending_placements
-            )
-            self._pending_placements.clear()
+        self.write_job_rows(self.take_job_rows())
+
+    def take_job_rows(self) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """The queued job rows and placements, as `flush` would write them, handed over instead (and forgotten)."""
+        rows = (list(self._pending_jobs.values()), self._pending_placements)
+        self._pending_jobs = {}
+        self._pending_placements = []
+        return rows
+
+    def write_job_rows(self, rows: tuple[list[Any], list[tuple[Any, ...]]]) -> None:
+        """Write job rows and placements that `take_job_rows` handed over (from this or another session)."""
+        jobs, placements = rows
+        if jobs:
+            self._db.executemany(self._put_job_sql, jobs)
+        if placements:
+            self._db.executemany(f"INSERT OR REPLACE INTO placements_{self._g} VALUES (?, ?, ?, ?, ?, ?)", placements)
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
         """Write an instance's fold and row."""

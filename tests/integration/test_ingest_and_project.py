@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
+import threading
 from pathlib import Path
 
+from batchops import replay_workers
 from batchops.projection import JOB_FIELDS
 from conftest import all_samples, ingest, rows_by_job, sample
 
@@ -146,6 +149,21 @@ def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -
     assert list(app.views.jobs()) == live_jobs
     assert list(app.views.instances()) == live_instances
     assert list(app.views.timeline()) == live_timeline
+
+
+def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies(make_app, monkeypatch) -> None:
+    app = make_app()
+    ingest(app, all_samples(), batch_size=3)
+    live = (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline()))
+    app.parallel_replay_min_events = 0
+    assert app.replay(page=2) == app.stored_events()
+    assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
+
+    # A worker that dies before handing back any row: its half is rebuilt in this process.
+    assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    monkeypatch.setattr(replay_workers, "_worker", lambda *args: os._exit(3))
+    assert app.replay(page=2) == app.stored_events()
+    assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
 
 
 def test_ingest_after_replay_continues_on_the_new_generation(make_app) -> None:

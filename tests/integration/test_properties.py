@@ -74,11 +74,13 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 1000), page=st.sampled_from([1, 13, 5000]))
-def test_replay_equals_live(seed: int, page: int) -> None:
+@given(seed=st.integers(0, 1000), page=st.sampled_from([1, 13, 5000]), two_cores=st.booleans())
+def test_replay_equals_live(seed: int, page: int, two_cores: bool) -> None:
     events = _workload(seed, jobs=6)
     with tempfile.TemporaryDirectory() as folder:
         app = build_application(Settings(store=f"sqlite:///{Path(folder) / 'r.db'}"))
+        if two_cores:
+            app.parallel_replay_min_events = 0  # the job phase in a worker process too, whatever the store's size
         try:
             ingest(app, events, batch_size=17)
             live = (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline()))

@@ -1,0 +1,143 @@
+"""Replay's job phase on two cores: a worker process folds half of the jobs while this process folds the other half.
+
+A rebuild folds every job aggregate from its stored events and builds its row; on one core that is most of a
+replay. Job aggregates are independent of each other (their rows join instances and compute environments,
+which the rebuild has written and committed before), so the job id space splits in two: ids that sort before
+`SPLIT` here, the rest in a worker that reads the same database file, folds with the same code and hands its
+rows back, a few pages ahead at most. Only this process writes. Rows are upserts, so should the worker fail,
+its half is simply rebuilt here.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+SPLIT = "8"
+"""Job aggregate ids are uuid5 text, uniform in their first hex digit: this halves them."""
+QUEUE_DEPTH = 2
+"""Pages of rows the worker may be ahead: bounds memory whatever the store's size."""
+JobRows = tuple[list[Any], list[tuple[Any, ...]]]
+
+
+def _worker(
+    database: str, generation: int, topics: list[str], up_to: int, page: int, results: Any
+) -> None:  # pragma: no cover - runs in the worker process (its rows are checked by the replay tests)
+    """Fold the jobs from `SPLIT` on and put (events, rows) per page on `results`, then None."""
+    from batchops.application import BatchOpsApplication
+    from batchops.views_sqlite import SQLiteViewStore
+
+    gc.disable()  # short-lived acyclic objects only, as in the rebuild itself
+    views = SQLiteViewStore(database, create=False)
+    app = BatchOpsApplication(
+        views,
+        {"PERSISTENCE_MODULE": "batchops.store_sqlite:Factory", "SQLITE_DBNAME": database, "CREATE_TABLE": "n"},
+        metrics=False,
+    )
+    select = app.recorder.select_aggregate_states  # type: ignore[attr-defined]
+    session = views.reading_session(generation)
+    for stored in select(topics, up_to=up_to, exclude=True, limit=page, after=SPLIT):
+        app.projector.rebuild(session, [(o, t, orjson.loads(s)) for o, t, s in stored])
+        results.put((len(stored), session.take_job_rows()))
+    results.put(None)
+    app.close()
+
+
+class JobPhaseWorker:
+    """The worker process of one rebuild's job phase: start it, then `rows()` while folding the first half here."""
+
+    def __init__(self, database: str, generation: int, topics: list[str], up_to: int, page: int) -> None:
+        # Fork would share the loaded modules, but is only safe with no other thread around (the progress
+        # display has one).
+        context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
+        self._results = context.Queue(maxsize=QUEUE_DEPTH)
+        self._process = context.Process(
+            target=_worker,
+            args=(database, generation, topics, up_to, page, self._results),
+            name="batchops-replay",
+            daemon=True,
+        )
+        self._process.start()
+        self.finished = False
+
+    def ready(self) -> Iterator[tuple[int, JobRows]]:
+        """The pages the worker has finished so far, without waiting."""
+        while not self.finished:
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                self.finished = True
+                return
+            yield item
+
+    def rest(self) -> Iterator[tuple[int, JobRows]]:
+        """Every page still to come, waiting for each; stops early (with `finished` false) if the worker died."""
+        while not self.finished:
+            try:
+                item = self._results.get(timeout=1.0)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    return
+                continue
+            if item is None:
+                self.finished = True
+                return
+            yield item
+
+    def close(self) -> None:
+        """Wait for a finished worker, or stop one that is not."""
+        if self.finished:
+            self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=10)
+        self._results.cancel_join_thread()
+        self._results.close()
+
+
+def rebuild_jobs_on_two_cores(
+    start_worker: Callable[[], JobPhaseWorker],
+    fold_here: Callable[[str, str | None], Iterator[int]],
+    write: Callable[[JobRows], None],
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Run the job phase split in two; returns the events folded.
+
+    `fold_here(after, before)` folds and writes the jobs whose ids sort after `after` and before `before` (no
+    bound when None), yielding each page's event count; `write` writes a page of the worker's rows."""
+    here = 0
+    there = 0
+    worker = start_worker()
+    try:
+        for events in fold_here("", SPLIT):
+            here += events
+            if progress is not None:
+                progress(events)
+            for worker_events, rows in worker.ready():
+                write(rows)
+                there += worker_events
+                if progress is not None:
+                    progress(worker_events)
+        for worker_events, rows in worker.rest():
+            write(rows)
+            there += worker_events
+            if progress is not None:
+                progress(worker_events)
+        finished = worker.finished
+    finally:
+        worker.close()
+    if not finished:  # the worker died: its half again, here (upserts, so the pages it did deliver do no harm)
+        there = 0
+        for events in fold_here(SPLIT, None):
+            there += events
+            if progress is not None:
+                progress(events)
+    return here + there
