@@ -462,3 +462,25 @@ def test_table_names() -> None:
     assert table_name("batchops", "events") == "batchops-events"
     assert table_name("batchops-prod-", "tracking") == "batchops-prod-tracking"
     assert table_name("batchops_", "snapshots") == "batchops_snapshots"
+
+
+def test_client_follows_the_standard_aws_environment(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchops.aws.dynamodb_store import build_client
+
+    config = tmp_path / "config"
+    config.write_text("[profile central]\nregion = eu-west-1\naws_access_key_id = a\naws_secret_access_key = b\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    profiled = build_client({"AWS_PROFILE": "central"})
+    assert profiled.meta.region_name == "eu-west-1"
+    assert build_client({"AWS_PROFILE": "central", "AWS_REGION": "ap-south-1"}).meta.region_name == "ap-south-1"
+    local = build_client({**AWS_ENV, "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    assert local.meta.endpoint_url == "http://127.0.0.1:4566"
+    only = {
+        **AWS_ENV,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000",
+    }
+    assert build_client(only).meta.endpoint_url == "http://127.0.0.1:8000"
+    assert build_client(AWS_ENV).meta.endpoint_url == "https://dynamodb.us-east-1.amazonaws.com"

@@ -134,22 +134,40 @@ class CentralApplication(BatchOpsApplication):
             redelivered = False
         except client.exceptions.ConditionalCheckFailedException:
             redelivered = True
-        count = self._project([self.mapper.to_domain_event(s) for s in stored_events], redelivered=redelivered)
+        events = [self.mapper.to_domain_event(s) for s in stored_events]
+        # A replay scans the events table once: what is saved behind its scan reaches the generation it builds only
+        # from here. Both are read after the batch was saved, the building one first: either the replay had not
+        # started (its scan sees these events), or it builds `building`, or it has switched and `current` is new.
+        building = self.dynamodb_views._meta("generation", "building")
+        current = self.dynamodb_views.current_generation()
+        count = self._project(events, generation=current, redelivered=redelivered)
+        if building and int(building["generation"]) != current:
+            # The replay may not have reached these aggregates yet: give it their whole histories (idempotent).
+            ids = dict.fromkeys(s.originator_id for s in stored_events)
+            histories = [e for i in ids for e in self.events_recorder.select_events(i)]
+            self._project(
+                [self.mapper.to_domain_event(s) for s in histories],
+                generation=int(building["generation"]),
+                redelivered=redelivered,
+            )
         client.delete_item(TableName=meta, Key=key)
         return count
 
     def replay(self, page: int = 0, progress: Callable[[int], Any] | None = None, segments: int = 4) -> int:
-        """Rebuild the views into a fresh generation from a parallel scan; resumable; switch when complete."""
+        """Rebuild the views into a fresh generation from a parallel scan; resumable; switch when complete.
+
+        `page` bounds the items of a scan page (0: DynamoDB's 1 MB pages); progress is kept after each page.
+        """
         generation = self.dynamodb_views.start_generation()
         applied = [0]
 
         def run(segment: int) -> None:
-            done = self._segment_state(generation, segment)
+            done = self._segment_state(generation, segment, segments)
             if done.get("finished"):
                 return
             start_key = done.get("next_key")
             for events_page in self.events_recorder.scan_events(
-                segment, segments, start_key=start_key, consistent_read=True
+                segment, segments, start_key=start_key, page_size=page or None, consistent_read=True
             ):
                 for first in (e for e in events_page.events if e.originator_version == 1):
                     history = self.events_recorder.select_events(first.originator_id)
@@ -158,15 +176,20 @@ class CentralApplication(BatchOpsApplication):
                         applied[0] += count
                     if progress is not None:
                         progress(count)
-                self._save_segment_state(generation, segment, events_page.next_key)
+                self._save_segment_state(generation, segment, segments, events_page.next_key)
 
         with ThreadPoolExecutor(max_workers=segments) as pool:
             list(pool.map(run, range(segments)))
         self.dynamodb_views.switch_generation(generation)
+        views = self.dynamodb_views
+        for item in views._query_meta(f"replay#{generation}"):
+            views.client.delete_item(TableName=views.meta_table, Key={"pk": item["pk"], "sk": item["sk"]})
         return applied[0]
 
-    def _segment_state(self, generation: int, segment: int) -> dict[str, Any]:
-        found = self.dynamodb_views._meta(f"replay#{generation}", str(segment))
+    def _segment_state(self, generation: int, segment: int, segments: int) -> dict[str, Any]:
+        # Keyed by segment and number of segments: a scan key (or "finished") of segment 0 of 4 says nothing about
+        # segment 0 of 1, so a replay resumed with another number of segments scans again (projections are idempotent).
+        found = self.dynamodb_views._meta(f"replay#{generation}", f"{segment}/{segments}")
         if not found:
             return {}
         import orjson
@@ -176,7 +199,9 @@ class CentralApplication(BatchOpsApplication):
             "next_key": orjson.loads(found["next_key"]) if found.get("next_key") else None,
         }
 
-    def _save_segment_state(self, generation: int, segment: int, next_key: dict[str, Any] | None) -> None:
+    def _save_segment_state(
+        self, generation: int, segment: int, segments: int, next_key: dict[str, Any] | None
+    ) -> None:
         import orjson
 
         self.dynamodb_views.client.put_item(
@@ -184,7 +209,7 @@ class CentralApplication(BatchOpsApplication):
             Item=_to_item(
                 {
                     "pk": f"replay#{generation}",
-                    "sk": str(segment),
+                    "sk": f"{segment}/{segments}",
                     "finished": next_key is None,
                     "next_key": orjson.dumps(next_key).decode() if next_key else None,
                 }

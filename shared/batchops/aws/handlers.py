@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batchops.application import pipeline_metric_points
+from batchops.application import RecordOutcome, pipeline_metric_points
 from batchops.aws.central import CentralApplication
 from batchops.aws.dynamodb_store import stored_event_from_stream_record
 from batchops.bootstrap import Settings, build_application
@@ -109,9 +109,15 @@ def _one_by_one(
             if isinstance(result, Parsed):
                 outcome = app.record_with_retry([result])
                 app.save_counters(outcome, {})
-                _emit(outcome.points, namespace)
+                _emit([*outcome.points, *pipeline_metric_points(outcome.counters, result.fact["at"])], namespace)
             else:
-                app.views.keep_rejected([kept_aside(result, RawEvent(value, 0))])
+                # Counted as in a whole batch: the pipeline's figures do not depend on a poison neighbour.
+                kept = kept_aside(result, RawEvent(value, 0))
+                app.views.keep_rejected([kept])
+                slots = [0, 0, 1, 0] if kept.rejected else [0, 0, 0, 1]
+                counters = {(kept.account_id or "unknown", kept.region or "unknown"): slots}
+                app.save_counters(RecordOutcome(), counters)
+                _emit(list(pipeline_metric_points(counters, 0)), namespace)
         except Exception as error:
             # SQS retries it; after maxReceiveCount it lands in the DLQ. The reason stays with us, redacted.
             reason = (
