@@ -234,6 +234,35 @@ def test_two_workers_with_overlapping_batches_converge(aws: None, make_app) -> N
     assert stale  # the workers did collide, and their retries converged
 
 
+def test_concurrent_projectors_on_the_stream_converge_to_the_embedded_store(aws: None, make_app) -> None:
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from batchops.inbound import Parsed, translate
+
+    events = _workload()
+    _central().record_with_retry([f for f in map(translate, events) if isinstance(f, Parsed)])
+    records, _ = _stream_records()
+    # Lambda keeps the order of each partition key (aggregate), not across them: 4 concurrent invocations, one per
+    # share of the aggregates, each in its own container, in batches of 25. Jobs and their instances and compute
+    # environments land in different invocations, so the joins are made under concurrency.
+    shares: list[list[dict[str, Any]]] = [[], [], [], []]
+    for record in records:
+        shares[zlib.crc32(record["dynamodb"]["Keys"]["originator_id"]["S"].encode()) % 4].append(record)
+    workers = [_central() for _ in shares]
+
+    def run(worker: CentralApplication, share: list[dict[str, Any]]) -> list[Any]:
+        return [handle_stream_batch(worker, {"Records": share[i : i + 25]}) for i in range(0, len(share), 25)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = [r for done in pool.map(run, workers, shares) for r in done]
+    assert all(r == {"batchItemFailures": []} for r in responses)
+    local = make_app()
+    ingest(local, events)
+    assert rows_by_job(workers[0]) == rows_by_job(local)
+    assert list(workers[0].views.instances()) == list(local.views.instances())
+
+
 def test_replay_on_dynamodb_equals_live_and_switches_generation(aws: None) -> None:
     events = _workload()
     app = _central(inline=True)
