@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,27 +29,31 @@ _BOOLEANS = frozenset({"spot_interrupted"})
 
 
 def _tables(g: int) -> list[str]:
+    """A generation's tables, in its own database file attached as schema `g<N>` (names stay unique, so queries
+    name them unqualified)."""
     job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
     instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
     return [
-        f"CREATE TABLE IF NOT EXISTS jobs_{g} (key TEXT PRIMARY KEY, {job_cols}, fold BLOB, timeline BLOB)",
-        f"CREATE INDEX IF NOT EXISTS jobs_{g}_ci ON jobs_{g} (account_id, region, container_instance_arn)",
-        f"CREATE INDEX IF NOT EXISTS jobs_{g}_instance ON jobs_{g} (account_id, region, instance_id)",
-        f"CREATE INDEX IF NOT EXISTS jobs_{g}_ce ON jobs_{g} (account_id, region, compute_environment)",
-        f"CREATE INDEX IF NOT EXISTS jobs_{g}_job_id ON jobs_{g} (job_id)",
-        f"CREATE INDEX IF NOT EXISTS jobs_{g}_status ON jobs_{g} (status)",
-        f"CREATE TABLE IF NOT EXISTS instances_{g} (key TEXT PRIMARY KEY, {instance_cols}, spot_signal INTEGER,"
+        f"CREATE TABLE IF NOT EXISTS g{g}.jobs_{g} (key TEXT PRIMARY KEY, {job_cols}, fold BLOB, timeline BLOB)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ci ON jobs_{g} (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_instance ON jobs_{g} (account_id, region, instance_id)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ce ON jobs_{g} (account_id, region, compute_environment)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_job_id ON jobs_{g} (job_id)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_status ON jobs_{g} (status)",
+        f"CREATE TABLE IF NOT EXISTS g{g}.instances_{g} (key TEXT PRIMARY KEY, {instance_cols}, spot_signal INTEGER,"
         " fold BLOB)",
-        f"CREATE INDEX IF NOT EXISTS instances_{g}_ci ON instances_{g} (account_id, region, container_instance_arn)",
-        f"CREATE INDEX IF NOT EXISTS instances_{g}_id ON instances_{g} (account_id, region, instance_id)",
-        f"CREATE INDEX IF NOT EXISTS instances_{g}_ce ON instances_{g} (account_id, region, compute_environment)",
-        f"CREATE TABLE IF NOT EXISTS compute_environments_{g} (key TEXT PRIMARY KEY, account_id TEXT, region TEXT,"
+        f"CREATE INDEX IF NOT EXISTS g{g}.instances_{g}_ci ON instances_{g}"
+        " (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.instances_{g}_id ON instances_{g} (account_id, region, instance_id)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.instances_{g}_ce ON instances_{g} (account_id, region, compute_environment)",
+        f"CREATE TABLE IF NOT EXISTS g{g}.compute_environments_{g} (key TEXT PRIMARY KEY, account_id TEXT, region TEXT,"
         " name TEXT, fold BLOB, spot_signal INTEGER, pricing TEXT)",
-        f"CREATE TABLE IF NOT EXISTS placements_{g} (job_key TEXT, attempt INTEGER, account_id TEXT, region TEXT,"
+        f"CREATE TABLE IF NOT EXISTS g{g}.placements_{g} (job_key TEXT, attempt INTEGER, account_id TEXT, region TEXT,"
         " container_instance_arn TEXT, instance_id TEXT, PRIMARY KEY (job_key, attempt))",
-        f"CREATE INDEX IF NOT EXISTS placements_{g}_ci ON placements_{g} (account_id, region, container_instance_arn)",
-        f"CREATE INDEX IF NOT EXISTS placements_{g}_id ON placements_{g} (account_id, region, instance_id)",
-        f"CREATE TABLE IF NOT EXISTS tracking_{g} (application_name TEXT PRIMARY KEY, notification_id INTEGER)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.placements_{g}_ci ON placements_{g}"
+        " (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.placements_{g}_id ON placements_{g} (account_id, region, instance_id)",
+        f"CREATE TABLE IF NOT EXISTS g{g}.tracking_{g} (application_name TEXT PRIMARY KEY, notification_id INTEGER)",
     ]
 
 
@@ -62,12 +67,18 @@ _SHARED_TABLES = [
 
 
 class SQLiteViewStore:
-    """Views in SQLite tables suffixed by generation; `view_generations` says which one readers see."""
+    """Views in one SQLite file per generation beside the event store's file (`<store>.views-<N>`, attached to the
+    store's connection); `view_generations` in the store's file says which one readers see.
+
+    A file per generation makes a replay cheap to build and to retire: the generation being rebuilt is written
+    without waiting for the disk (it is rebuilt whole if interrupted) and made durable once before it becomes
+    current; the retired one is a file deleted, not tables freed page by page inside the event store's file."""
 
     application_name = "batchops"
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = str(path)
+        self._attached: set[int] = set()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -85,12 +96,48 @@ class SQLiteViewStore:
                 self._db.execute(statement)
             if self._db.execute("SELECT COUNT(*) FROM view_generations").fetchone()[0] == 0:
                 self._db.execute("INSERT INTO view_generations VALUES (1, 'current')")
-            for statement in _tables(self.current_generation()):
+            self._drop_views_of_older_versions()
+        generation = self.current_generation()
+        with self._transaction():
+            for statement in _tables(generation):
                 self._db.execute(statement)
+
+    def _drop_views_of_older_versions(self) -> None:
+        """Before views had files of their own they were tables in the store's file: drop those (views are derived;
+        the current generation's empty file starts at position 0, and the next ingest or replay refills it)."""
+        legacy = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND (name GLOB 'jobs_[0-9]*'"
+            " OR name GLOB 'instances_[0-9]*' OR name GLOB 'compute_environments_[0-9]*'"
+            " OR name GLOB 'placements_[0-9]*' OR name GLOB 'tracking_[0-9]*')"
+        ).fetchall()
+        for (name,) in legacy:
+            self._db.execute(f'DROP TABLE "{name}"')
 
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
+
+    def generation_file(self, generation: int) -> Path:
+        """The database file of a generation's views."""
+        store = Path(self.path)
+        return store.with_name(f"{store.name}.views-{generation}")
+
+    def _attach(self, generation: int) -> None:
+        """Attach a generation's file (created if missing) to the connection, outside any transaction."""
+        if generation in self._attached:
+            return
+        if self.path == ":memory:":
+            self._db.execute(f"ATTACH DATABASE ':memory:' AS g{generation}")
+        else:
+            self._db.execute(f"ATTACH DATABASE ? AS g{generation}", (str(self.generation_file(generation)),))
+            self._db.execute(f"PRAGMA g{generation}.journal_mode=WAL")
+            self._db.execute(f"PRAGMA g{generation}.synchronous=NORMAL")
+        self._attached.add(generation)
+
+    def _detach(self, generation: int) -> None:
+        if generation in self._attached:
+            self._db.execute(f"DETACH DATABASE g{generation}")
+            self._attached.discard(generation)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -104,38 +151,70 @@ class SQLiteViewStore:
 
     # generations -------------------------------------------------------------------------------------
     def current_generation(self) -> int:
-        """The generation readers see."""
+        """The generation readers see (its file attached, when called outside a transaction)."""
         row = self._db.execute("SELECT generation FROM view_generations WHERE state = 'current'").fetchone()
-        return int(row[0])
+        generation = int(row[0])
+        if not self._db.in_transaction:
+            for stale in self._attached - {generation, *self._building()}:
+                self._detach(stale)  # another process replayed: its retired file is gone
+            self._attach(generation)
+        return generation
+
+    def _building(self) -> list[int]:
+        return [int(r[0]) for r in self._db.execute("SELECT generation FROM view_generations WHERE state = 'building'")]
 
     def start_generation(self) -> int:
-        """An empty generation to rebuild into, or the unfinished one (a replay resumes where it stopped)."""
+        """An empty generation to rebuild into. An unfinished one (an interrupted replay) is emptied and reused: it
+        was written without waiting for the disk, so it is rebuilt whole."""
+        for unfinished in self._building():
+            self._detach(unfinished)
+            self._delete_files(unfinished)
         with self._transaction() as db:
-            row = db.execute("SELECT generation FROM view_generations WHERE state = 'building'").fetchone()
-            if row is not None:
-                generation = int(row[0])
+            building = self._building()
+            if building:
+                generation = building[0]
             else:
                 generation = int(db.execute("SELECT MAX(generation) FROM view_generations").fetchone()[0]) + 1
                 db.execute("INSERT INTO view_generations VALUES (?, 'building')", (generation,))
+        self._attach(generation)
+        # Built in one go and rebuilt whole if interrupted: no fsync per commit and one WAL checkpoint at the end.
+        self._db.execute(f"PRAGMA g{generation}.synchronous=OFF")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        with self._transaction() as db:
             for statement in _tables(generation):
                 db.execute(statement)
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
         return generation
 
     def switch_generation(self, generation: int) -> None:
-        """Make a rebuilt generation current and drop the previous one."""
-        with self._transaction() as db:
-            old = self.current_generation()
+        """Make a rebuilt generation durable and current, then delete the previous one's file."""
+        self._attach(generation)
+        self._db.execute(f"PRAGMA g{generation}.wal_checkpoint(TRUNCATE)")
+        if self.path != ":memory:":
+            descriptor = os.open(self.generation_file(generation), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        self._db.execute(f"PRAGMA g{generation}.synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=1000")
+        old = self.current_generation()
+        with self._transaction() as db:  # waits for any write in progress on the old generation (it is attached)
             db.execute("UPDATE view_generations SET state = 'current' WHERE generation = ?", (generation,))
             db.execute("DELETE FROM view_generations WHERE generation = ?", (old,))
-            for table in ("jobs", "instances", "compute_environments", "placements", "tracking"):
-                db.execute(f"DROP TABLE IF EXISTS {table}_{old}")
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._db.execute("PRAGMA wal_autocheckpoint=1000")
+        self._detach(old)
+        self._delete_files(old)
+
+    def _delete_files(self, generation: int) -> None:
+        if self.path == ":memory:":
+            return
+        database = self.generation_file(generation)
+        for suffix in ("", "-wal", "-shm"):
+            database.with_name(database.name + suffix).unlink(missing_ok=True)
 
     def position(self, generation: int | None = None) -> int:
         """The last notification id applied to a generation."""
         g = generation or self.current_generation()
+        self._attach(g)
         row = self._db.execute(
             f"SELECT notification_id FROM tracking_{g} WHERE application_name = ?", (self.application_name,)
         ).fetchone()
@@ -145,6 +224,7 @@ class SQLiteViewStore:
     def session(self, generation: int | None = None) -> Iterator[SQLiteSession]:
         """A unit of work on a generation, committed on exit."""
         g = generation or self.current_generation()
+        self._attach(g)
         with self._transaction() as db:
             session = SQLiteSession(db, g, self.application_name)
             yield session
@@ -153,10 +233,12 @@ class SQLiteViewStore:
     def reading_session(self, generation: int) -> SQLiteSession:
         """A session that reads a generation's joins outside any write transaction and only collects the job rows
         it is given (`take_job_rows`): a replay worker's, whose rows another connection writes."""
+        self._attach(generation)
         return SQLiteSession(self._db, generation, self.application_name)
 
     def write_job_rows(self, generation: int, rows: tuple[list[Any], list[tuple[Any, ...]]]) -> None:
         """Write job rows a reading session collected, in one transaction."""
+        self._attach(generation)
         with self._transaction() as db:
             session = SQLiteSession(db, generation, self.application_name)
             session.write_job_rows(rows)
