@@ -4,6 +4,7 @@ stream records → projector handler → DynamoDB views, compared field for fiel
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from batchops.aws.central import CentralApplication
+from batchops.aws.central import STREAM_MARKER_SECONDS, CentralApplication
 from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
 from batchops.bootstrap import Settings, build_application
 from batchops.simulate import SimulationSettings, simulate
@@ -356,6 +357,12 @@ def test_a_projector_crash_after_the_instance_write_still_joins_the_jobs_on_rede
     first = handle_stream_batch(app, {"Records": other_records})
     resume_from = other_records[0]["dynamodb"]["SequenceNumber"]
     assert crashed and first["batchItemFailures"] == [{"itemIdentifier": resume_from}]
+    # The crashed batch's marker expires by TTL should the batch end in the dead-letter queue instead.
+    markers = client.query(
+        TableName="bt-meta", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "projecting"}}
+    )["Items"]
+    assert len(markers) == 1
+    assert 0 < int(markers[0]["expires_at"]["N"]) - time.time() <= STREAM_MARKER_SECONDS
     # Lambda delivers the batch again from the failed record; the instances are stored already, so only the
     # in-progress marker tells the projector to pass their facts on to the jobs.
     fresh = _central()

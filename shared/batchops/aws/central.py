@@ -12,6 +12,7 @@ The domain and the projector are the core's, unchanged. What differs from the em
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,8 @@ from batchops.aws.views_dynamodb import ConcurrentViewUpdate, DynamoDBViewStore,
 from batchops.inbound import Parsed
 
 RETRIES = 5
+STREAM_MARKER_SECONDS = 2 * 24 * 3600
+"""How long a stream batch's in-progress marker is kept (TTL): beyond the 24 hours a stream keeps its records."""
 
 
 class CentralApplication(BatchOpsApplication):
@@ -128,9 +131,12 @@ class CentralApplication(BatchOpsApplication):
         """
         meta = self.dynamodb_views.meta_table
         key = _to_item({"pk": "projecting", "sk": batch_id})
+        # A batch that ends in the dead-letter queue never deletes its marker: TTL does, once the stream could no
+        # longer deliver the batch again (stream records live 24 hours).
+        marker = {**key, "expires_at": {"N": str(int(time.time()) + STREAM_MARKER_SECONDS)}}
         client = self.dynamodb_views.client
         try:
-            client.put_item(TableName=meta, Item=key, ConditionExpression="attribute_not_exists(pk)")
+            client.put_item(TableName=meta, Item=marker, ConditionExpression="attribute_not_exists(pk)")
             redelivered = False
         except client.exceptions.ConditionalCheckFailedException:
             redelivered = True
