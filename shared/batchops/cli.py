@@ -15,7 +15,7 @@ from typing import IO, Any
 import orjson
 
 from batchops.bootstrap import DEFAULT_STORE, STORE_VARIABLE, Settings, StoreURLError, build_application
-from batchops.projection import INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
+from batchops.projection import ATTEMPT_FIELDS, INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
 from batchops.reports import print_job, print_summary, print_table
 from batchops.views import JobFilter
 
@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     timeline = commands.add_parser("timeline", help="list every job's state changes (the drilldown timeline)")
     _store_option(timeline, top=False)
     timeline.add_argument("--format", choices=("table", "json", "csv"), default="json")
+
+    attempts = commands.add_parser("attempts", help="list every job's attempts with instance, exit code and reason")
+    _store_option(attempts, top=False)
+    attempts.add_argument("--format", choices=("table", "json", "csv"), default="json")
 
     replay = commands.add_parser("replay", help="rebuild every projection from the event store")
     _store_option(replay, top=False)
@@ -260,6 +264,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attempts(args: argparse.Namespace) -> int:
+    """`batchops attempts`"""
+    app = _open(args)
+    _emit(app.views.attempts(), ATTEMPT_FIELDS, args.format, "job attempts")
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """`batchops replay`"""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -345,6 +356,7 @@ _HANDLERS = {
     "job": cmd_job,
     "instances": cmd_instances,
     "timeline": cmd_timeline,
+    "attempts": cmd_attempts,
     "replay": cmd_replay,
     "summary": cmd_summary,
     "rejected": cmd_rejected,

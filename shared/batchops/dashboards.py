@@ -26,6 +26,7 @@ class DashboardSettings:
     jobs_table: str = "jobs"
     instances_table: str = "instances"
     job_events_table: str = "job_events"
+    job_attempts_table: str = "job_attempts"
     athena_uid: str = "batchops-athena"
     athena_name: str = "BatchOps Athena"
     cloudwatch_uid: str = "batchops-cloudwatch"
@@ -34,7 +35,13 @@ class DashboardSettings:
     job_log_group: str = "/aws/batch/job"
 
     def __post_init__(self) -> None:
-        for name in ("athena_database", "jobs_table", "instances_table", "job_events_table"):
+        for name in (
+            "athena_database",
+            "jobs_table",
+            "instances_table",
+            "job_events_table",
+            "job_attempts_table",
+        ):
             value = getattr(self, name)
             if not _IDENTIFIER.match(value):
                 raise ValueError(f"{name}={value!r} is not a plain SQL identifier (letters, digits, _)")
@@ -75,6 +82,7 @@ def render_dashboards(settings: DashboardSettings, templates_dir: Path = TEMPLAT
         "jobs": settings.table(settings.jobs_table),
         "instances": settings.table(settings.instances_table),
         "job_events": settings.table(settings.job_events_table),
+        "job_attempts": settings.table(settings.job_attempts_table),
     }
     dashboards: dict[str, dict[str, Any]] = {}
     for path in sorted(templates_dir.glob("*.json.j2")):

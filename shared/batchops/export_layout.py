@@ -1,8 +1,8 @@
 """The layout of the projections' Parquet export for Athena (docs/athena-data-path.md), without any cloud.
 
-- Three tables, `jobs`, `instances` and `job_events`, their columns typed as Athena sees them.
-- Partitions `account_id=<account>/dt=<date>`: the UTC date a finished job or a terminated instance ended,
-  `9999-12-31` while it is open, the date of a state change.
+- Four tables, `jobs`, `instances`, `job_events` and `job_attempts`, their columns typed as Athena sees them.
+- Partitions `account_id=<account>/dt=<date>`: the UTC date a finished job, a stopped attempt or a terminated
+  instance ended, `9999-12-31` while it is open, the date of a state change.
 - What a batch of item changes does to each partition it touches, and how a partition's rows are rewritten.
 
 Generations (replay): every item change carries the view generation that wrote it, and every exported file
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchops.parquet import Column, schema_of
-from batchops.projection import INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
+from batchops.projection import ATTEMPT_FIELDS, INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
 
-JOBS, INSTANCES, JOB_EVENTS = "jobs", "instances", "job_events"
-TABLES = (JOBS, INSTANCES, JOB_EVENTS)
+JOBS, INSTANCES, JOB_EVENTS, JOB_ATTEMPTS = "jobs", "instances", "job_events", "job_attempts"
+TABLES = (JOBS, INSTANCES, JOB_EVENTS, JOB_ATTEMPTS)
 OPEN_DT = "9999-12-31"
 """The partition date of a job or instance that has not ended."""
 FINISHED = frozenset({"SUCCEEDED", "FAILED"})
@@ -50,12 +50,14 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     JOBS: schema_of((n, _athena_type(n)) for n in (*JOB_FIELDS, *JOB_EXTRA_FIELDS)),
     INSTANCES: schema_of((n, _athena_type(n)) for n in INSTANCE_FIELDS),
     JOB_EVENTS: schema_of((n, _athena_type(n)) for n in TIMELINE_FIELDS),
+    JOB_ATTEMPTS: schema_of((n, _athena_type(n)) for n in ATTEMPT_FIELDS),
 }
 """Each table's columns in order, with their Athena types (the Glue tables declare the same)."""
 PARTITION_KEYS = (("account_id", "string"), ("dt", "date"))
 """The partition columns; account_id is also a data column (Athena shows the partition's)."""
 KEY_COLUMNS = {JOBS: ("account_id", "region", "job_id"), INSTANCES: ("account_id", "region", "instance_id")}
 KEY_COLUMNS[JOB_EVENTS] = KEY_COLUMNS[JOBS]  # a job's state changes are replaced together
+KEY_COLUMNS[JOB_ATTEMPTS] = KEY_COLUMNS[JOBS]  # and so are its attempts
 
 
 def athena_ddl_columns(table: str) -> str:
@@ -84,6 +86,11 @@ def instance_dt(row: Mapping[str, Any]) -> str:
 def event_dt(row: Mapping[str, Any]) -> str:
     """The date of a state change."""
     return _date_of(row.get("event_time"))
+
+
+def attempt_dt(row: Mapping[str, Any]) -> str:
+    """The date an attempt stopped, 9999-12-31 while it runs (or its stop is not known yet)."""
+    return _date_of(row.get("stopped_at"))
 
 
 @dataclass(frozen=True, order=True)
@@ -139,13 +146,21 @@ class ItemState:
     rows: Mapping[Partition, Sequence[dict[str, Any]]]
 
     @classmethod
-    def job(cls, row: Mapping[str, Any], timeline: Iterable[Mapping[str, Any]]) -> ItemState:
-        """A job item: its row in `jobs` and its state changes in `job_events`."""
+    def job(
+        cls,
+        row: Mapping[str, Any],
+        timeline: Iterable[Mapping[str, Any]],
+        attempts: Iterable[Mapping[str, Any]] = (),
+    ) -> ItemState:
+        """A job item: its row in `jobs`, its state changes in `job_events` and its attempts in `job_attempts`."""
         job = export_row(JOBS, row)
         rows: dict[Partition, list[dict[str, Any]]] = {Partition(JOBS, str(row["account_id"]), job_dt(job)): [job]}
         for change in timeline:
             event = export_row(JOB_EVENTS, change)
             rows.setdefault(Partition(JOB_EVENTS, str(event["account_id"]), event_dt(event)), []).append(event)
+        for attempt in attempts:
+            values = export_row(JOB_ATTEMPTS, attempt)
+            rows.setdefault(Partition(JOB_ATTEMPTS, str(values["account_id"]), attempt_dt(values)), []).append(values)
         return cls(JOBS, row_key(JOBS, row), rows)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""The projection contract: job rows, instance rows and job timelines computed from folds and joins.
+"""The projection contract: job rows, instance rows, job timelines and attempts computed from folds and joins.
 
 Pure functions: a row is a function of the job's fold and of what is known about its instance and its
 compute environment, so whichever order the job, task and instance events arrive in, recomputing a row
@@ -76,6 +76,26 @@ INSTANCE_FIELDS = (
     "last_event_time",
 )
 TIMELINE_FIELDS = ("account_id", "region", "job_id", "status", "attempt", "event_time", "status_reason")
+ATTEMPT_FIELDS = (
+    "account_id",
+    "region",
+    "job_id",
+    "attempt",
+    "started_at",
+    "stopped_at",
+    "run_seconds",
+    "exit_code",
+    "status_reason",
+    "container_reason",
+    "instance_id",
+    "instance_type",
+    "availability_zone",
+    "container_instance_arn",
+    "task_arn",
+    "log_group",
+    "log_stream",
+)
+"""A job's attempt rows (`batchops attempts`, the `job_attempts` export), in order."""
 FAILURE_KINDS = ("spot_reclaim", "host_terminated", "oom", "exit_nonzero", "timeout", "cancelled", "other")
 TIME_FIELDS = frozenset({"created_at", "runnable_at", "starting_at", "started_at", "stopped_at", "last_event_time"})
 
@@ -374,3 +394,31 @@ def attempt_detail(attempt: dict[str, Any], log_group: str | None) -> dict[str, 
         "log_group": log_group,
         "log_stream": attempt.get("log_stream"),
     }
+
+
+def attempt_rows(fold: dict[str, Any], joins: Joins) -> list[dict[str, Any]]:
+    """A job's attempts, one row each (ATTEMPT_FIELDS): the drilldown's detail of every attempt with the instance
+    it ran on, joined as `job_row` joins the last one's (by container instance, else by the host a reason names)."""
+    account = fold["account"]
+    region = fold["region"]
+    log_group = fold["static"].get("log_group") or DEFAULT_LOG_GROUP
+    rows = []
+    for attempt in attempts_of(fold):
+        detail = attempt_detail(attempt, log_group)
+        ci_arn = detail["container_instance_arn"]
+        instance = joins.instance_by_container_instance(account, region, ci_arn) if ci_arn else None
+        host = host_instance_in(detail["status_reason"])
+        if instance is None and host:
+            instance = joins.instance_by_id(account, region, host)
+        row = {
+            **detail,
+            "account_id": account,
+            "region": region,
+            "job_id": fold["job_id"],
+            "run_seconds": seconds_between(attempt.get("started"), attempt.get("stopped")),
+            "instance_id": instance.instance_id if instance else host,
+            "instance_type": instance.instance_type if instance else None,
+            "availability_zone": _first(detail["availability_zone"], instance.availability_zone if instance else None),
+        }
+        rows.append({f: row[f] for f in ATTEMPT_FIELDS})
+    return rows

@@ -57,7 +57,7 @@ class RejectedEvent:
 
 
 class ViewStore(Protocol):
-    """Projections (jobs, instances, timelines), their tracking position, and what ingestion kept aside."""
+    """Projections (jobs, instances, timelines, attempts), their tracking position, and what ingestion kept aside."""
 
     def close(self) -> None:
         """Release connections."""
@@ -88,6 +88,9 @@ class ViewStore(Protocol):
 
     def timeline(self) -> Iterator[dict[str, Any]]:
         """Job state-change rows (the drilldown's timeline)."""
+
+    def attempts(self) -> Iterator[dict[str, Any]]:
+        """Every job's attempts, one row each with the instance it ran on (ATTEMPT_FIELDS)."""
 
     def add_counters(self, counters: list[PipelineCounters]) -> None:
         """Add ingestion counters."""

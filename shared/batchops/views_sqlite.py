@@ -19,6 +19,7 @@ from batchops.projection import (
     JOB_FIELDS,
     InstanceFacts,
     attempt_detail,
+    attempt_rows,
     attempts_of,
 )
 from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
@@ -322,6 +323,13 @@ class SQLiteViewStore:
         g = self.current_generation()
         for row in self._db.execute(f"SELECT timeline FROM jobs_{g} ORDER BY account_id, region, job_id"):
             yield from orjson.loads(row[0])
+
+    def attempts(self) -> Iterator[dict[str, Any]]:
+        """Every job's attempt rows, each with the instance it ran on (joined in the same generation)."""
+        g = self.current_generation()
+        joins = self.reading_session(g)
+        for row in self._db.execute(f"SELECT fold FROM jobs_{g} ORDER BY account_id, region, job_id"):
+            yield from attempt_rows(orjson.loads(row[0]), joins)
 
     # ingestion bookkeeping -----------------------------------------------------------------------------
     def add_counters(self, counters: list[PipelineCounters]) -> None:

@@ -33,7 +33,7 @@ def test_glue_tables_are_what_the_exporter_writes_and_the_dashboards_query(templ
     tables = {
         t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in of_type(template, "AWS::Glue::Table").values()
     }
-    assert set(tables) == set(TABLES) == {"jobs", "instances", "job_events"}
+    assert set(tables) == set(TABLES) == {"jobs", "instances", "job_events", "job_attempts"}
     for name, props in tables.items():
         expected = glue_table_input(name, "BUCKET")
         got = props["TableInput"]

@@ -173,6 +173,8 @@ def assert_export_equals_views(app: CentralApplication, tmp_path: Path) -> duckd
     )
     events = sorted(without_dt(table_rows(con, "job_events")), key=lambda r: json.dumps(r, sort_keys=True))
     assert events == sorted(app.views.timeline(), key=lambda r: json.dumps(r, sort_keys=True))
+    attempts = sorted(without_dt(table_rows(con, "job_attempts")), key=lambda r: json.dumps(r, sort_keys=True))
+    assert attempts == sorted(app.views.attempts(), key=lambda r: json.dumps(r, sort_keys=True))
     return con
 
 
@@ -198,6 +200,11 @@ def test_the_export_equals_the_views_field_for_field_with_the_doc_types(central:
         assert job["dt"] == (ended[:10] if job["status"] in ("SUCCEEDED", "FAILED") else OPEN_DT)
     assert all(isinstance(j["created_at"], str) and j["created_at"].endswith("Z") for j in jobs)
     assert any(i["jobs_run"] for i in table_rows(con, "instances"))
+    attempts = table_rows(con, "job_attempts")
+    for attempt in attempts:  # the date an attempt stopped, 9999-12-31 while it runs
+        assert attempt["dt"] == (attempt["stopped_at"][:10] if attempt["stopped_at"] else OPEN_DT)
+    assert all(a["attempt"] >= 1 for a in attempts)
+    assert any(a["instance_id"] and a["instance_type"] for a in attempts)
 
 
 def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(
@@ -208,9 +215,10 @@ def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(
     half = len(facts) // 2
     central.record_with_retry(facts[:half])
     streams.export(exporter)
-    before = {
-        key(j, "account_id", "job_id"): j["dt"] for j in table_rows(athena(exported_files(tmp_path / "1")), "jobs")
-    }
+    first = athena(exported_files(tmp_path / "1"))
+    before = {key(j, "account_id", "job_id"): j["dt"] for j in table_rows(first, "jobs")}
+    attempt_key = ("account_id", "region", "job_id", "attempt")
+    attempts_before = {key(a, *attempt_key): a["dt"] for a in table_rows(first, "job_attempts")}
     central.record_with_retry(facts[half:])
     streams.export(exporter)
     con = assert_export_equals_views(central, tmp_path / "2")
@@ -225,6 +233,13 @@ def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(
         f'SELECT count(*), count(DISTINCT (account_id, region, job_id)) FROM "{DATABASE}"."jobs"'
     ).fetchone()
     assert counts is not None and counts[0] == counts[1]
+    # a job's attempts are replaced together: one row per attempt, whichever partition the attempt left
+    attempts_after = {key(a, *attempt_key): a["dt"] for a in table_rows(con, "job_attempts")}
+    assert any(dt == OPEN_DT and attempts_after[k] != OPEN_DT for k, dt in attempts_before.items())
+    counts = con.execute(
+        f'SELECT count(*), count(DISTINCT (account_id, region, job_id, attempt)) FROM "{DATABASE}"."job_attempts"'
+    ).fetchone()
+    assert counts is not None and counts[0] == counts[1] > 0
 
 
 def test_glue_has_every_partition_written(central: CentralApplication) -> None:

@@ -300,6 +300,10 @@ def test_cli_works_on_a_dynamodb_store(aws: None, tmp_path: Path, capsys) -> Non
     assert json.loads(capsys.readouterr().out)
     assert main(["--store", "dynamodb://cli", "timeline", "--format", "json"]) == 0
     assert {t["job_id"] for t in json.loads(capsys.readouterr().out)} == {r["job_id"] for r in rows}
+    assert main(["--store", "dynamodb://cli", "attempts", "--format", "json"]) == 0
+    attempts = json.loads(capsys.readouterr().out)
+    assert attempts and {a["job_id"] for a in attempts} <= {r["job_id"] for r in rows}
+    assert all(a["attempt"] >= 1 for a in attempts) and any(a["instance_id"] for a in attempts)
     assert main(["--store", "dynamodb://cli", "summary", "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert sum(sum(c.values()) for c in summary["jobs_by_status"].values()) == len(rows)

@@ -89,6 +89,21 @@ def test_job_drilldown_and_its_errors(tmp_path: Path, events_file: Path) -> None
     assert missing.returncode == 2 and "no job 'no-such-job'" in missing.stderr and "batchops jobs" in missing.stderr
 
 
+def test_attempts_as_json_csv_and_table(tmp_path: Path, events_file: Path) -> None:
+    store = tmp_path / "b.db"
+    run(["ingest", str(events_file)], store)
+    rows = json.loads(run(["attempts", "--format", "json"], store).stdout)
+    failed = [r for r in rows if r["job_id"] == FAILED_JOB]
+    assert [(r["attempt"], r["exit_code"], r["status_reason"]) for r in failed] == [
+        (1, None, "Host EC2 (instance i-0123456789abcdef0) terminated."),
+        (2, 1, "Essential container in task exited"),
+    ]
+    assert failed[0]["instance_id"] == "i-0123456789abcdef0" and failed[0]["log_stream"] != failed[1]["log_stream"]
+    listed = list(csv.DictReader(io.StringIO(run(["attempts", "--format", "csv"], store).stdout)))
+    assert [(r["job_id"], r["attempt"]) for r in listed] == [(r["job_id"], str(r["attempt"])) for r in rows]
+    assert "job attempts" in run(["attempts", "--format", "table"], store).stdout
+
+
 def test_clear_errors_for_bad_input(tmp_path: Path) -> None:
     bad_store = run(["--store", "postgres://x", "jobs"], tmp_path / "b.db", check=False)
     assert bad_store.returncode == 2 and "use sqlite:///PATH" in bad_store.stderr

@@ -48,6 +48,12 @@ ATHENA_COLUMNS = {
         "account_id string, region string, job_id string, status string, attempt bigint, event_time string, "
         "status_reason string"
     ),
+    "job_attempts": (
+        "account_id string, region string, job_id string, attempt bigint, started_at string, stopped_at string, "
+        "run_seconds double, exit_code bigint, status_reason string, container_reason string, instance_id string, "
+        "instance_type string, availability_zone string, container_instance_arn string, task_arn string, "
+        "log_group string, log_stream string"
+    ),
 }
 OPEN = "DATE '9999-12-31'"
 PARTITION_DATE = {
@@ -55,6 +61,7 @@ PARTITION_DATE = {
     f"THEN CAST(substr(coalesce(stopped_at, last_event_time), 1, 10) AS DATE) ELSE {OPEN} END",
     "instances": f"CASE WHEN terminated_at IS NOT NULL THEN CAST(substr(terminated_at, 1, 10) AS DATE) ELSE {OPEN} END",
     "job_events": "CAST(substr(event_time, 1, 10) AS DATE)",
+    "job_attempts": f"CASE WHEN stopped_at IS NOT NULL THEN CAST(substr(stopped_at, 1, 10) AS DATE) ELSE {OPEN} END",
 }
 PRUNING = re.compile(r"\b(\w+\.)?dt >= CAST\(\$__timeFrom\(\) AS date\)")
 DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN"}
@@ -127,6 +134,7 @@ class Workload:
     jobs: list[dict[str, Any]]
     instances: list[dict[str, Any]]
     job_events: list[dict[str, Any]]
+    job_attempts: list[dict[str, Any]]
     emf: list[dict[str, Any]]
     files: dict[str, Path]
 
@@ -178,7 +186,8 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
         tmp,
     )
     files = {}
-    for table, command in (("jobs", "jobs"), ("instances", "instances"), ("job_events", "timeline")):
+    commands = (("jobs", "jobs"), ("instances", "instances"), ("job_events", "timeline"), ("job_attempts", "attempts"))
+    for table, command in commands:
         files[table] = tmp / f"{table}.json"
         files[table].write_text(_cli(["--store", "sqlite:///store.db", command, "--format", "json"], tmp))
     emf_lines = (tmp / "emf.jsonl").read_text().splitlines()
@@ -186,6 +195,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
         jobs=json.loads(files["jobs"].read_text()),
         instances=json.loads(files["instances"].read_text()),
         job_events=json.loads(files["job_events"].read_text()),
+        job_attempts=json.loads(files["job_attempts"].read_text()),
         emf=[json.loads(line) for line in emf_lines if line.strip()],
         files=files,
     )
@@ -804,26 +814,70 @@ def test_drilldown_follows_the_job(
     assert grafana.values["cluster"] == job["task_arn"].split("/")[1]
 
 
-def test_drilldown_attempts_show_the_last_attempts_instance_exit_code_and_reason(
+def drilldown_attempts(
+    dashboards: dict[str, dict[str, Any]], athena: duckdb.DuckDBPyConnection, job: dict[str, Any], time: TimeRange
+) -> list[dict[str, Any]]:
+    """The rows of the drilldown's Attempts table for one job (its SQL reads only the job id, account and region;
+    the dashboard's other variables need not resolve, e.g. a job whose last attempt has no known instance)."""
+    panel = next(p for p in panels_of(dashboards["batchops-job-drilldown"]) if p["title"] == "Attempts")
+    sql = panel["targets"][0]["rawSQL"]
+    assert referenced_variables(sql) == {"job_id", "account", "region"}
+    for variable, column in (("job_id", "job_id"), ("account", "account_id"), ("region", "region")):
+        sql = sql.replace(f"${{{variable}}}", job[column])
+    rows, columns = run_athena(athena, sql, time, "attempts")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def test_drilldown_attempts_show_every_attempts_instance_exit_code_and_reason(
     dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
 ) -> None:
-    """One row per attempt (0: waiting before the first); the last one carries instance, exit code and reason."""
+    """One row per attempt (none for the wait before the first), each with its own instance, exit code, reason and
+    log stream from job_attempts; the last one agrees with the job row."""
     job = drilldown_job(workload)
     assert job["attempts"] >= 2, "the drilldown job should have been retried"
-    dashboard = dashboards["batchops-job-drilldown"]
-    time = whole_range(workload)
-    grafana = Grafana(dashboard, athena, time, {"job_id": job["job_id"]})
-    panel = next(p for p in panels_of(dashboard) if p["title"] == "Attempts")
-    rows, columns = run_athena(athena, grafana.interpolate(panel["targets"][0]["rawSQL"], "attempts"), time, "attempts")
-    attempts = {row["attempt"]: row for row in (dict(zip(columns, r, strict=True)) for r in rows)}
-    assert set(attempts) - {0} == set(range(1, job["attempts"] + 1))
-    last = attempts[job["attempts"]]
-    assert (last["instance_id"], last["exit_code"], last["reason"]) == (
+    rows = drilldown_attempts(dashboards, athena, job, whole_range(workload))
+    assert [row["attempt"] for row in rows] == list(range(1, job["attempts"] + 1))
+    key = (job["account_id"], job["region"], job["job_id"])
+    exported = {a["attempt"]: a for a in workload.job_attempts if (a["account_id"], a["region"], a["job_id"]) == key}
+    for row in rows:
+        attempt = exported[row["attempt"]]
+        shown = (row["instance_id"], row["exit_code"], row["reason"], row["log_stream"], row["container_reason"])
+        assert shown == (
+            attempt["instance_id"],
+            attempt["exit_code"],
+            attempt["status_reason"],
+            attempt["log_stream"],
+            attempt["container_reason"],
+        ), row
+        assert row["states"], f"attempt {row['attempt']} has no state changes"
+    last = rows[-1]
+    assert (last["instance_id"], last["exit_code"], last["reason"], last["log_stream"]) == (
         job["instance_id"],
         job["exit_code"],
         job["status_reason"],
+        job["log_stream"],
     )
-    assert last["states"].endswith(job["status"]) and last["log_stream"] == job["log_stream"]
+    assert last["states"].endswith(job["status"])
+    assert len({row["log_stream"] for row in rows}) == len(rows), "each attempt shows its own log stream"
+    assert all(row["instance_id"] and row["instance_type"] for row in rows), "each attempt shows its instance"
+
+
+def test_drilldown_attempts_of_the_sample_failed_job_each_show_their_own_exit_and_reason(
+    dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+) -> None:
+    """The sample job that failed after two attempts: the first lost its host (no exit code), the second exited 1."""
+    job = next(j for j in workload.jobs if j["job_id"] == "4c7599ae-0a82-49aa-ba5a-4727fcce14a8")
+    rows = drilldown_attempts(dashboards, athena, job, whole_range(workload))
+    assert [row["attempt"] for row in rows] == [1, 2]
+    first, second = rows
+    assert (first["exit_code"], first["reason"], first["instance_id"]) == (
+        None,
+        "Host EC2 (instance i-0123456789abcdef0) terminated.",
+        "i-0123456789abcdef0",
+    )
+    assert (second["exit_code"], second["reason"]) == (1, "Essential container in task exited")
+    assert first["log_stream"] != second["log_stream"] and second["log_stream"] == job["log_stream"]
+    assert second["states"].endswith("FAILED")
 
 
 def test_drilldown_console_links_open_the_job_its_log_stream_task_and_instance(

@@ -16,7 +16,7 @@ from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
 from batchops.jobs import job_key, new_job_fold, observe_state
-from batchops.projection import instance_row, job_row, timeline_rows
+from batchops.projection import ATTEMPT_FIELDS, instance_row, job_row, timeline_rows
 from batchops.views import JobFilter, PipelineCounters, RejectedEvent
 from batchops.views_sqlite import SQLiteViewStore
 
@@ -116,6 +116,75 @@ def test_instances_join_to_jobs_through_the_container_instance(store: Any) -> No
     assert (row["instance_id"], row["instance_type"], row["availability_zone"]) == ("i-0abc", "m5.large", "us-east-1a")
     [listed] = list(store.instances())
     assert listed["jobs_run"] == 1 and listed["compute_environment"] == "ce"
+
+
+def test_attempts_list_every_attempt_with_its_own_instance_exit_code_and_reason(store: Any) -> None:
+    fold = _job("j2", "FAILED")
+    host_lost = "Host EC2 (instance i-0host) terminated."
+    observe_state(
+        fold,
+        {
+            "at": 1_700_000_900_000,
+            "status": "FAILED",
+            "done": 2,
+            "reason": "Essential container in task exited",
+            "exit": 1,
+            "fp": "fp-j2-failed",
+            "attempts": [
+                {
+                    "n": 1,
+                    "ci": CI,
+                    "task": "arn:aws:ecs:task/t1",
+                    "started": 1_700_000_000_000,
+                    "stopped": 1_700_000_300_000,
+                    "reason": host_lost,
+                    "stream": "def/default/t1",
+                },
+                {
+                    "n": 2,
+                    "ci": CI + "2",
+                    "task": "arn:aws:ecs:task/t2",
+                    "started": 1_700_000_400_000,
+                    "stopped": 1_700_000_900_000,
+                    "exit": 1,
+                    "reason": "Essential container in task exited",
+                    "container_reason": "OutOfMemoryError: Container killed",
+                    "stream": "def/default/t2",
+                },
+            ],
+        },  # type: ignore[typeddict-item]
+    )
+    _write_job(store, _job("j1"))
+    _write_job(store, fold)
+    # no instance known yet: only the host a reason names
+    assert [r["instance_id"] for r in store.attempts()] == [None, "i-0host", None]
+    instance = _instance()
+    with store.session() as session:
+        session.put_instance(instance_key(ACCOUNT, REGION, "i-0abc"), instance, instance_row(instance, None))
+    rows = list(store.attempts())
+    assert set(rows[0]) == set(ATTEMPT_FIELDS)
+    assert [(r["job_id"], r["attempt"]) for r in rows] == [("j1", 1), ("j2", 1), ("j2", 2)]
+    running, lost, oom = rows
+    assert (running["instance_id"], running["instance_type"], running["stopped_at"]) == ("i-0abc", "m5.large", None)
+    assert (lost["instance_id"], lost["instance_type"], lost["availability_zone"]) == (
+        "i-0abc",
+        "m5.large",
+        "us-east-1a",
+    )
+    assert (lost["exit_code"], lost["status_reason"], lost["log_stream"]) == (None, host_lost, "def/default/t1")
+    assert (lost["started_at"], lost["stopped_at"], lost["run_seconds"]) == (
+        "2023-11-14T22:13:20.000Z",
+        "2023-11-14T22:18:20.000Z",
+        300,
+    )
+    assert (oom["exit_code"], oom["container_reason"], oom["log_stream"]) == (
+        1,
+        "OutOfMemoryError: Container killed",
+        "def/default/t2",
+    )
+    # the second container instance is unknown, and no reason names a host: no instance
+    assert (oom["container_instance_arn"], oom["instance_id"], oom["instance_type"]) == (CI + "2", None, None)
+    assert {r["log_group"] for r in rows} == {"/aws/batch/job"}
 
 
 def test_compute_environments_keep_pricing_and_spot_signal(store: Any) -> None:

@@ -7,9 +7,11 @@ partition: read its object, replace the changed rows by key, write it back condi
 ETag read, `If-None-Match: *` for a new object) and start again from the read when another writer won.
 Partitions written are registered in Glue (`BatchCreatePartition`; an existing one is fine).
 
-The only DynamoDB reads: the current view generation (once per batch), and for instances the `jobs_run`
-count, which the views keep as join edges in the meta table rather than on the instance item. A job change
-therefore also refreshes the rows of the instances its attempts ran on.
+The only DynamoDB reads: the current view generation (once per batch); for instances the `jobs_run` count,
+which the views keep as join edges in the meta table rather than on the instance item (a job change therefore
+also refreshes the rows of the instances its attempts ran on); and for a job's `job_attempts` rows, the
+instance each attempt ran on, joined as the views join it (container-instance edge, then the instance item,
+each read once per batch).
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from uuid import UUID
 from botocore.exceptions import ClientError
 
 from batchops.aws.dynamodb_tables import table_name
-from batchops.aws.views_dynamodb import INSTANCES, JOBS, META, DynamoDBViewStore, _from_item, _unpack
+from batchops.aws.views_dynamodb import (
+    INSTANCES,
+    JOBS,
+    META,
+    DynamoDBSession,
+    DynamoDBViewStore,
+    _from_item,
+    _unpack,
+)
 from batchops.export_layout import (
     COLUMNS,
     GENERATION_KEY,
@@ -37,7 +47,7 @@ from batchops.export_layout import (
 )
 from batchops.instances import instance_key
 from batchops.parquet import read_parquet, write_parquet
-from batchops.projection import INSTANCE_FIELDS, attempts_of
+from batchops.projection import INSTANCE_FIELDS, InstanceFacts, Joins, attempt_rows, attempts_of
 
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
@@ -130,6 +140,20 @@ def _generation_of(record: Mapping[str, Any]) -> int:
     return int(head)
 
 
+class _NoJoins:
+    """Joins that know nothing: a job's old image only tells which partitions its rows leave, and an attempt's
+    partition does not depend on its instance."""
+
+    def instance_by_container_instance(self, account: str, region: str, arn: str) -> InstanceFacts | None:
+        return None
+
+    def instance_by_id(self, account: str, region: str, instance_id: str) -> InstanceFacts | None:
+        return None
+
+    def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
+        return None
+
+
 class AthenaExporter:
     """Applies stream batches of the projection tables to the Parquet export."""
 
@@ -142,13 +166,24 @@ class AthenaExporter:
         self._registered: set[Partition] = set()
 
     # stream records -> item changes ---------------------------------------------------------------------
-    def _state(self, kind: str, generation: int, image: Mapping[str, Any] | None, *, fresh: bool) -> ItemState | None:
+    def _state(
+        self, kind: str, generation: int, image: Mapping[str, Any] | None, *, fresh: bool, joins: Joins
+    ) -> ItemState | None:
         if image is None:
             return None
         values = _image(image)
         if kind == JOBS:
-            return ItemState.job(values, _unpack(values["timeline"]) if values.get("timeline") else [])
+            timeline = _unpack(values["timeline"]) if values.get("timeline") else []
+            fold = _unpack(values["fold"]) if values.get("fold") else None
+            attempts = attempt_rows(fold, joins if fresh else _NoJoins()) if fold else []
+            return ItemState.job(values, timeline, attempts)
         return ItemState.instance(self._instance_row(generation, values) if fresh else values)
+
+    def _joins(self, sessions: dict[int, DynamoDBSession], generation: int) -> Joins:
+        """A read-only view session of the generation: the attempts' instances, each read once per batch."""
+        if generation not in sessions:
+            sessions[generation] = DynamoDBSession(self.views, generation)
+        return sessions[generation]
 
     def _instance_row(self, generation: int, values: Mapping[str, Any]) -> dict[str, Any]:
         """The instance row as the views show it: jobs_run counted from the ran-on edges."""
@@ -175,11 +210,13 @@ class AthenaExporter:
             first.setdefault(key, record)
             last[key] = record
         found = []
+        sessions: dict[int, DynamoDBSession] = {}
         for key, record in first.items():
             kind = key[0]
             generation = _generation_of(record)
-            before = self._state(kind, generation, record["dynamodb"].get("OldImage"), fresh=False)
-            after = self._state(kind, generation, last[key]["dynamodb"].get("NewImage"), fresh=True)
+            joins = self._joins(sessions, generation)
+            before = self._state(kind, generation, record["dynamodb"].get("OldImage"), fresh=False, joins=joins)
+            after = self._state(kind, generation, last[key]["dynamodb"].get("NewImage"), fresh=True, joins=joins)
             if before is None and after is None:
                 continue
             found.append(ItemChange(generation, before, after))

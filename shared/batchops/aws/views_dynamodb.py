@@ -35,6 +35,7 @@ from batchops.projection import (
     TIME_FIELDS,
     InstanceFacts,
     attempt_detail,
+    attempt_rows,
     attempts_of,
     instance_row,
     instance_spot_signal,
@@ -342,6 +343,16 @@ class DynamoDBViewStore:
         )
         for item in items:
             yield from _unpack(item["timeline"])
+
+    def attempts(self) -> Iterator[dict[str, Any]]:
+        """Every job's attempt rows, each with the instance it ran on (a read-only session answers the joins)."""
+        generation = self.current_generation()
+        joins = DynamoDBSession(self, generation)
+        items = sorted(
+            self._generation_items(self.jobs_table), key=lambda i: (i["account_id"], i["region"], i["job_id"])
+        )
+        for item in items:
+            yield from attempt_rows(_unpack(item["fold"]), joins)
 
     # ingestion bookkeeping -------------------------------------------------------------------------------
     def add_counters(self, counters: list[PipelineCounters]) -> None:
