@@ -513,6 +513,41 @@ def test_finished_jobs_expire_after_the_retention_and_the_others_never(
             assert "expires_at" not in item
 
 
+def test_job_listings_by_account_and_status_or_queue_read_the_index_not_the_whole_table(aws: None) -> None:
+    from batchops.inbound import Parsed, translate
+    from batchops.views import JobFilter
+
+    app = _central(inline=True)
+    app.record_with_retry([f for f in map(translate, _workload()) if isinstance(f, Parsed)])
+    rows = list(app.views.jobs())
+    calls: list[str] = []
+    app.views.client.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    account, region, queue = rows[0]["account_id"], rows[0]["region"], rows[0]["queue"]
+    statuses = tuple(sorted({r["status"] for r in rows if r["account_id"] == account}))[:2]
+    filters = [
+        JobFilter(accounts=(account,), statuses=statuses),
+        JobFilter(accounts=(account,), regions=(region,), queues=(queue,)),
+        JobFilter(accounts=(account,), regions=(region,), queues=(queue,), statuses=(rows[0]["status"],), limit=2),
+    ]
+    for query in filters:
+        calls.clear()
+        expected = [
+            r
+            for r in rows
+            if r["account_id"] in query.accounts
+            and (not query.regions or r["region"] in query.regions)
+            and (not query.queues or r["queue"] in query.queues)
+            and (not query.statuses or r["status"] in query.statuses)
+        ][: query.limit]
+        assert expected and list(app.views.jobs(query)) == expected
+        assert "Scan" not in calls and "Query" in calls
+    calls.clear()
+    assert list(app.views.jobs(JobFilter(statuses=statuses))) == [r for r in rows if r["status"] in statuses]
+    assert "Scan" in calls  # no account named: no index key to ask
+
+
 def test_the_drilldown_indexes_find_jobs_by_queue_and_time_by_status_and_by_instance(aws: None) -> None:
     from batchops.inbound import Parsed, translate
 

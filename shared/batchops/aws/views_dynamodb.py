@@ -267,14 +267,62 @@ class DynamoDBViewStore:
             yield _from_item(item)
 
     def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
-        """Job rows, filtered, in (account, region, created, job id) order."""
+        """Job rows, filtered, in (account, region, created, job id) order.
+
+        With accounts and statuses (or accounts, regions and queues) the by-status (by-queue) index names the
+        jobs and only those items are read; any other filter scans the generation."""
+        keys = self._indexed_job_keys(query)
+        items = self._generation_items(self.jobs_table) if keys is None else self._job_items(keys)
         rows = []
-        for item in self._generation_items(self.jobs_table):
+        for item in items:
             row = {c: item.get(c) for c in _JOB_COLUMNS}
             if _matches(row, query):
                 rows.append(row)
         rows.sort(key=lambda r: (r["account_id"], r["region"], r["created_at"] or "", r["job_id"]))
         yield from rows[: query.limit] if query.limit else rows
+
+    def _indexed_job_keys(self, query: JobFilter) -> list[str] | None:
+        """The keys of the jobs an index finds for the filter (a superset of the matches), or None: no index fits."""
+        generation = self.current_generation()
+        if query.accounts and query.statuses:
+            index, values = "by-status", [f"{generation}#{a}#{s}" for a in query.accounts for s in query.statuses]
+        elif query.accounts and query.regions and query.queues:
+            index = "by-queue"
+            values = [f"{generation}#{a}#{r}#{q}" for a in query.accounts for r in query.regions for q in query.queues]
+        else:
+            return None
+        attribute = "by_status" if index == "by-status" else "by_queue"
+        keys: dict[str, None] = {}
+        for value in values:
+            request: dict[str, Any] = {
+                "TableName": self.jobs_table,
+                "IndexName": index,
+                "KeyConditionExpression": "#k = :v",
+                "ExpressionAttributeNames": {"#k": attribute},
+                "ExpressionAttributeValues": {":v": {"S": value}},
+            }
+            while True:
+                response = self.client.query(**request)
+                keys.update((item["pk"]["S"], None) for item in response["Items"])
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return list(keys)
+
+    def _job_items(self, keys: list[str]) -> Iterator[dict[str, Any]]:
+        """The job items of these keys, read 100 at a time (an item deleted meanwhile is skipped)."""
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.jobs_table: {"Keys": [{"pk": {"S": k}} for k in keys[start : start + 100]]}}
+            for attempt in range(10):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.jobs_table, []):
+                    yield _from_item(item)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("job items still unprocessed after 10 batch reads")
 
     def job(self, job_id: str, account: str | None = None) -> list[dict[str, Any]]:
         """Every job with that id (by the job-id index), with attempts and timeline."""
