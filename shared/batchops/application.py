@@ -19,10 +19,11 @@ from eventsourcing.persistence import Recording, Transcoder
 from eventsourcing.utils import get_topic
 
 from batchops.compute_environments import ComputeEnvironment
-from batchops.inbound import Parsed, host_instance_in
+from batchops.facts import Parsed
 from batchops.instances import Instance
 from batchops.jobs import Job
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
+from batchops.names import host_instance_in
 from batchops.projection import instance_spot_signal
 from batchops.projector import Projector
 from batchops.replay_workers import JobPhaseWorker, rebuild_jobs_on_two_cores

@@ -8,11 +8,23 @@ state already recorded is recognised whatever its envelope id or time.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 import orjson
 
 FactKind = Literal["job_state", "job_task", "instance", "compute_environment"]
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A fact routed to the aggregate it belongs to."""
+
+    kind: FactKind
+    account: str
+    region: str
+    key: str
+    fact: dict[str, Any]
 
 
 class AttemptFact(TypedDict, total=False):

@@ -8,7 +8,6 @@ parameters and commands are never copied out of an event.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from batchops.facts import (
     AttemptFact,
     ComputeEnvironmentFact,
-    FactKind,
     InstanceFact,
     JobObservation,
+    Parsed,
     TaskFact,
     compact,
     fingerprint,
 )
+from batchops.names import cluster_of, compute_environment_of_cluster
 from batchops.redaction import BATCH_VARIABLE_PREFIX
 from batchops.times import parse_instant
 
@@ -56,11 +56,6 @@ DETAIL_TYPES = frozenset(
         CLOUDTRAIL_CALL,
     }
 )
-DEFAULT_LOG_GROUP = "/aws/batch/job"
-_CLUSTER_NAME = re.compile(
-    r"^(?:AWSBatch-(?P<ce>.+?)-[0-9a-f]{8}(?:-[0-9a-f]{0,12}){0,4}|(?P<old>.+?)_Batch_[0-9a-f-]+)$"
-)
-_HOST_TERMINATED = re.compile(r"Host EC2 \(instance (?P<id>i-[0-9a-zA-Z]+)\) terminated")
 
 
 class _Tolerant(BaseModel):
@@ -295,17 +290,6 @@ class CloudTrailDetail(_Tolerant):
 
 
 @dataclass(frozen=True, slots=True)
-class Parsed:
-    """A fact routed to the aggregate it belongs to."""
-
-    kind: FactKind
-    account: str
-    region: str
-    key: str
-    fact: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Unusable:
     """An event that yields no fact: rejected (bad or unknown) or ignored (known, but not about Batch)."""
 
@@ -412,37 +396,6 @@ def _name_of(arn: str | None) -> str | None:
     if not arn:
         return None
     return arn.rsplit("/", 1)[-1] if "/" in arn else arn
-
-
-def cluster_of(arn: str | None) -> str | None:
-    """The ECS cluster name inside a cluster, task or container-instance ARN."""
-    if not arn:
-        return None
-    for marker in (":cluster/", ":task/", ":container-instance/"):
-        if marker in arn:
-            rest = arn.split(marker, 1)[1]
-            if marker == ":cluster/":
-                return rest or None
-            return rest.split("/", 1)[0] if "/" in rest else None
-    return None
-
-
-def compute_environment_of_cluster(cluster: str | None) -> str | None:
-    """The Batch compute environment behind an ECS cluster named AWSBatch-<ce>-<uuid> (or <ce>_Batch_<uuid>)."""
-    if not cluster:
-        return None
-    match = _CLUSTER_NAME.match(cluster)
-    if not match:
-        return None
-    return match.group("ce") or match.group("old")
-
-
-def host_instance_in(reason: str | None) -> str | None:
-    """The EC2 instance id named by `Host EC2 (instance i-…) terminated.`"""
-    if not reason:
-        return None
-    match = _HOST_TERMINATED.search(reason)
-    return match.group("id") if match else None
 
 
 def _attempt_of(entry: JobAttempt, n: int, essential: str | None) -> AttemptFact:

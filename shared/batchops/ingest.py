@@ -23,7 +23,8 @@ from typing import IO, Any
 import orjson
 
 from batchops.application import BatchOpsApplication, RecordOutcome, pipeline_metric_points
-from batchops.inbound import Parsed, Unusable, translate
+from batchops.facts import Parsed
+from batchops.inbound import Unusable, translate
 from batchops.metrics import MetricPoint
 from batchops.redaction import redact
 from batchops.views import RejectedEvent

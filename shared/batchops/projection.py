@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from batchops.compute_environments import configured_pricing
-from batchops.inbound import DEFAULT_LOG_GROUP, cluster_of, compute_environment_of_cluster, host_instance_in
 from batchops.jobs import STATUS_ORDER, TERMINAL
+from batchops.names import DEFAULT_LOG_GROUP, cluster_of, compute_environment_of_cluster, host_instance_in
 from batchops.times import iso_ms, seconds_between
 
 JOB_FIELDS = (

@@ -16,7 +16,7 @@ from cfnlint.decode.cfn_yaml import loads
 from moto import mock_aws
 
 from batchops.aws.rollout import REGION_SLOTS, sink_slots
-from batchops.inbound import compute_environment_of_cluster
+from batchops.names import compute_environment_of_cluster
 from conftest import all_samples
 
 REPO = Path(__file__).resolve().parents[2]

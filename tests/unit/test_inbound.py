@@ -5,14 +5,9 @@ import json
 
 import pytest
 
-from batchops.inbound import (
-    Parsed,
-    Unusable,
-    cluster_of,
-    compute_environment_of_cluster,
-    host_instance_in,
-    translate,
-)
+from batchops.facts import Parsed
+from batchops.inbound import Unusable, translate
+from batchops.names import cluster_of, compute_environment_of_cluster, host_instance_in
 from batchops.redaction import redact
 from conftest import all_samples, sample
 

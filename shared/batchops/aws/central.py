@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from batchops.application import BatchOpsApplication, RecordOutcome
 from batchops.aws.dynamodb_store import DynamoDBAggregateRecorder
 from batchops.aws.views_dynamodb import ConcurrentViewUpdate, DynamoDBViewStore, _from_item, _to_item
-from batchops.inbound import Parsed
+from batchops.facts import Parsed
 
 RETRIES = 5
 STREAM_MARKER_SECONDS = 2 * 24 * 3600

@@ -27,7 +27,8 @@ from batchops.aws.central import CentralApplication
 from batchops.aws.dynamodb_store import stored_event_from_stream_record
 from batchops.bootstrap import Settings, build_application
 from batchops.emf import emf_documents
-from batchops.inbound import Parsed, translate
+from batchops.facts import Parsed
+from batchops.inbound import translate
 from batchops.ingest import RawEvent, kept_aside, scrub_text
 from batchops.metrics import MetricPoint
 from batchops.views import RejectedEvent
