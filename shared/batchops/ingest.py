@@ -33,7 +33,9 @@ BATCH_SIZE = 5000
 PARALLEL_MIN_BYTES = 8_000_000
 """Files at least this big are decoded and translated in a second process (0 turns that off)."""
 PARALLEL_CHUNK_LINES = 1000
-PARALLEL_DEPTH = 4
+PARALLEL_DEPTH = 8
+"""Chunks the worker may translate ahead: more than a batch, so that it keeps working while a batch is recorded
+(with 4, it stalled a thousand lines short of each batch and ingest waited for it)."""
 _VALUE_IN_TEXT = re.compile(r'("(?:value|Value|command|parameters)"\s*:\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\})')
 
 
