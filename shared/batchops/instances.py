@@ -26,7 +26,7 @@ _KIND_STATE = {"launched": "pending", "registered": "running", "terminated": "te
 _FIXED_KEYS = ("ci", "ce", "type", "az", "arch", "vcpus", "memory")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def instance_key(account: str, region: str, instance_id: str) -> UUID:
     """The aggregate id of an EC2 instance: a uuid5 of its natural key."""
     return uuid5(NAMESPACE_URL, f"batchops:instance/{account}/{region}/{instance_id}")

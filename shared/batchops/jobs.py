@@ -55,7 +55,7 @@ STATIC_KEYS = (
 _BLOCKING_REASON = re.compile(r"^[A-Z_]+:[A-Z_]+ - ")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def job_key(account: str, region: str, job_id: str) -> UUID:
     """The aggregate id of a job: a uuid5 of its natural key."""
     return uuid5(NAMESPACE_URL, f"batchops:job/{account}/{region}/{job_id}")

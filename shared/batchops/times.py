@@ -14,7 +14,7 @@ def iso_ms(epoch_ms: int | None) -> str | None:
     return f"{_iso_seconds(seconds)}.{millis:03d}Z"
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=8192)
 def _iso_seconds(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
