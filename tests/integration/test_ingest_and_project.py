@@ -166,6 +166,23 @@ def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies
     assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
 
 
+def test_a_replay_by_another_process_retires_the_views_an_ingest_has_open_and_loses_nothing(make_app) -> None:
+    events = all_samples()
+    ingesting = make_app()  # two applications on one store: two connections, as two processes have
+    replaying = make_app()
+    ingest(ingesting, events[: len(events) // 2], batch_size=3)
+    old = ingesting.views.current_generation()
+    replaying.replay(page=2)
+    assert not replaying.views.generation_file(old).exists()  # the retired generation's file is gone
+    ingest(ingesting, events[len(events) // 2 :], batch_size=3)  # its connection had the old file attached
+    assert ingesting.views.current_generation() == replaying.views.current_generation() == old + 1
+    assert ingesting.views.position() == ingesting.stored_events()
+    reference = make_app("reference")
+    ingest(reference, events, batch_size=3)
+    assert list(ingesting.views.jobs()) == list(replaying.views.jobs()) == list(reference.views.jobs())
+    assert list(replaying.views.instances()) == list(reference.views.instances())
+
+
 def test_ingest_after_replay_continues_on_the_new_generation(make_app) -> None:
     app = make_app()
     ingest(app, [sample("aws-batch--batch-job-state-change--runnable")])
