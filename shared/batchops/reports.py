@@ -123,7 +123,7 @@ def print_job(job: dict[str, Any]) -> None:
         timeline.add_row(change["event_time"], change["status"], str(change["attempt"]), change["status_reason"] or "")
     console.print(timeline)
     attempts = Table(title="attempts")
-    for column in ("#", "started", "stopped", "exit", "reason", "container instance / task", "log stream"):
+    for column in ("#", "started", "stopped", "exit", "reason", "instance / container instance / task", "log stream"):
         attempts.add_column(column, overflow="fold")
     for attempt in job["attempt_details"]:
         attempts.add_row(
@@ -132,7 +132,15 @@ def print_job(job: dict[str, Any]) -> None:
             attempt["stopped_at"] or "",
             "" if attempt["exit_code"] is None else str(attempt["exit_code"]),
             " / ".join(x for x in (attempt["status_reason"], attempt["container_reason"]) if x),
-            "\n".join(x for x in (attempt["container_instance_arn"], attempt["task_arn"]) if x),
+            "\n".join(
+                x
+                for x in (
+                    " ".join(v for v in (attempt.get("instance_id"), attempt.get("instance_type")) if v),
+                    attempt["container_instance_arn"],
+                    attempt["task_arn"],
+                )
+                if x
+            ),
             f"{attempt['log_group']}\n{attempt['log_stream']}" if attempt["log_stream"] else "",
         )
     console.print(attempts)

@@ -18,7 +18,6 @@ from batchops.projection import (
     JOB_EXTRA_FIELDS,
     JOB_FIELDS,
     InstanceFacts,
-    attempt_detail,
     attempt_rows,
     attempts_of,
 )
@@ -294,12 +293,13 @@ class SQLiteViewStore:
         if account:
             sql += " AND account_id = ?"
             params.append(account)
+        joins = self.reading_session(g)
         found = []
         for row in self._db.execute(sql + " ORDER BY account_id, region", params):
             job = _job_dict(row)
             fold = orjson.loads(row["fold"])
             job["timeline"] = orjson.loads(row["timeline"])
-            job["attempt_details"] = [attempt_detail(a, job["log_group"]) for a in attempts_of(fold)]
+            job["attempt_details"] = attempt_rows(fold, joins)
             found.append(job)
         return found
 

@@ -199,5 +199,6 @@ def test_drilldown_shows_timeline_attempts_and_logs(make_app) -> None:
     assert [(t["status"], t["attempt"]) for t in job["timeline"]] == [("RUNNABLE", 0), ("RUNNING", 1), ("FAILED", 2)]
     first, second = job["attempt_details"]
     assert first["status_reason"] == "Host EC2 (instance i-0123456789abcdef0) terminated."
+    assert first["instance_id"] == "i-0123456789abcdef0"  # each attempt names its own instance
     assert second["exit_code"] == 1 and second["log_group"] == "/aws/batch/job"
     assert second["log_stream"].startswith("first-run-job-definition/default/")

@@ -34,7 +34,6 @@ from batchops.projection import (
     JOB_FIELDS,
     TIME_FIELDS,
     InstanceFacts,
-    attempt_detail,
     attempt_rows,
     attempts_of,
     instance_row,
@@ -333,6 +332,7 @@ class DynamoDBViewStore:
             KeyConditionExpression="by_job_id = :j",
             ExpressionAttributeValues={":j": {"S": f"{generation}#{job_id}"}},
         )
+        joins = DynamoDBSession(self, generation)  # read-only: answers the attempts' instance joins
         found = []
         for key in response["Items"]:
             item = self.client.get_item(TableName=self.jobs_table, Key={"pk": key["pk"]}).get("Item")
@@ -344,7 +344,7 @@ class DynamoDBViewStore:
             job = {c: values.get(c) for c in _JOB_COLUMNS}
             fold = _unpack(values["fold"])
             job["timeline"] = _unpack(values["timeline"])
-            job["attempt_details"] = [attempt_detail(a, job["log_group"]) for a in attempts_of(fold)]
+            job["attempt_details"] = attempt_rows(fold, joins)
             found.append(job)
         return sorted(found, key=lambda j: (j["account_id"], j["region"]))
 
