@@ -155,8 +155,9 @@ class SQLiteViewStore:
         row = self._db.execute("SELECT generation FROM view_generations WHERE state = 'current'").fetchone()
         generation = int(row[0])
         if not self._db.in_transaction:
-            for stale in self._attached - {generation, *self._building()}:
-                self._detach(stale)  # another process replayed: its retired file is gone
+            if self._attached - {generation}:  # another process replayed: its retired file is gone
+                for stale in self._attached - {generation, *self._building()}:
+                    self._detach(stale)
             self._attach(generation)
         return generation
 

@@ -311,17 +311,9 @@ class DynamoDBViewStore:
     def _job_items(self, keys: list[str]) -> Iterator[dict[str, Any]]:
         """The job items of these keys, read 100 at a time (an item deleted meanwhile is skipped)."""
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self.jobs_table: {"Keys": [{"pk": {"S": k}} for k in keys[start : start + 100]]}}
-            for attempt in range(10):
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.jobs_table, []):
-                    yield _from_item(item)
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise RuntimeError("job items still unprocessed after 10 batch reads")
+            request = {self.jobs_table: {"Keys": [{"pk": {"S": k}} for k in keys[start : start + 100]]}}
+            for _, item in _batch_get(self.client, request, "job items"):
+                yield _from_item(item)
 
     def job(self, job_id: str, account: str | None = None) -> list[dict[str, Any]]:
         """Every job with that id (by the job-id index), with attempts and timeline."""
@@ -482,6 +474,21 @@ class DynamoDBViewStore:
         ]
 
 
+def _batch_get(client: Any, request: dict[str, Any], what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every (table, item) a BatchGetItem request (at most 100 keys) finds, asking again for unprocessed keys
+    with a growing pause; an item that does not exist is simply not yielded."""
+    for attempt in range(10):
+        response = client.batch_get_item(RequestItems=request)
+        for table, items in response.get("Responses", {}).items():
+            for item in items:
+                yield table, item
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return
+        time.sleep(min(0.05 * 2**attempt, 1.0))
+    raise RuntimeError(f"{what} still unprocessed after 10 batch reads")
+
+
 def _matches(row: dict[str, Any], query: JobFilter) -> bool:
     for column, values in (
         ("account_id", query.accounts),
@@ -633,16 +640,8 @@ class DynamoDBSession:
                 }
             }
             found: dict[str, tuple[int, Any]] = {}
-            for attempt in range(10):
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.store.jobs_table, []):
-                    found[item["pk"]["S"]] = (int(item["rev"]["N"]) if "rev" in item else 0, item["fold"]["B"])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise RuntimeError("job items still unprocessed after 10 batch reads")
+            for _, item in _batch_get(self.client, request, "job items"):
+                found[item["pk"]["S"]] = (int(item["rev"]["N"]) if "rev" in item else 0, item["fold"]["B"])
             for pk in chunk:
                 self._prefetched_jobs[pk] = found.get(pk)
 
@@ -721,18 +720,9 @@ class DynamoDBSession:
             for table, item_key in keys[start : start + 100]:
                 entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
                 entry["Keys"].append({k: {"S": v} for k, v in item_key.items()})
-            for attempt in range(10):
-                response = self.client.batch_get_item(RequestItems=request)
-                for table, items in response.get("Responses", {}).items():
-                    for item in items:
-                        values = _from_item(item)
-                        found[(table, values["pk"], values.get("sk"))] = values
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise RuntimeError("join items still unprocessed after 10 batch reads")
+            for table, item in _batch_get(self.client, request, "join items"):
+                values = _from_item(item)
+                found[(table, values["pk"], values.get("sk"))] = values
         for (pk, sk), (kind, key) in meta.items():
             stored = found.get((self.store.meta_table, pk, sk))
             self._revisions.setdefault(f"{pk}|{sk}", int(stored.get("rev", 0)) if stored else 0)
