@@ -211,12 +211,14 @@ def failure_kind(status: str | None, reason: str | None, exit_code: int | None, 
     return "other"
 
 
-def job_row(fold: dict[str, Any], joins: Joins) -> dict[str, Any]:
-    """The contract row of one job (null where unknown; times ISO-8601 UTC with milliseconds)."""
+def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The contract row of one job (null where unknown; times ISO-8601 UTC with milliseconds). `attempts` is
+    `attempts_of(fold)` when the caller has it already."""
     account = fold["account"]
     region = fold["region"]
     static = fold["static"]
-    attempts = attempts_of(fold)
+    if attempts is None:
+        attempts = attempts_of(fold)
     last = attempts[-1] if attempts else {}
     status = fold["status"]
     first = fold["first"]

@@ -24,12 +24,12 @@ from batchops.jobs import Job, new_job_fold, observe_state, observe_task
 from batchops.projection import (
     InstanceFacts,
     Joins,
+    attempts_of,
     compute_environment_pricing,
     instance_facts,
     instance_row,
     instance_spot_signal,
     job_row,
-    timeline_rows,
 )
 
 
@@ -45,8 +45,8 @@ class ProjectionSession(Joins, Protocol):
     def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
         """A compute environment's fold, spot signal and pricing as last written."""
 
-    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
-        """Write a job's fold, contract row and timeline."""
+    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
+        """Write a job's fold and contract row; `attempts` is `attempts_of(fold)` (for the attempts' placements)."""
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
         """Write an instance's fold and row."""
@@ -280,4 +280,5 @@ class Projector:
         for key in affected_jobs:
             job = jobs.get(key) or session.job_fold(key)
             if job is not None:
-                session.put_job(key, job, job_row(job, session), timeline_rows(job))
+                attempts = attempts_of(job)
+                session.put_job(key, job, job_row(job, session, attempts), attempts)

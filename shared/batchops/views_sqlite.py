@@ -19,7 +19,7 @@ from batchops.projection import (
     JOB_FIELDS,
     InstanceFacts,
     attempt_rows,
-    attempts_of,
+    timeline_rows,
 )
 from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
 
@@ -34,7 +34,7 @@ def _tables(g: int) -> list[str]:
     job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
     instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
     return [
-        f"CREATE TABLE IF NOT EXISTS g{g}.jobs_{g} (key TEXT PRIMARY KEY, {job_cols}, fold BLOB, timeline BLOB)",
+        f"CREATE TABLE IF NOT EXISTS g{g}.jobs_{g} (key TEXT PRIMARY KEY, {job_cols}, fold BLOB)",
         f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ci ON jobs_{g} (account_id, region, container_instance_arn)",
         f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_instance ON jobs_{g} (account_id, region, instance_id)",
         f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ce ON jobs_{g} (account_id, region, compute_environment)",
@@ -289,7 +289,7 @@ class SQLiteViewStore:
         """Every job with that id, with its attempts and timeline."""
         g = self.current_generation()
         columns = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
-        sql = f"SELECT {columns}, fold, timeline FROM jobs_{g} WHERE job_id = ?"
+        sql = f"SELECT {columns}, fold FROM jobs_{g} WHERE job_id = ?"
         params: list[Any] = [job_id]
         if account:
             sql += " AND account_id = ?"
@@ -299,7 +299,7 @@ class SQLiteViewStore:
         for row in self._db.execute(sql + " ORDER BY account_id, region", params):
             job = _job_dict(row)
             fold = orjson.loads(row["fold"])
-            job["timeline"] = orjson.loads(row["timeline"])
+            job["timeline"] = timeline_rows(fold)
             job["attempt_details"] = attempt_rows(fold, joins)
             found.append(job)
         return found
@@ -322,8 +322,8 @@ class SQLiteViewStore:
     def timeline(self) -> Iterator[dict[str, Any]]:
         """Job state-change rows for every job."""
         g = self.current_generation()
-        for row in self._db.execute(f"SELECT timeline FROM jobs_{g} ORDER BY account_id, region, job_id"):
-            yield from orjson.loads(row[0])
+        for row in self._db.execute(f"SELECT fold FROM jobs_{g} ORDER BY account_id, region, job_id"):
+            yield from timeline_rows(orjson.loads(row[0]))
 
     def attempts(self) -> Iterator[dict[str, Any]]:
         """Every job's attempt rows, each with the instance it ran on (joined in the same generation)."""
@@ -397,10 +397,10 @@ class SQLiteSession:
         self._g = generation
         self._application_name = application_name
         job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
-        marks = ", ".join("?" * (len(_JOB_COLUMNS) + 3))
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*_JOB_COLUMNS, "fold", "timeline"))
+        marks = ", ".join("?" * (len(_JOB_COLUMNS) + 2))
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*_JOB_COLUMNS, "fold"))
         self._put_job_sql = (
-            f"INSERT INTO jobs_{generation} (key, {job_cols}, fold, timeline) VALUES ({marks})"
+            f"INSERT INTO jobs_{generation} (key, {job_cols}, fold) VALUES ({marks})"
             f" ON CONFLICT (key) DO UPDATE SET {updates}"
         )
         self._pending_jobs: dict[str, list[Any]] = {}
@@ -417,7 +417,7 @@ class SQLiteSession:
         """The stored fold of a job."""
         pending = self._pending_jobs.get(str(key))
         if pending is not None:
-            return orjson.loads(pending[-2])  # type: ignore[no-any-return]
+            return orjson.loads(pending[-1])  # type: ignore[no-any-return]
         row = self._db.execute(f"SELECT fold FROM jobs_{self._g} WHERE key = ?", (str(key),)).fetchone()
         return orjson.loads(row[0]) if row else None
 
@@ -440,16 +440,12 @@ class SQLiteSession:
         self._environments[key] = found
         return found
 
-    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
-        """Queue a job's fold, row, timeline and attempt placements; written together by `flush`."""
+    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
+        """Queue a job's fold, row and attempt placements; written together by `flush`. (The timeline is not kept:
+        readers compute it from the fold.)"""
         text_key = str(key)
-        self._pending_jobs[text_key] = [
-            text_key,
-            *(row[c] for c in _JOB_COLUMNS),
-            orjson.dumps(fold),
-            orjson.dumps(timeline),
-        ]
-        for attempt in attempts_of(fold):
+        self._pending_jobs[text_key] = [text_key, *(row[c] for c in _JOB_COLUMNS), orjson.dumps(fold)]
+        for attempt in attempts:
             last = attempt["attempt"] == row["attempts"]
             if attempt.get("container_instance_arn") or (last and row["instance_id"]):
                 self._pending_placements.append(

@@ -16,7 +16,7 @@ from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
 from batchops.jobs import job_key, new_job_fold, observe_state
-from batchops.projection import ATTEMPT_FIELDS, instance_row, job_row, timeline_rows
+from batchops.projection import ATTEMPT_FIELDS, attempts_of, instance_row, job_row
 from batchops.views import JobFilter, PipelineCounters, RejectedEvent
 from batchops.views_sqlite import SQLiteViewStore
 
@@ -57,7 +57,7 @@ def _job(job_id: str, status: str = "RUNNING", queue: str = "q1", ci: str | None
 
 def _write_job(store: Any, fold: dict[str, Any], generation: int | None = None) -> None:
     with store.session(generation) as session:
-        session.put_job(job_key(ACCOUNT, REGION, fold["job_id"]), fold, job_row(fold, session), timeline_rows(fold))
+        session.put_job(job_key(ACCOUNT, REGION, fold["job_id"]), fold, job_row(fold, session), attempts_of(fold))
 
 
 def _instance() -> dict[str, Any]:

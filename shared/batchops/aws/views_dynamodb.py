@@ -35,7 +35,6 @@ from batchops.projection import (
     TIME_FIELDS,
     InstanceFacts,
     attempt_rows,
-    attempts_of,
     instance_row,
     instance_spot_signal,
     job_row,
@@ -736,9 +735,9 @@ class DynamoDBSession:
             self._instances[pk] = stored
 
     # writes ----------------------------------------------------------------------------------------------
-    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+    def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         """Queue a job write (done by `flush`, after the instance and CE writes of the same batch)."""
-        self._pending_jobs[self._pk(key)] = (fold, row, timeline)
+        self._pending_jobs[self._pk(key)] = (fold, row, attempts)
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
         """Write an instance and its container-instance edge."""
@@ -796,8 +795,8 @@ class DynamoDBSession:
         """
         self._verify_instance_pricing()
         written = list(self._pending_jobs.items())
-        for pk, (fold, row, timeline) in written:
-            self._write_job(pk, fold, row, timeline)
+        for pk, (fold, row, attempts) in written:
+            self._write_job(pk, fold, row, attempts)
         self._pending_jobs.clear()
         self._write_pending_edges()
         for _ in range(3):
@@ -806,14 +805,14 @@ class DynamoDBSession:
             self._container_instances.clear()
             self._read_joins([row for _, (_, row, _) in written])
             stale = []
-            for pk, (fold, row, _timeline) in written:
-                fresh = job_row(fold, self)
+            for pk, (fold, row, attempts) in written:
+                fresh = job_row(fold, self, attempts)
                 if fresh != row:
-                    stale.append((pk, (fold, fresh, timeline_rows(fold))))
+                    stale.append((pk, (fold, fresh, attempts)))
             if not stale:
                 return
-            for pk, (fold, row, timeline) in stale:
-                self._write_job(pk, fold, row, timeline)
+            for pk, (fold, row, attempts) in stale:
+                self._write_job(pk, fold, row, attempts)
             self._write_pending_edges()
             written = stale
 
@@ -848,12 +847,12 @@ class DynamoDBSession:
             self._put_meta_items(self._pending_edges)
             self._pending_edges = {}
 
-    def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+    def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         account, region = row["account_id"], row["region"]
         values: dict[str, Any] = {c: row[c] for c in _JOB_COLUMNS}
         values.update(
             fold=_pack(fold),
-            timeline=_pack(timeline),
+            timeline=_pack(timeline_rows(fold)),
             by_queue=f"{self.g}#{account}#{region}#{row['queue']}",
             by_status=f"{self.g}#{account}#{row['status']}",
             by_job_id=f"{self.g}#{row['job_id']}",
@@ -865,7 +864,7 @@ class DynamoDBSession:
             values.pop("created_at")
         self._put(self.store.jobs_table, pk, values)
         job = pk.split("#", 1)[1]
-        for attempt in attempts_of(fold):
+        for attempt in attempts:
             for target in (
                 attempt.get("container_instance_arn"),
                 row["instance_id"] if attempt["attempt"] == row["attempts"] else None,
