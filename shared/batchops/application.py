@@ -275,6 +275,9 @@ class BatchOpsApplication(Application[UUID]):
                 applied += events
                 if progress is not None:
                     progress(events)
+        index = getattr(self.views, "index_generation", None)
+        if index is not None:
+            index(generation)
         with self.views.session(generation) as session:
             session.track(up_to)
         return applied

@@ -52,6 +52,7 @@ STATIC_KEYS = (
     "size",
     "log_group",
 )
+_TASK_BOOKKEEPING = frozenset({"fp", "at", "status"})
 _BLOCKING_REASON = re.compile(r"^[A-Z_]+:[A-Z_]+ - ")
 
 
@@ -141,8 +142,10 @@ def observe_state(fold: dict[str, Any], observation: JobObservation) -> bool:
 
 
 def _merge_attempt(attempts: dict[str, Any], attempt: AttemptFact, source: str) -> None:
-    slot = attempts.setdefault(str(attempt["n"]), {})
-    _fill(slot.setdefault(source, {}), {k: v for k, v in attempt.items() if k != "n"})
+    target = attempts.setdefault(str(attempt["n"]), {}).setdefault(source, {})
+    for key, value in attempt.items():  # `_fill` without the attempt number (inline: this runs per event)
+        if value is not None and key != "n" and target.get(key) is None:
+            target[key] = value
 
 
 def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
@@ -154,7 +157,9 @@ def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
     status = task.get("status")
     if status and TASK_ORDER.get(status, -1) >= TASK_ORDER.get(slot.get("status", ""), -1):
         slot["status"] = status
-    _fill(slot, {k: v for k, v in task.items() if k not in ("fp", "at", "status")})
+    for name, value in task.items():  # `_fill` without the fingerprint, time and status
+        if value is not None and name not in _TASK_BOOKKEEPING and slot.get(name) is None:
+            slot[name] = value
     at = task["at"]
     if fold["last"] is None or at > fold["last"]:
         fold["last"] = at

@@ -4,6 +4,7 @@ environment behind a cluster's name, the EC2 instance a termination reason names
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 _CLUSTER_NAME = re.compile(
@@ -25,6 +26,7 @@ def cluster_of(arn: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # a handful of clusters, asked for every job row
 def compute_environment_of_cluster(cluster: str | None) -> str | None:
     """The Batch compute environment behind an ECS cluster named AWSBatch-<ce>-<uuid> (or <ce>_Batch_<uuid>)."""
     if not cluster:

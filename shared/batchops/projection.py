@@ -211,6 +211,23 @@ def failure_kind(status: str | None, reason: str | None, exit_code: int | None, 
     return "other"
 
 
+def _compute_environment(
+    ci_arn: str | None, last: dict[str, Any], instance: InstanceFacts | None, attempts: list[dict[str, Any]]
+) -> str | None:
+    """The job's compute environment: from its last attempt's cluster, task or instance, else any earlier attempt's
+    (the first known, in this order; each source only looked at when the ones before it say nothing)."""
+    ce = compute_environment_of_cluster(cluster_of(ci_arn))
+    if ce is None:
+        ce = compute_environment_of_cluster(cluster_of(last.get("task_arn")))
+    if ce is None:
+        ce = _first(last.get("compute_environment"), instance.compute_environment if instance else None)
+    if ce is None:
+        ce = _first(*(a.get("compute_environment") for a in reversed(attempts)))
+    if ce is None:
+        ce = _first(*(compute_environment_of_cluster(cluster_of(a.get("task_arn"))) for a in reversed(attempts)))
+    return ce
+
+
 def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The contract row of one job (null where unknown; times ISO-8601 UTC with milliseconds). `attempts` is
     `attempts_of(fold)` when the caller has it already."""
@@ -230,14 +247,7 @@ def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] |
     host = host_instance_in(last.get("status_reason")) or host_instance_in(fold["reason"])
     if instance is None and host:
         instance = joins.instance_by_id(account, region, host)
-    ce = _first(
-        compute_environment_of_cluster(cluster_of(ci_arn)),
-        compute_environment_of_cluster(cluster_of(last.get("task_arn"))),
-        last.get("compute_environment"),
-        instance.compute_environment if instance else None,
-        *(a.get("compute_environment") for a in reversed(attempts)),
-        *(compute_environment_of_cluster(cluster_of(a.get("task_arn"))) for a in reversed(attempts)),
-    )
+    ce = _compute_environment(ci_arn, last, instance, attempts)
     ce_pricing = joins.compute_environment_pricing(account, region, ce) if ce else None
     if platform == "FARGATE":
         pricing = "spot" if ce_pricing == "spot" else "fargate"

@@ -19,8 +19,10 @@ from typing import Any
 
 import orjson
 
-SPLIT = "8"
-"""Job aggregate ids are uuid5 text, uniform in their first hex digit: this halves them."""
+SPLIT = "7"
+"""Job aggregate ids are uuid5 text, uniform in their first hex digit: the worker takes 9 of the 16 digits, as this
+process also writes every row (measured on the bench store: the job phase took 1.41 s split at "8", 1.33 s at "7",
+1.46 s at "6")."""
 QUEUE_DEPTH = 2
 """Pages of rows the worker may be ahead: bounds memory whatever the store's size."""
 JobRows = tuple[list[Any], list[tuple[Any, ...]]]

@@ -30,16 +30,11 @@ _BOOLEANS = frozenset({"spot_interrupted"})
 
 def _tables(g: int) -> list[str]:
     """A generation's tables, in its own database file attached as schema `g<N>` (names stay unique, so queries
-    name them unqualified)."""
+    name them unqualified), with the instance indexes the job rows' joins need; `_job_indexes` come after."""
     job_cols = ", ".join(f'"{c}"' for c in _JOB_COLUMNS)
     instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
     return [
         f"CREATE TABLE IF NOT EXISTS g{g}.jobs_{g} (key TEXT PRIMARY KEY, {job_cols}, fold BLOB)",
-        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ci ON jobs_{g} (account_id, region, container_instance_arn)",
-        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_instance ON jobs_{g} (account_id, region, instance_id)",
-        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ce ON jobs_{g} (account_id, region, compute_environment)",
-        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_job_id ON jobs_{g} (job_id)",
-        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_status ON jobs_{g} (status)",
         f"CREATE TABLE IF NOT EXISTS g{g}.instances_{g} (key TEXT PRIMARY KEY, {instance_cols}, spot_signal INTEGER,"
         " fold BLOB)",
         f"CREATE INDEX IF NOT EXISTS g{g}.instances_{g}_ci ON instances_{g}"
@@ -50,10 +45,23 @@ def _tables(g: int) -> list[str]:
         " name TEXT, fold BLOB, spot_signal INTEGER, pricing TEXT)",
         f"CREATE TABLE IF NOT EXISTS g{g}.placements_{g} (job_key TEXT, attempt INTEGER, account_id TEXT, region TEXT,"
         " container_instance_arn TEXT, instance_id TEXT, PRIMARY KEY (job_key, attempt))",
+        f"CREATE TABLE IF NOT EXISTS g{g}.tracking_{g} (application_name TEXT PRIMARY KEY, notification_id INTEGER)",
+    ]
+
+
+def _job_indexes(g: int) -> list[str]:
+    """The indexes on a generation's job rows and placements (for the joins from an instance or compute environment
+    to its jobs, and the job-id and status lookups). A rebuild creates them once its jobs are written: one sorted
+    build is cheaper than keeping seven indexes up to date row by row."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ci ON jobs_{g} (account_id, region, container_instance_arn)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_instance ON jobs_{g} (account_id, region, instance_id)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_ce ON jobs_{g} (account_id, region, compute_environment)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_job_id ON jobs_{g} (job_id)",
+        f"CREATE INDEX IF NOT EXISTS g{g}.jobs_{g}_status ON jobs_{g} (status)",
         f"CREATE INDEX IF NOT EXISTS g{g}.placements_{g}_ci ON placements_{g}"
         " (account_id, region, container_instance_arn)",
         f"CREATE INDEX IF NOT EXISTS g{g}.placements_{g}_id ON placements_{g} (account_id, region, instance_id)",
-        f"CREATE TABLE IF NOT EXISTS g{g}.tracking_{g} (application_name TEXT PRIMARY KEY, notification_id INTEGER)",
     ]
 
 
@@ -99,7 +107,7 @@ class SQLiteViewStore:
             self._drop_views_of_older_versions()
         generation = self.current_generation()
         with self._transaction():
-            for statement in _tables(generation):
+            for statement in (*_tables(generation), *_job_indexes(generation)):
                 self._db.execute(statement)
 
     def _drop_views_of_older_versions(self) -> None:
@@ -186,9 +194,17 @@ class SQLiteViewStore:
                 db.execute(statement)
         return generation
 
+    def index_generation(self, generation: int) -> None:
+        """Create a rebuilt generation's job indexes (`start_generation` leaves them out while jobs are bulk
+        written; until then, a live ingest's joins into that generation scan its job rows)."""
+        self._attach(generation)
+        with self._transaction() as db:
+            for statement in _job_indexes(generation):
+                db.execute(statement)
+
     def switch_generation(self, generation: int) -> None:
         """Make a rebuilt generation durable and current, then delete the previous one's file."""
-        self._attach(generation)
+        self.index_generation(generation)  # already there after a rebuild; not after a replay of an empty store
         self._db.execute(f"PRAGMA g{generation}.wal_checkpoint(TRUNCATE)")
         if self.path != ":memory:":
             descriptor = os.open(self.generation_file(generation), os.O_RDONLY)
