@@ -25,7 +25,7 @@ from batchops.jobs import Job
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
 from batchops.names import host_instance_in
 from batchops.projection import instance_spot_signal
-from batchops.projector import Projector
+from batchops.projector import FoldsByKind, Projector
 from batchops.replay_workers import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.transcoder import OrjsonTranscoder
 from batchops.views import PipelineCounters, ViewStore
@@ -43,6 +43,32 @@ class RecordOutcome:
     def count(self, account: str, region: str, slot: int) -> None:
         """Add one to a counter (0 ingested, 1 duplicates, 2 rejected, 3 ignored)."""
         self.counters.setdefault((account, region), [0, 0, 0, 0])[slot] += 1
+
+
+@dataclass
+class _Unprojected:
+    """What `record(project=False)` saved and the views do not show yet: the notification ids of the events and the
+    folds of their aggregates by kind (the live folds, which include those events). No events: the projector needs
+    only the folds, and the memory held stays that of the aggregates touched."""
+
+    ids: list[int] = field(default_factory=list)
+    folds: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    by_kind: FoldsByKind = field(default_factory=lambda: FoldsByKind({}, {}, {}))
+
+    def add(self, recordings: list[Recording[UUID]], aggregates: list[Aggregate]) -> None:
+        """Add one save's recordings and the aggregates saved."""
+        self.ids.extend(r.notification.id for r in recordings)
+        for aggregate in aggregates:
+            fold = aggregate.fold  # type: ignore[attr-defined]
+            self.folds[aggregate.id] = fold
+            kind = (
+                self.by_kind.jobs
+                if isinstance(aggregate, Job)
+                else self.by_kind.instances
+                if isinstance(aggregate, Instance)
+                else self.by_kind.environments
+            )
+            kind[aggregate.id] = fold
 
 
 PARALLEL_REPLAY_MIN_EVENTS = 50_000
@@ -76,6 +102,7 @@ class BatchOpsApplication(Application[UUID]):
         self.projector = Projector()
         self.metrics = metrics
         self.parallel_replay_min_events = PARALLEL_REPLAY_MIN_EVENTS
+        self._unprojected = _Unprojected()
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON format, encoded and decoded with orjson (see `batchops.transcoder`)."""
@@ -88,8 +115,11 @@ class BatchOpsApplication(Application[UUID]):
         super().close()
         self.views.close()
 
-    def record(self, facts: Iterable[Parsed]) -> RecordOutcome:
-        """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked."""
+    def record(self, facts: Iterable[Parsed], *, project: bool = True) -> RecordOutcome:
+        """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked.
+
+        With `project=False` the views are left for `project_saved` (a bulk ingest projects several saves at once:
+        a job touched by each of them has its row built and written once, not once per save)."""
         outcome = RecordOutcome()
         touched: dict[UUID, Aggregate] = {}
         facts = list(facts)
@@ -120,19 +150,25 @@ class BatchOpsApplication(Application[UUID]):
         pending = [a for a in touched.values() if a.pending_events]  # type: ignore[attr-defined]
         if pending:
             self._save_and_project(pending)
+        if project:
+            self.project_saved()
         return outcome
 
     def _save_and_project(self, pending: list[Aggregate]) -> None:
-        """Save the aggregates in one go, then bring the views up to date."""
+        """Save the aggregates in one go; their rows are for `project_saved`."""
+        self._unprojected.add(self._save_aggregates(pending), pending)
+
+    def project_saved(self) -> None:
+        """Bring the views up to date with what `record` saved: from the folds in memory when the views were caught
+        up to just before those saves (nothing else wrote in between), else from the store."""
+        saved, self._unprojected = self._unprojected, _Unprojected()
+        if not saved.ids:
+            return
         position = self.views.position()
-        recordings = self._save_aggregates(pending)
-        ids = [r.notification.id for r in recordings]
-        if ids and ids == list(range(position + 1, position + 1 + len(ids))):
-            # The views were caught up to just before this save: project from the folds in memory.
-            folds = {a.id: a.fold for a in pending}  # type: ignore[attr-defined]
+        if saved.ids == list(range(position + 1, position + 1 + len(saved.ids))):
             with self.views.session() as session:
-                self.projector.apply(session, [r.domain_event for r in recordings], folds)
-                session.track(ids[-1])
+                self.projector.apply_folds(session, saved.by_kind)
+                session.track(saved.ids[-1])
         else:
             self.catch_up()
 
@@ -195,7 +231,16 @@ class BatchOpsApplication(Application[UUID]):
             key = _AGGREGATE_OF_KIND[parsed.kind].create_id(parsed.account, parsed.region, parsed.key)
             if key not in cache:
                 candidates[key] = None
-        if not candidates or self.views.position() != (self.recorder.max_notification_id() or 0):
+        saved = self._unprojected
+        for key in saved.folds:  # saved, not projected yet: not absent
+            candidates.pop(key, None)
+        if not candidates:
+            return ()
+        # Whatever the views lack must be in what was saved since their position, and those are the saves above.
+        position = self.views.position()
+        if saved.ids != list(range(position + 1, position + 1 + len(saved.ids))) or position + len(saved.ids) != (
+            self.recorder.max_notification_id() or 0
+        ):
             return ()
         return finder(list(candidates))  # type: ignore[no-any-return]
 

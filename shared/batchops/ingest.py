@@ -30,6 +30,8 @@ from batchops.redaction import redact
 from batchops.views import RejectedEvent
 
 BATCH_SIZE = 5000
+PROJECT_EVERY = 20_000
+"""Events recorded between two updates of the views: a job touched by several batches has its row written once."""
 PARALLEL_MIN_BYTES = 8_000_000
 """Files at least this big are decoded and translated in a second process (0 turns that off)."""
 PARALLEL_CHUNK_LINES = 1000
@@ -186,11 +188,14 @@ class Ingestor:
         app: BatchOpsApplication,
         *,
         batch_size: int = BATCH_SIZE,
+        project_every: int = PROJECT_EVERY,
         on_points: Callable[[list[MetricPoint]], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.app = app
         self.batch_size = batch_size
+        self.project_every = project_every
+        self._unprojected = 0
         self.on_points = on_points
         self.on_progress = on_progress
         self.summary = IngestSummary()
@@ -232,6 +237,7 @@ class Ingestor:
                 self._flush(batch, unusable, unusable_counts)
                 batch, unusable, unusable_counts = [], [], {}
         self._flush(batch, unusable, unusable_counts)
+        self.app.project_saved()
         return self.summary
 
     def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
@@ -243,7 +249,11 @@ class Ingestor:
         unusable: list[RejectedEvent],
         unusable_counts: dict[tuple[str, str], list[int]],
     ) -> None:
-        outcome = self.app.record(batch) if batch else RecordOutcome()
+        outcome = self.app.record(batch, project=False) if batch else RecordOutcome()
+        self._unprojected += len(batch)
+        if self._unprojected >= self.project_every:
+            self.app.project_saved()
+            self._unprojected = 0
         for event in unusable:
             if event.rejected:
                 self.summary.rejected += 1

@@ -8,6 +8,7 @@ environment learns something that changes a job row, the rows of the jobs that r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -94,8 +95,22 @@ _STORED_KINDS = {
 """Stored event topics, numbered for `rebuild`'s dispatch."""
 
 
+@dataclass(frozen=True, slots=True)
+class FoldsByKind:
+    """Current folds of job, instance and compute-environment aggregates, by aggregate id."""
+
+    jobs: dict[UUID, dict[str, Any]]
+    instances: dict[UUID, dict[str, Any]]
+    environments: dict[UUID, dict[str, Any]]
+
+
 class Projector:
     """Keeps job, instance and compute-environment views equal to a fold of the event store."""
+
+    def apply_folds(self, session: ProjectionSession, folds: FoldsByKind) -> None:
+        """Write the rows of aggregates whose current folds are known (live ingestion has them in memory, and the
+        views are caught up to just before their latest events), with every join they change."""
+        self._resolve(session, dict(folds.jobs), dict(folds.instances), dict(folds.environments), set(), False)
 
     def apply(
         self,

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from batchops import replay_workers
+from batchops.inbound import translate
 from batchops.projection import JOB_FIELDS
 from conftest import all_samples, ingest, rows_by_job, sample
 
@@ -51,6 +52,19 @@ def test_reversed_and_duplicated_delivery_gives_the_same_rows(make_app) -> None:
     ingestor = ingest(shuffled, [*reversed(events), *events], batch_size=2)
     assert ingestor.summary.duplicates == len(events)
     assert rows_by_job(shuffled) == rows_by_job(in_order)
+
+
+def test_saves_whose_views_were_never_updated_are_projected_by_the_next_run(make_app) -> None:
+    events = _job_events()
+    reference = make_app("reference")
+    ingest(reference, events)
+    crashed = make_app("crashed")
+    crashed.record([translate(e) for e in events[:4]], project=False)  # saved; the process dies before the views
+    assert list(crashed.views.jobs()) == []
+    crashed.close()
+    reopened = make_app("crashed")
+    ingest(reopened, events[2:])  # the run catches the views up first, then goes on (two events are duplicates)
+    assert rows_by_job(reopened) == rows_by_job(reference)
 
 
 def test_a_late_running_never_overwrites_a_terminal_state(make_app) -> None:

@@ -22,13 +22,16 @@ def _workload(seed: int, jobs: int = 8) -> list[dict[str, Any]]:
     return events
 
 
-def _project(events: list[dict[str, Any]], batch_size: int = 50) -> tuple[dict, list, Counter]:
-    """Ingest into a fresh store; return job rows, instance rows and the metric totals."""
+def _project(
+    events: list[dict[str, Any]], batch_size: int = 50, project_every: int = 20_000
+) -> tuple[dict, list, Counter]:
+    """Ingest into a fresh store (the views updated every `project_every` events); return job rows, instance rows and
+    the metric totals."""
     points: list[MetricPoint] = []
     with tempfile.TemporaryDirectory() as folder:
         app = build_application(Settings(store=f"sqlite:///{Path(folder) / 'p.db'}"))
         try:
-            ingestor = Ingestor(app, batch_size=batch_size, on_points=points.extend)
+            ingestor = Ingestor(app, batch_size=batch_size, project_every=project_every, on_points=points.extend)
             ingestor.ingest(RawEvent(e, i) for i, e in enumerate(events))
             jobs = rows_by_job(app)
             instances = list(app.views.instances())
@@ -66,8 +69,9 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
     order = data.draw(st.permutations(range(len(events))), label="order")
     repeats = data.draw(st.lists(st.integers(0, len(events) - 1), max_size=len(events) // 2), label="duplicates")
     batch = data.draw(st.sampled_from([1, 7, 50, 1000]), label="batch size")
+    project_every = data.draw(st.sampled_from([1, 20, 20_000]), label="views updated every")
     delivered = [events[i] for i in order] + [events[i] for i in repeats]
-    got_jobs, got_instances, got_totals = _project(delivered, batch_size=batch)
+    got_jobs, got_instances, got_totals = _project(delivered, batch_size=batch, project_every=project_every)
     assert got_jobs == jobs
     assert got_instances == instances
     assert got_totals == totals  # each distinct state change counted once, late or not, duplicated or not
