@@ -14,10 +14,10 @@ import os
 import queue
 import re
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -94,17 +94,21 @@ class EventReader(Iterator[RawEvent]):
         return next(self._events)
 
     def parallel_worthwhile(self) -> bool:
-        """True for an untouched, big, seekable regular file on a machine with a second core."""
+        """True for an untouched, big, seekable regular file (opened by a path the worker can open too) on a machine
+        with a second core."""
         if self._events is not None or PARALLEL_MIN_BYTES <= 0 or (os.cpu_count() or 1) < 2:
             return False
         try:
             if not self.stream.seekable():
                 return False
             position = self.stream.tell()
-            size = os.fstat(self.stream.fileno()).st_size
+            opened = os.fstat(self.stream.fileno())
+            name = getattr(self.stream, "name", None)
+            if not isinstance(name, str) or not os.path.samestat(opened, Path(name).stat()):
+                return False
         except (OSError, AttributeError, ValueError):
             return False
-        return size - position >= PARALLEL_MIN_BYTES
+        return opened.st_size - position >= PARALLEL_MIN_BYTES
 
     def translated(self) -> Iterator[Parsed | RejectedEvent]:
         """Every event translated, in order, by a worker process (JSON Lines only; anything else here)."""
@@ -335,71 +339,58 @@ def _from_wire(data: bytes) -> Iterator[Parsed | RejectedEvent]:
             yield RejectedEvent(*item)
 
 
-def _worker(tasks: Any, results: Any) -> None:
-    """The second process: translate chunks of lines until told to stop."""
+def _worker(path: str, offset: int, number: int, results: Any) -> None:
+    """The second process: read the file from `offset` (line `number` there) and translate it chunk by chunk, each
+    result with the offset and line number after it; then None. The bounded queue keeps it a few chunks ahead."""
     gc.disable()  # short-lived acyclic objects only, as in the ingestor
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        results.put(_translate_lines(*task))
+    with open(path, "rb") as stream:
+        stream.seek(offset)
+        while lines := list(itertools.islice(stream, PARALLEL_CHUNK_LINES)):
+            data = _translate_lines(number, lines)
+            number += len(lines)
+            results.put((stream.tell(), number, data))
+    results.put(None)
 
 
-def _translate_in_worker(stream: IO[bytes], start: int) -> Iterator[Parsed | RejectedEvent]:
-    """Translate the rest of a JSON Lines stream in a worker process, a few chunks ahead of the caller.
+def _translate_in_worker(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedEvent]:
+    """Translate the rest of a JSON Lines file (from the stream's position, line `number`) in a worker process that
+    reads the file itself, a few chunks ahead of the caller: this process neither reads nor ships the lines.
 
-    Should the worker fail (or not start), the chunks it had and the rest are translated here instead."""
+    Should the worker fail (or not start), the rest is translated here from the last offset it reported."""
     # Fork shares the loaded modules (instant start) but is only safe with no other thread around.
     context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
-    tasks = context.Queue()
-    results = context.Queue()
-    worker = context.Process(target=_worker, args=(tasks, results), name="batchops-translate", daemon=True)
-    in_flight: deque[tuple[int, list[bytes]]] = deque()
-    number = start
+    results = context.Queue(maxsize=PARALLEL_DEPTH)
+    offset = stream.tell()
+    worker = context.Process(
+        target=_worker, args=(stream.name, offset, number, results), name="batchops-translate", daemon=True
+    )
     finished = False
     try:
         worker.start()
-        exhausted = False
         while True:
-            while not exhausted and len(in_flight) < PARALLEL_DEPTH:
-                lines = list(itertools.islice(stream, PARALLEL_CHUNK_LINES))
-                if not lines:
-                    exhausted = True
-                    break
-                tasks.put((number, lines))
-                in_flight.append((number, lines))
-                number += len(lines)
-            if not in_flight:
+            item = _get(results, worker)
+            if item is None:
+                finished = not worker.is_alive() and worker.exitcode == 0
                 break
-            data = _get(results, worker)
-            if data is None:
-                break
-            in_flight.popleft()
+            offset, number, data = item
             yield from _from_wire(data)
-        if not in_flight:
-            tasks.put(None)
-            finished = True
     finally:
-        if finished:
-            worker.join(timeout=10)
         if worker.is_alive():
             worker.terminate()
-            worker.join(timeout=10)
-        tasks.cancel_join_thread()  # chunks a dead worker never read are dropped, not waited for
-        tasks.close()
+        worker.join(timeout=10)
+        results.cancel_join_thread()
         results.close()
     if finished:
         return
-    # The worker failed: translate what it had, then the rest, here.
-    for chunk_start, lines in in_flight:
-        yield from _from_wire(_translate_lines(chunk_start, lines))
+    # The worker failed: translate the rest here, from the end of the last chunk it handed over.
+    stream.seek(offset)
     while lines := list(itertools.islice(stream, PARALLEL_CHUNK_LINES)):
         yield from _from_wire(_translate_lines(number, lines))
         number += len(lines)
 
 
-def _get(results: Any, worker: Any) -> bytes | None:
-    """The next result, or None once the worker is gone without one."""
+def _get(results: Any, worker: Any) -> tuple[int, int, bytes] | None:
+    """The next result; None at the end, or once the worker is gone without one."""
     while True:
         try:
             return results.get(timeout=1.0)  # type: ignore[no-any-return]

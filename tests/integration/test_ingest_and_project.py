@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import threading
 from pathlib import Path
 
+from batchops import ingest as ingest_module
 from batchops import replay_workers
 from batchops.inbound import translate
+from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
 from conftest import all_samples, ingest, rows_by_job, sample
 
@@ -216,3 +219,63 @@ def test_drilldown_shows_timeline_attempts_and_logs(make_app) -> None:
     assert first["instance_id"] == "i-0123456789abcdef0"  # each attempt names its own instance
     assert second["exit_code"] == 1 and second["log_group"] == "/aws/batch/job"
     assert second["log_stream"].startswith("first-run-job-definition/default/")
+
+
+def _stream_file(path: Path) -> Path:
+    """A simulated stream as JSON Lines, with an invalid line in the middle."""
+    from batchops.simulate import SimulationSettings, simulate_with_truth
+
+    events, _ = simulate_with_truth(SimulationSettings(accounts=1, regions=2, jobs=40, seed=5, chaos=True))
+    lines = [json.dumps(e) for e in events]
+    lines.insert(len(lines) // 2, '{"detail-type": "Batch Job State Change", "detail": {')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _ingest_file(app, path: Path) -> dict:
+    with path.open("rb") as stream:
+        return Ingestor(app, batch_size=50, project_every=120).ingest(read_events(stream)).as_dict()
+
+
+def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    path = _stream_file(tmp_path / "events.jsonl")
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)  # translated here
+    here = make_app("here")
+    expected = _ingest_file(here, path)
+    assert expected["rejected"] == 1
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # translated by the worker, 7 lines a chunk
+    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    there = make_app("there")
+    with path.open("rb") as stream:
+        assert read_events(stream).parallel_worthwhile()
+    assert _ingest_file(there, path) == expected
+    assert rows_by_job(there) == rows_by_job(here)
+    assert [r.reason for r in there.views.rejected()] == [r.reason for r in here.views.rejected()]
+
+
+def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    path = _stream_file(tmp_path / "events.jsonl")
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
+    here = make_app("here")
+    expected = _ingest_file(here, path)
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    parent = os.getpid()
+    chunks = []
+    translate_lines = ingest_module._translate_lines
+
+    def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
+        chunks.append(start)
+        if os.getpid() != parent and len(chunks) > 3:
+            os._exit(3)
+        return translate_lines(start, lines)
+
+    monkeypatch.setattr(ingest_module, "_translate_lines", dies_after_three_chunks)
+    assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    crashed = make_app("crashed")
+    assert _ingest_file(crashed, path) == expected
+    assert rows_by_job(crashed) == rows_by_job(here)
