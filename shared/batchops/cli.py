@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("files", nargs="+", help="event files; '-' reads standard input")
     ingest.add_argument("--emf-out", help="write the CloudWatch EMF documents of live ingestion to this file")
     ingest.add_argument("--namespace", help="metric namespace (default BatchOps or $BATCHOPS_NAMESPACE)")
-    ingest.add_argument("--batch-size", type=int, default=5000, help="events per save (default 5000)")
+    ingest.add_argument("--batch-size", type=int, default=10_000, help="events per save (default 10,000)")
     ingest.add_argument("--quiet", action="store_true", help="no progress display")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
 

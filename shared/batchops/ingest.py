@@ -29,7 +29,9 @@ from batchops.metrics import MetricPoint
 from batchops.redaction import redact
 from batchops.views import RejectedEvent
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 10_000
+"""Events per save: each save is one transaction, flushed to disk. On the full bench stream, 10,000 took 11.5-12.2 s
+at 172 MB peak against 12.5-12.6 s at 145 MB with 5,000."""
 PROJECT_EVERY = 20_000
 """Events recorded between two updates of the views: a job touched by several batches has its row written once."""
 PARALLEL_MIN_BYTES = 8_000_000

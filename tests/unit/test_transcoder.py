@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper, UUIDAsHex
 
 from batchops.simulate import SimulationSettings, simulate
-from batchops.transcoder import OrjsonTranscoder
+from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
 from conftest import ingest
 
 
@@ -47,3 +47,18 @@ def test_tagged_values_at_any_depth_round_trip() -> None:
     assert library.decode(encoded) == state
     assert ours.decode(library.encode(state)) == state
     assert ours.decode(encoded) == state
+
+
+def test_the_mappers_direct_path_stores_what_the_librarys_mapper_stores(make_app) -> None:
+    app = make_app()
+    ingest(app, list(simulate(SimulationSettings(accounts=1, regions=2, jobs=40, seed=9, chaos=True))))
+    assert isinstance(app.mapper, OrjsonMapper)
+    library = Mapper(transcoder=_pair()[0])
+    notifications = app.recorder.select_notifications(start=None, limit=100_000)
+    direct = 0
+    for stored in notifications:
+        event = app.mapper.to_domain_event(stored)
+        direct += type(event) in app.mapper.fast_classes
+        assert app.mapper.to_stored_event(event) == library.to_stored_event(event)
+        assert app.mapper.to_stored_event(event).state == stored.state
+    assert direct == len(notifications)
