@@ -107,8 +107,8 @@ def main() -> None:
     else:
         total = simulate(events, args.jobs, args.seed)
     for stale in ("raw.db", "half.db", "batchops.db"):
-        for suffix in ("", "-wal", "-shm"):
-            (folder / (stale + suffix)).unlink(missing_ok=True)
+        for path in (folder / stale, *folder.glob(f"{stale}-*"), *folder.glob(f"{stale}.views-*")):
+            path.unlink(missing_ok=True)
     half = folder / "half.jsonl"
     with events.open("rb") as source, half.open("wb") as target:
         for i, line in enumerate(source):

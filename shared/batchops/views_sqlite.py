@@ -104,6 +104,7 @@ class SQLiteViewStore:
                 self._db.execute(statement)
             if self._db.execute("SELECT COUNT(*) FROM view_generations").fetchone()[0] == 0:
                 self._db.execute("INSERT INTO view_generations VALUES (1, 'current')")
+                self._delete_files(1)  # a store made anew where one was deleted: its views file may still lie there
             self._drop_views_of_older_versions()
         generation = self.current_generation()
         with self._transaction():
@@ -185,6 +186,7 @@ class SQLiteViewStore:
             else:
                 generation = int(db.execute("SELECT MAX(generation) FROM view_generations").fetchone()[0]) + 1
                 db.execute("INSERT INTO view_generations VALUES (?, 'building')", (generation,))
+                self._delete_files(generation)  # a file of that number can only be left from a deleted store
         self._attach(generation)
         # Built in one go and rebuilt whole if interrupted: no fsync per commit and one WAL checkpoint at the end.
         self._db.execute(f"PRAGMA g{generation}.synchronous=OFF")

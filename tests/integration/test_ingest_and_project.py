@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from batchops import ingest as ingest_module
@@ -153,6 +155,13 @@ def test_unusable_events_are_kept_with_their_reason_and_do_not_stop_the_batch(ma
     assert len(list(app.views.jobs())) == 1
 
 
+def _indexes(app, generation: int) -> set[str]:
+    """The indexes in a generation's views file (generation number left out of their names)."""
+    with closing(sqlite3.connect(app.views.generation_file(generation))) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    return {n.replace(f"_{generation}_", "_N_") for n in names}
+
+
 def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -> None:
     app = make_app()
     ingest(app, all_samples(), batch_size=3)
@@ -160,12 +169,15 @@ def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -
     live_instances = list(app.views.instances())
     live_timeline = list(app.views.timeline())
     generation = app.views.current_generation()
+    live_indexes = _indexes(app, generation)
     applied = app.replay(page=4)
     assert applied == app.stored_events()
     assert app.views.current_generation() == generation + 1
     assert list(app.views.jobs()) == live_jobs
     assert list(app.views.instances()) == live_instances
     assert list(app.views.timeline()) == live_timeline
+    # The rebuild writes its job rows before their indexes: the generation readers now see has every one of them.
+    assert _indexes(app, generation + 1) == live_indexes >= {"jobs_N_job_id", "jobs_N_status", "placements_N_ci"}
 
 
 def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies(make_app, monkeypatch) -> None:
@@ -279,3 +291,23 @@ def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
     crashed = make_app("crashed")
     assert _ingest_file(crashed, path) == expected
     assert rows_by_job(crashed) == rows_by_job(here)
+
+
+def test_a_store_made_anew_where_one_was_deleted_does_not_take_up_its_leftover_views(make_app, tmp_path: Path) -> None:
+    events = _job_events()
+    old = make_app("store")
+    ingest(old, events)
+    old.replay()  # views in generation 2's file
+    old.close()
+    leftovers = sorted(p.name for p in tmp_path.glob("store.db.views-*"))
+    assert leftovers == ["store.db.views-2"]
+    for path in tmp_path.glob("store.db*"):
+        if ".views-" not in path.name:
+            path.unlink()  # the store deleted, its views file forgotten
+    (tmp_path / "store.db.views-1").write_bytes((tmp_path / "store.db.views-2").read_bytes())
+    new = make_app("store")
+    assert list(new.views.jobs()) == []  # not the old store's rows
+    ingest(new, events[:2])
+    assert len(list(new.views.jobs())) == 1
+    assert new.replay() == new.stored_events()  # generation 2 rebuilt from this store, not the leftover file
+    assert len(list(new.views.jobs())) == 1
