@@ -242,9 +242,9 @@ class BatchOpsApplication(Application[UUID]):
         return aggregate
 
     def _absent_aggregates(self, facts: list[Parsed]) -> Container[UUID]:
-        """Ids of aggregates these facts name that surely have no events yet, so a store read (and a miss) is
-        saved per new aggregate: not in the aggregate cache, and without a row in views caught up with the store."""
-        finder = getattr(self.views, "absent", None)
+        """Ids of aggregates these facts name that surely have no events yet (not in the aggregate cache, and none
+        stored), asked of the store in one go: a repository read (and miss) is saved per new aggregate."""
+        finder = getattr(self.recorder, "absent_aggregates", None)
         cache = getattr(self.repository.cache, "cache", None)
         if finder is None or cache is None:
             return ()
@@ -253,16 +253,7 @@ class BatchOpsApplication(Application[UUID]):
             key = _AGGREGATE_OF_KIND[parsed.kind].create_id(parsed.account, parsed.region, parsed.key)
             if key not in cache:
                 candidates[key] = None
-        saved = self._unprojected
-        for key in saved.folds:  # saved, not projected yet: not absent
-            candidates.pop(key, None)
         if not candidates:
-            return ()
-        # Whatever the views lack must be in what was saved since their position, and those are the saves above.
-        position = self.views.position()
-        if saved.ids != list(range(position + 1, position + 1 + len(saved.ids))) or position + len(saved.ids) != (
-            self.recorder.max_notification_id() or 0
-        ):
             return ()
         return finder(list(candidates))  # type: ignore[no-any-return]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Notification, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
@@ -63,6 +64,19 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[ApplicationRecorder]:
         """A subscription that polls the notification log."""
         return PollingSubscription(self, gt=gt, topics=topics)
+
+    def absent_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
+        """The ids among `ids` that have no stored event: one indexed query per few hundred ids, where asking the
+        repository for an aggregate that does not exist yet costs a read transaction each."""
+        table = self.events_table_name
+        found: set[str] = set()
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = [i.hex for i in ids[start : start + 500]]
+                marks = ", ".join("?" * len(chunk))
+                c.execute(f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})", chunk)
+                found.update(r[0] for r in c.fetchall())
+        return {i for i in ids if i.hex not in found}
 
     def select_aggregate_states(
         self,

@@ -262,21 +262,6 @@ class SQLiteViewStore:
             session = SQLiteSession(db, generation, self.application_name)
             session.write_job_rows(rows)
 
-    def absent(self, keys: list[UUID]) -> set[UUID]:
-        """The keys (of jobs, instances or compute environments) with no row in the current generation."""
-        g = self.current_generation()
-        found: set[str] = set()
-        for start in range(0, len(keys), 300):
-            chunk = [str(k) for k in keys[start : start + 300]]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT key FROM jobs_{g} WHERE key IN ({marks}) UNION ALL SELECT key FROM instances_{g}"
-                f" WHERE key IN ({marks}) UNION ALL SELECT key FROM compute_environments_{g} WHERE key IN ({marks})",
-                chunk * 3,
-            ).fetchall()
-            found.update(r[0] for r in rows)
-        return {k for k in keys if str(k) not in found}
-
     # queries -----------------------------------------------------------------------------------------
     def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
         """Job rows, filtered, in (account, region, created, job id) order."""
