@@ -145,9 +145,10 @@ class BatchOpsApplication(Application[UUID]):
         outcome = RecordOutcome()
         touched: dict[UUID, Aggregate] = {}
         facts = list(facts)
-        absent = self._absent_aggregates(facts)
-        for parsed in facts:
-            aggregate = self._aggregate(parsed, touched, absent)
+        keys = [_AGGREGATE_OF_KIND[p.kind].create_id(p.account, p.region, p.key) for p in facts]
+        absent = self._absent_aggregates(keys)
+        for parsed, key in zip(facts, keys, strict=True):
+            aggregate = self._aggregate(parsed, key, touched, absent)
             fact = parsed.fact
             recorded: bool
             if isinstance(aggregate, Job):
@@ -226,9 +227,10 @@ class BatchOpsApplication(Application[UUID]):
             return False
         return instance_spot_signal(instance.fold)
 
-    def _aggregate(self, parsed: Parsed, touched: dict[UUID, Aggregate], absent: Container[UUID] = ()) -> Aggregate:
+    def _aggregate(
+        self, parsed: Parsed, key: UUID, touched: dict[UUID, Aggregate], absent: Container[UUID] = ()
+    ) -> Aggregate:
         cls = _AGGREGATE_OF_KIND[parsed.kind]
-        key = cls.create_id(parsed.account, parsed.region, parsed.key)
         aggregate = touched.get(key)
         if aggregate is None:
             if key in absent:
@@ -241,18 +243,14 @@ class BatchOpsApplication(Application[UUID]):
             touched[key] = aggregate
         return aggregate
 
-    def _absent_aggregates(self, facts: list[Parsed]) -> Container[UUID]:
-        """Ids of aggregates these facts name that surely have no events yet (not in the aggregate cache, and none
+    def _absent_aggregates(self, keys: list[UUID]) -> Container[UUID]:
+        """Ids of aggregates among `keys` that surely have no events yet (not in the aggregate cache, and none
         stored), asked of the store in one go: a repository read (and miss) is saved per new aggregate."""
         finder = getattr(self.recorder, "absent_aggregates", None)
         cache = getattr(self.repository.cache, "cache", None)
         if finder is None or cache is None:
             return ()
-        candidates: dict[UUID, None] = {}
-        for parsed in facts:
-            key = _AGGREGATE_OF_KIND[parsed.kind].create_id(parsed.account, parsed.region, parsed.key)
-            if key not in cache:
-                candidates[key] = None
+        candidates = dict.fromkeys(key for key in keys if key not in cache)
         if not candidates:
             return ()
         return finder(list(candidates))  # type: ignore[no-any-return]

@@ -408,6 +408,8 @@ class SQLiteSession:
         )
         self._pending_jobs: dict[str, list[Any]] = {}
         self._pending_placements: list[tuple[Any, ...]] = []
+        self._instance_facts: dict[tuple[str, str, str, str], InstanceFacts | None] = {}
+        """Instance lookups of this session (many jobs ran on each instance); forgotten when an instance is written."""
         self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
 
         instance_cols = ", ".join(f'"{c}"' for c in _INSTANCE_COLUMNS)
@@ -485,6 +487,7 @@ class SQLiteSession:
         """Write an instance's fold and row."""
         from batchops.projection import instance_spot_signal
 
+        self._instance_facts.clear()
         values = [
             str(key),
             *(row[c] for c in _INSTANCE_COLUMNS),
@@ -547,22 +550,23 @@ class SQLiteSession:
 
     def instance_by_container_instance(self, account: str, region: str, arn: str) -> InstanceFacts | None:
         """The instance behind a container instance, from the instance rows."""
-        row = self._db.execute(
-            f"SELECT instance_id, instance_type, availability_zone, compute_environment, spot_signal,"
-            f" spot_interrupted FROM instances_{self._g} WHERE account_id = ? AND region = ?"
-            " AND container_instance_arn = ?",
-            (account, region, arn),
-        ).fetchone()
-        return _facts(row)
+        return self._instance("container_instance_arn", account, region, arn)
 
     def instance_by_id(self, account: str, region: str, instance_id: str) -> InstanceFacts | None:
         """An instance by its EC2 id, from the instance rows."""
+        return self._instance("instance_id", account, region, instance_id)
+
+    def _instance(self, column: str, account: str, region: str, value: str) -> InstanceFacts | None:
+        lookup = (column, account, region, value)
+        if lookup in self._instance_facts:
+            return self._instance_facts[lookup]
         row = self._db.execute(
             f"SELECT instance_id, instance_type, availability_zone, compute_environment, spot_signal,"
-            f" spot_interrupted FROM instances_{self._g} WHERE account_id = ? AND region = ? AND instance_id = ?",
-            (account, region, instance_id),
+            f" spot_interrupted FROM instances_{self._g} WHERE account_id = ? AND region = ? AND {column} = ?",
+            (account, region, value),
         ).fetchone()
-        return _facts(row)
+        found = self._instance_facts[lookup] = _facts(row)
+        return found
 
     def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
         """A compute environment's pricing as last written."""
