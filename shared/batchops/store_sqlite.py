@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Notification, Subscription
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
 
 POLL_SECONDS = 0.2
@@ -64,6 +64,26 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[ApplicationRecorder]:
         """A subscription that polls the notification log."""
         return PollingSubscription(self, gt=gt, topics=topics)
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int] | None:
+        """The library's insert as one `executemany` instead of a statement per event. The notification ids are the
+        rows' rowids: inside the write transaction SQLite gives each new row the largest rowid plus one, so the batch's
+        ids run up to the last one inserted."""
+        params = [
+            (
+                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                s.originator_version,
+                s.topic,
+                s.state,
+            )
+            for s in stored_events
+        ]
+        if not params:
+            return []
+        c.executemany(self.insert_events_statement, params)
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        return list(range(last - len(params) + 1, last + 1))
 
     def absent_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
         """The ids among `ids` that have no stored event: one indexed query per few hundred ids, where asking the
