@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from batchops.dashboards import DashboardSettings, render_dashboards, write_dashboards
-from batchops.grafana import GrafanaClient, GrafanaError, ProvisioningSettings, push
 
 AUTH_TYPES = ("default", "ec2_iam_role", "keys", "credentials", "grafana_assume_role")
 
@@ -84,6 +83,8 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
+    from batchops.grafana import GrafanaClient, GrafanaError, ProvisioningSettings, push  # only this command needs it
+
     missing = [
         flag for flag, value in (("--grafana-url", args.grafana_url), ("--home-region", args.home_region)) if not value
     ]

@@ -7,9 +7,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 """Where the `*.json.j2` templates live (the repository's dashboards/ folder)."""
@@ -54,6 +55,8 @@ class DashboardSettings:
 @functools.cache
 def _environment(templates_dir: Path) -> jinja2.Environment:
     """One environment per template folder, so compiled templates are reused (jinja reloads changed files)."""
+    import jinja2  # here, not at import time: every CLI command loads this module, few render
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
