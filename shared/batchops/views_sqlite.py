@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
 _JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
 _INSTANCE_COLUMNS = tuple(f for f in INSTANCE_FIELDS if f != "jobs_run")
 _BOOLEANS = frozenset({"spot_interrupted"})
+_job_values = operator.itemgetter(*_JOB_COLUMNS)
+"""A job row's values in column order."""
 
 
 def _tables(g: int) -> list[str]:
@@ -449,7 +452,7 @@ class SQLiteSession:
         """Queue a job's fold, row and attempt placements; written together by `flush`. (The timeline is not kept:
         readers compute it from the fold.)"""
         text_key = str(key)
-        self._pending_jobs[text_key] = [text_key, *(row[c] for c in _JOB_COLUMNS), orjson.dumps(fold)]
+        self._pending_jobs[text_key] = [text_key, *_job_values(row), orjson.dumps(fold)]
         for attempt in attempts:
             last = attempt["attempt"] == row["attempts"]
             if attempt.get("container_instance_arn") or (last and row["instance_id"]):
