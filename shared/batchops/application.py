@@ -52,7 +52,6 @@ class _Unprojected:
     only the folds, and the memory held stays that of the aggregates touched."""
 
     ids: list[int] = field(default_factory=list)
-    folds: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     by_kind: FoldsByKind = field(default_factory=lambda: FoldsByKind({}, {}, {}))
 
     def add(self, ids: list[int], aggregates: list[Aggregate]) -> None:
@@ -60,7 +59,6 @@ class _Unprojected:
         self.ids.extend(ids)
         for aggregate in aggregates:
             fold = aggregate.fold  # type: ignore[attr-defined]
-            self.folds[aggregate.id] = fold
             kind = (
                 self.by_kind.jobs
                 if isinstance(aggregate, Job)
