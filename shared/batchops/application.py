@@ -313,24 +313,33 @@ class BatchOpsApplication(Application[UUID]):
                 yield events  # committed: the caller may write other pages in between
 
         applied = 0
-        for events in fold(exclude=False):  # compute environments and instances
-            applied += events
-            if progress is not None:
-                progress(events)
         database = self.env.get("SQLITE_DBNAME")
         parallel = decode is orjson.loads and hasattr(self.views, "write_job_rows")
+        worker = None
         if database and parallel and up_to >= self.parallel_replay_min_events:
-            applied += rebuild_jobs_on_two_cores(
-                lambda: JobPhaseWorker(database, generation, hosts, up_to, page),
-                lambda after, before: fold(True, after, before),
-                lambda rows: self.views.write_job_rows(generation, rows),  # type: ignore[attr-defined]
-                progress,
-            )
-        else:
-            for events in fold(exclude=True):
+            # Started now, it folds its first jobs while compute environments and instances are written here.
+            worker = JobPhaseWorker(database, generation, hosts, up_to, page)
+        try:
+            for events in fold(exclude=False):  # compute environments and instances
                 applied += events
                 if progress is not None:
                     progress(events)
+            if worker is not None:
+                worker.hosts_written()
+                applied += rebuild_jobs_on_two_cores(
+                    worker,
+                    lambda after, before: fold(True, after, before),
+                    lambda rows: self.views.write_job_rows(generation, rows),  # type: ignore[attr-defined]
+                    progress,
+                )
+            else:
+                for events in fold(exclude=True):
+                    applied += events
+                    if progress is not None:
+                        progress(events)
+        finally:
+            if worker is not None:
+                worker.close()
         index = getattr(self.views, "index_generation", None)
         if index is not None:
             index(generation)

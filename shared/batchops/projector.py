@@ -110,7 +110,7 @@ class Projector:
     def apply_folds(self, session: ProjectionSession, folds: FoldsByKind) -> None:
         """Write the rows of aggregates whose current folds are known (live ingestion has them in memory, and the
         views are caught up to just before their latest events), with every join they change."""
-        self._resolve(session, dict(folds.jobs), dict(folds.instances), dict(folds.environments), set(), False)
+        self._resolve(session, folds.jobs, folds.instances, folds.environments, set(), False)
 
     def apply(
         self,
@@ -197,9 +197,14 @@ class Projector:
         in version order (a rebuild reading the store aggregate by aggregate, as `apply(whole=True)` takes).
         The states are folded as they are, without the library's domain event objects: the same fold functions
         the events' `apply` calls, so the rows are the same."""
-        jobs: dict[UUID, dict[str, Any]] = {}
-        instances: dict[UUID, dict[str, Any]] = {}
-        environments: dict[UUID, dict[str, Any]] = {}
+        folds, count = self.fold_stored(stored)
+        self.apply_folds(session, folds)
+        return count
+
+    def fold_stored(self, stored: Iterable[tuple[str, str, dict[str, Any]]]) -> tuple[FoldsByKind, int]:
+        """`rebuild`'s first half: the folds of whole aggregates from their stored states, and the count (no view is
+        read, so this can run before the rows they join are written)."""
+        folds = FoldsByKind({}, {}, {})
         count = 0
         key: UUID | None = None
         fold: dict[str, Any] | None = None
@@ -220,19 +225,20 @@ class Projector:
             elif kind == 2:
                 observe_task(fold, state["task"])  # type: ignore[arg-type]
             elif kind == 0:
-                fold = jobs[key] = new_job_fold(state["account_id"], state["region"], state["job_id"])  # type: ignore[index]
+                fold = folds.jobs[key] = new_job_fold(state["account_id"], state["region"], state["job_id"])  # type: ignore[index]
             elif kind == 4:
                 observe_instance(fold, state["fact"])  # type: ignore[arg-type]
             elif kind == 3:
-                fold = instances[key] = new_instance_fold(state["account_id"], state["region"], state["instance_id"])  # type: ignore[index]
+                fold = folds.instances[key] = new_instance_fold(  # type: ignore[index]
+                    state["account_id"], state["region"], state["instance_id"]
+                )
             elif kind == 6:
                 observe_compute_environment(fold, state["fact"])  # type: ignore[arg-type]
             else:
-                fold = environments[key] = new_compute_environment_fold(  # type: ignore[index]
+                fold = folds.environments[key] = new_compute_environment_fold(  # type: ignore[index]
                     state["account_id"], state["region"], state["name"]
                 )
-        self._resolve(session, jobs, instances, environments, set(), False)
-        return count
+        return folds, count
 
     def _resolve(
         self,

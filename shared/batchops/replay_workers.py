@@ -29,9 +29,10 @@ JobRows = tuple[list[Any], list[tuple[Any, ...]]]
 
 
 def _worker(
-    database: str, generation: int, topics: list[str], up_to: int, page: int, results: Any
+    database: str, generation: int, topics: list[str], up_to: int, page: int, results: Any, hosts: Any
 ) -> None:  # pragma: no cover - runs in the worker process (its rows are checked by the replay tests)
-    """Fold the jobs from `SPLIT` on and put (events, rows) per page on `results`, then None."""
+    """Fold the jobs from `SPLIT` on and put (events, rows) per page on `results`, then None. Rows are built once
+    `hosts` (an event) says the compute environments and instances they join are written; folding starts at once."""
     from batchops.application import BatchOpsApplication
     from batchops.views_sqlite import SQLiteViewStore
 
@@ -45,8 +46,10 @@ def _worker(
     select = app.recorder.select_aggregate_states  # type: ignore[attr-defined]
     session = views.reading_session(generation)
     for stored in select(topics, up_to=up_to, exclude=True, limit=page, after=SPLIT):
-        app.projector.rebuild(session, [(o, t, orjson.loads(s)) for o, t, s in stored])
-        results.put((len(stored), session.take_job_rows()))
+        folds, count = app.projector.fold_stored([(o, t, orjson.loads(s)) for o, t, s in stored])
+        hosts.wait()
+        app.projector.apply_folds(session, folds)
+        results.put((count, session.take_job_rows()))
     results.put(None)
     app.close()
 
@@ -59,14 +62,20 @@ class JobPhaseWorker:
         # display has one).
         context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
         self._results = context.Queue(maxsize=QUEUE_DEPTH)
+        self._hosts = context.Event()
         self._process = context.Process(
             target=_worker,
-            args=(database, generation, topics, up_to, page, self._results),
+            args=(database, generation, topics, up_to, page, self._results, self._hosts),
             name="batchops-replay",
             daemon=True,
         )
         self._process.start()
         self.finished = False
+        self._closed = False
+
+    def hosts_written(self) -> None:
+        """Tell the worker that the compute environments and instances its job rows join are committed."""
+        self._hosts.set()
 
     def ready(self) -> Iterator[tuple[int, JobRows]]:
         """The pages the worker has finished so far, without waiting."""
@@ -95,7 +104,10 @@ class JobPhaseWorker:
             yield item
 
     def close(self) -> None:
-        """Wait for a finished worker, or stop one that is not."""
+        """Wait for a finished worker, or stop one that is not (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         if self.finished:
             self._process.join(timeout=10)
         if self._process.is_alive():
@@ -106,18 +118,17 @@ class JobPhaseWorker:
 
 
 def rebuild_jobs_on_two_cores(
-    start_worker: Callable[[], JobPhaseWorker],
+    worker: JobPhaseWorker,
     fold_here: Callable[[str, str | None], Iterator[int]],
     write: Callable[[JobRows], None],
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Run the job phase split in two; returns the events folded.
+    """Run the job phase split in two with a started worker (closed here); returns the events folded.
 
     `fold_here(after, before)` folds and writes the jobs whose ids sort after `after` and before `before` (no
     bound when None), yielding each page's event count; `write` writes a page of the worker's rows."""
     here = 0
     there = 0
-    worker = start_worker()
     try:
         for events in fold_here("", SPLIT):
             here += events
