@@ -191,9 +191,10 @@ class SQLiteViewStore:
                 db.execute("INSERT INTO view_generations VALUES (?, 'building')", (generation,))
                 self._delete_files(generation)  # a file of that number can only be left from a deleted store
         self._attach(generation)
-        # Built in one go and rebuilt whole if interrupted: no fsync per commit and one WAL checkpoint at the end.
+        # Built in one go and rebuilt whole if interrupted: no fsync per commit nor per checkpoint; made durable once at
+        # the switch. (Checkpoints stay automatic: a WAL grown to the size of the generation slowed every page read
+        # and left the whole copy for the switch, measured 0.05 s slower on the bench store.)
         self._db.execute(f"PRAGMA g{generation}.synchronous=OFF")
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
         with self._transaction() as db:
             for statement in _tables(generation):
                 db.execute(statement)
@@ -218,7 +219,6 @@ class SQLiteViewStore:
             finally:
                 os.close(descriptor)
         self._db.execute(f"PRAGMA g{generation}.synchronous=NORMAL")
-        self._db.execute("PRAGMA wal_autocheckpoint=1000")
         old = self.current_generation()
         with self._transaction() as db:  # waits for any write in progress on the old generation (it is attached)
             db.execute("UPDATE view_generations SET state = 'current' WHERE generation = ?", (generation,))
