@@ -364,6 +364,7 @@ def _translate_in_worker(stream: IO[bytes], number: int) -> Iterator[Parsed | Re
     # Fork shares the loaded modules (instant start) but is only safe with no other thread around.
     context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
     results = context.Queue(maxsize=PARALLEL_DEPTH)
+    _widen_pipe(results)
     offset = stream.tell()
     worker = context.Process(
         target=_worker, args=(stream.name, offset, number, results), name="batchops-translate", daemon=True
@@ -391,6 +392,20 @@ def _translate_in_worker(stream: IO[bytes], number: int) -> Iterator[Parsed | Re
     while lines := list(itertools.islice(stream, PARALLEL_CHUNK_LINES)):
         yield from _from_wire(_translate_lines(number, lines))
         number += len(lines)
+
+
+def _widen_pipe(results: Any) -> None:
+    """Give the results queue's pipe 1 MiB where the system allows it (Linux): a chunk's results are about 600 KB,
+    and through the default 64 KiB the worker's sending thread and this process take turns ten times per chunk
+    (on the bench stream this process spent 0.8-0.9 s receiving, 0.6 s with 1 MiB). Anywhere else, nothing."""
+    try:
+        import fcntl
+
+        size = getattr(fcntl, "F_SETPIPE_SZ", None)
+        if size is not None:
+            fcntl.fcntl(results._reader.fileno(), size, 1 << 20)  # the queue's own pipe: no public way to reach it
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _get(results: Any, worker: Any) -> tuple[int, int, bytes] | None:
