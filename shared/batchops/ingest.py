@@ -231,8 +231,9 @@ class Ingestor:
             results = events.translated()
         else:
             results = map(self._translate, events)
+        pending = 0
+        limit = self.batch_size
         for result in results:
-            self.summary.read += 1
             if isinstance(result, Parsed):
                 batch.append(result)
             else:
@@ -241,9 +242,10 @@ class Ingestor:
                 unusable_counts.setdefault((result.account_id or "unknown", result.region or "unknown"), [0, 0, 0, 0])[
                     slot
                 ] += 1
-            if len(batch) + len(unusable) >= self.batch_size:
+            pending += 1
+            if pending >= limit:
                 self._flush(batch, unusable, unusable_counts)
-                batch, unusable, unusable_counts = [], [], {}
+                batch, unusable, unusable_counts, pending = [], [], {}, 0
         self._flush(batch, unusable, unusable_counts)
         self.app.project_saved()
         return self.summary
@@ -257,6 +259,7 @@ class Ingestor:
         unusable: list[RejectedEvent],
         unusable_counts: dict[tuple[str, str], list[int]],
     ) -> None:
+        self.summary.read += len(batch) + len(unusable)
         outcome = self.app.record(batch, project=False) if batch else RecordOutcome()
         self._unprojected += len(batch)
         if self._unprojected >= self.project_every:
