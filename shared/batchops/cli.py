@@ -8,7 +8,8 @@ import io
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,7 +17,6 @@ import orjson
 
 from batchops.bootstrap import DEFAULT_STORE, STORE_VARIABLE, Settings, StoreURLError, build_application
 from batchops.projection import ATTEMPT_FIELDS, INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
-from batchops.reports import print_job, print_summary, print_table
 from batchops.views import JobFilter
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
@@ -158,23 +158,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     total_bytes = sum(Path(n).stat().st_size for n in args.files if n != "-")
     show_progress = not args.quiet and total_bytes > 5_000_000 and sys.stderr.isatty()
     try:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(
-            TextColumn("ingest"),
-            BarColumn(),
-            TextColumn("{task.completed:,} events"),
-            TimeElapsedColumn(),
-            disable=not show_progress,
-            console=None,
-        )
-        with progress:
-            task = progress.add_task("ingest", total=None)
+        with _progress_bar(show_progress, "ingest", None) as advance:
             ingestor = Ingestor(
                 app,
                 batch_size=args.batch_size,
                 on_points=write_points if emf_file else None,
-                on_progress=lambda n: progress.advance(task, n),
+                on_progress=advance,
             )
             for name in args.files:
                 if name == "-":
@@ -215,6 +204,8 @@ def _emit(rows: Iterable[dict[str, Any]], fields: Sequence[str], fmt: str, title
         for row in rows:
             writer.writerow(row)
     else:
+        from batchops.reports import print_table
+
         print_table(list(rows), title)
 
 
@@ -245,6 +236,8 @@ def cmd_job(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(orjson.dumps(found if len(found) > 1 else found[0], option=orjson.OPT_INDENT_2).decode())
     else:
+        from batchops.reports import print_job
+
         for job in found:
             print_job(job)
     return 0
@@ -273,20 +266,11 @@ def cmd_attempts(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """`batchops replay`"""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     app = _open(args)
     total = app.stored_events()
     started = time.perf_counter()
-    with Progress(
-        TextColumn("replay"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=args.quiet or not sys.stderr.isatty(),
-    ) as progress:
-        task = progress.add_task("replay", total=total)
-        applied = app.replay(progress=lambda n: progress.advance(task, n))
+    with _progress_bar(not args.quiet and sys.stderr.isatty(), "replay", total) as advance:
+        applied = app.replay(progress=advance)
     elapsed = time.perf_counter() - started
     rate = applied / elapsed if elapsed > 0 else 0.0
     print(
@@ -296,10 +280,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _progress_bar(show: bool, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on standard error, advanced by the callable given (rich is loaded only when one is shown)."""
+    if not show:
+        yield lambda _count: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    count = MofNCompleteColumn() if total is not None else TextColumn("{task.completed:,} events")
+    with Progress(TextColumn(label), BarColumn(), count, TimeElapsedColumn()) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """`batchops summary`"""
     settings = _settings(args)
     app = build_application(settings, metrics=False)
+    from batchops.reports import print_summary
+
     print_summary(app.views, settings.store, as_json=args.format == "json")
     return 0
 
