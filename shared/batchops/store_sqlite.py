@@ -16,8 +16,6 @@ from eventsourcing.persistence import ApplicationRecorder, Notification, StoredE
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
 
 POLL_SECONDS = 0.2
-REPLAY_MMAP_BYTES = 1 << 30
-"""How much of the store file a rebuild's reads map into memory (address space, not memory: pages stay the OS's)."""
 
 
 class PollingSubscription(Subscription[ApplicationRecorder]):
@@ -133,9 +131,6 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         page = max(1, limit)
         while True:
             with self.datastore.transaction(commit=False) as c:
-                # Aggregate order visits the table's pages out of order: read them through a memory map rather than
-                # a read call per page (bench store replay: 103,000-108,000 -> 111,000-114,000 events/s).
-                c.execute(f"PRAGMA mmap_size={REPLAY_MMAP_BYTES}")
                 c.execute(page_sql, [after, up_to, *topics, *bound, page])
                 rows = c.fetchall()
                 if len(rows) == page:
