@@ -25,7 +25,7 @@ from batchops.jobs import Job
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
 from batchops.names import host_instance_in
 from batchops.projection import instance_spot_signal
-from batchops.projector import FoldsByKind, Projector
+from batchops.projector import EVENT_CLASSES, FoldsByKind, Projector
 from batchops.replay_workers import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
 from batchops.views import PipelineCounters, ViewStore
@@ -73,18 +73,6 @@ PARALLEL_REPLAY_MIN_EVENTS = 50_000
 """Stores with at least this many events replay their jobs on two cores (below, a second process costs more
 than it saves)."""
 
-_EVENT_CLASSES: frozenset[type] = frozenset(
-    {
-        Job.Tracked,
-        Job.StateObserved,
-        Job.TaskObserved,
-        Instance.Tracked,
-        Instance.Observed,
-        ComputeEnvironment.Tracked,
-        ComputeEnvironment.Configured,
-    }
-)
-
 _AGGREGATE_OF_KIND: dict[str, type[Job] | type[Instance] | type[ComputeEnvironment]] = {
     "job_state": Job,
     "job_task": Job,
@@ -121,7 +109,7 @@ class BatchOpsApplication(Application[UUID]):
             return super().construct_mapper()
         mapper = self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=OrjsonMapper)
         assert isinstance(mapper, OrjsonMapper)
-        mapper.fast_classes = _EVENT_CLASSES
+        mapper.fast_classes = frozenset(EVENT_CLASSES)
         return mapper
 
     def construct_transcoder(self) -> Transcoder:
@@ -285,6 +273,9 @@ class BatchOpsApplication(Application[UUID]):
             applied = 0
             if self.views.position(generation) == 0 and hasattr(self.recorder, "select_aggregate_states"):
                 applied = self._rebuild_by_aggregate(generation, page, progress)
+            index = getattr(self.views, "index_generation", None)  # a store that builds them after the bulk write
+            if index is not None:
+                index(generation)
             applied += self.project_into(generation, page=page, progress=progress)
             self.views.switch_generation(generation)
         finally:
@@ -340,9 +331,6 @@ class BatchOpsApplication(Application[UUID]):
         finally:
             if worker is not None:
                 worker.close()
-        index = getattr(self.views, "index_generation", None)
-        if index is not None:
-            index(generation)
         with self.views.session(generation) as session:
             session.track(up_to)
         return applied

@@ -78,20 +78,17 @@ class ProjectionSession(Joins, Protocol):
 
 _JOB_EVENTS = (Job.Tracked, Job.StateObserved, Job.TaskObserved)
 _INSTANCE_EVENTS = (Instance.Tracked, Instance.Observed)
-_STORED_KINDS = {
-    get_topic(cls): kind
-    for kind, cls in enumerate(
-        (
-            Job.Tracked,
-            Job.StateObserved,
-            Job.TaskObserved,
-            Instance.Tracked,
-            Instance.Observed,
-            ComputeEnvironment.Tracked,
-            ComputeEnvironment.Configured,
-        )
-    )
-}
+EVENT_CLASSES = (
+    Job.Tracked,
+    Job.StateObserved,
+    Job.TaskObserved,
+    Instance.Tracked,
+    Instance.Observed,
+    ComputeEnvironment.Tracked,
+    ComputeEnvironment.Configured,
+)
+"""Every domain event class the aggregates store, in the order `rebuild` numbers them."""
+_STORED_KINDS = {get_topic(cls): kind for kind, cls in enumerate(EVENT_CLASSES)}
 """Stored event topics, numbered for `rebuild`'s dispatch."""
 
 

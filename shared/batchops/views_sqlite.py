@@ -213,7 +213,6 @@ class SQLiteViewStore:
 
     def switch_generation(self, generation: int) -> None:
         """Make a rebuilt generation durable and current, then delete the previous one's file."""
-        self.index_generation(generation)  # already there after a rebuild; not after a replay of an empty store
         self._db.execute(f"PRAGMA g{generation}.wal_checkpoint(TRUNCATE)")
         if self.path != ":memory:":
             descriptor = os.open(self.generation_file(generation), os.O_RDONLY)
