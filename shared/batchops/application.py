@@ -189,7 +189,14 @@ class BatchOpsApplication(Application[UUID]):
         if self.snapshots is not None:
             return [r.notification.id for r in self.save(*aggregates)]
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        ids = self.recorder.insert_events([self.mapper.to_stored_event(event) for event in events])
+        ids: Any = None
+        insert_rows = getattr(self.recorder, "insert_rows", None)  # the embedded store's recorder has it
+        if insert_rows is not None and isinstance(self.mapper, OrjsonMapper):
+            rows = self.mapper.stored_rows(events)
+            if rows is not None:
+                ids = insert_rows(rows)
+        if ids is None:
+            ids = self.recorder.insert_events([self.mapper.to_stored_event(event) for event in events])
         cache = self.repository.cache
         if cache is not None and not self.repository.fastforward:
             for aggregate in aggregates:

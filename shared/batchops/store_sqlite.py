@@ -80,10 +80,22 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         ]
         if not params:
             return []
+        return self._insert_params(c, params)
+
+    def _insert_params(self, c: Any, params: list[tuple[str, int, str, bytes]]) -> list[int]:
         c.executemany(self.insert_events_statement, params)
         c.execute("SELECT last_insert_rowid()")
         last = int(c.fetchone()[0])
         return list(range(last - len(params) + 1, last + 1))
+
+    def insert_rows(self, rows: Sequence[tuple[UUID, int, str, bytes]]) -> list[int]:
+        """`insert_events` for events given as (originator id, originator version, topic, state) tuples (see
+        `OrjsonMapper.stored_rows`): one transaction; the notification ids."""
+        params = [(r[0].hex, r[1], r[2], r[3]) for r in rows]
+        if not params:
+            return []
+        with self.datastore.transaction(commit=True) as c:
+            return self._insert_params(c, params)
 
     def absent_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
         """The ids among `ids` that have no stored event: one indexed query per few hundred ids, where asking the

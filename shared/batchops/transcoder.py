@@ -82,3 +82,22 @@ class OrjsonMapper(Mapper[UUID]):
             topic=get_topic(cls),
             state=orjson.dumps(state),
         )
+
+    def stored_rows(self, domain_events: list[Any]) -> list[tuple[UUID, int, str, bytes]] | None:
+        """(originator id, originator version, topic, state) of each event: what `to_stored_event` gives, as plain
+        tuples for a recorder's `insert_rows` (on the bench stream a StoredEvent object and its unpacking were a third
+        of saving's time in Python); None unless every event takes the direct path."""
+        if self.compressor is not None or self.cipher is not None:
+            return None
+        fast = self.fast_classes
+        rows: list[tuple[UUID, int, str, bytes]] = []
+        for event in domain_events:
+            cls = type(event)
+            if cls not in fast:
+                return None
+            state = event.__dict__.copy()
+            originator_id = state.pop("originator_id")
+            originator_version = state.pop("originator_version")
+            state["timestamp"] = {"_type_": "datetime_iso", "_data_": state["timestamp"].isoformat()}
+            rows.append((originator_id, originator_version, get_topic(cls), orjson.dumps(state)))
+        return rows

@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper, UUIDAsHex
 
+from batchops.jobs import Job
 from batchops.simulate import SimulationSettings, simulate
 from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
 from conftest import ingest
@@ -56,9 +57,36 @@ def test_the_mappers_direct_path_stores_what_the_librarys_mapper_stores(make_app
     library = Mapper(transcoder=_pair()[0])
     notifications = app.recorder.select_notifications(start=None, limit=100_000)
     direct = 0
+    events = []
     for stored in notifications:
         event = app.mapper.to_domain_event(stored)
+        events.append(event)
         direct += type(event) in app.mapper.fast_classes
         assert app.mapper.to_stored_event(event) == library.to_stored_event(event)
         assert app.mapper.to_stored_event(event).state == stored.state
     assert direct == len(notifications)
+    # The rows a save inserts are the library's stored events, field for field.
+    rows = app.mapper.stored_rows(events)
+    assert rows is not None
+    expected = [library.to_stored_event(e) for e in events]
+    assert rows == [(s.originator_id, s.originator_version, s.topic, s.state) for s in expected]
+
+
+def test_rows_are_given_only_when_every_event_takes_the_direct_path(make_app) -> None:
+    app = make_app()
+    job = Job.track("123456789012", "us-east-1", "job-1")
+    assert app.mapper.stored_rows(job.collect_events()) is not None
+
+    class Renamed(Job.Tracked):
+        """An event class of no aggregate of this application."""
+
+    foreign = Renamed(
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=datetime.now(tz=UTC),
+        originator_topic="batchops.jobs:Job",
+        account_id="123456789012",
+        region="us-east-1",
+        job_id="job-2",
+    )
+    assert app.mapper.stored_rows([foreign]) is None
