@@ -42,6 +42,12 @@ PARALLEL_CHUNK_LINES = 1000
 PARALLEL_DEPTH = 8
 """Chunks the worker may translate ahead: more than a batch, so that it keeps working while a batch is recorded
 (with 4, it stalled a thousand lines short of each batch and ingest waited for it)."""
+REASONS_KEPT = 100
+"""Distinct reasons a summary counts one by one; any further ones are counted together as `OTHER_REASONS`, so that
+the summary's memory stays flat whatever a file holds (each rejected event keeps its own reason in the store)."""
+OTHER_REASONS = "other reasons (see them with `batchops rejected`)"
+_LINE_PREFIX = re.compile(r"^line \d+: ")
+_POSITION = re.compile(r": line \d+ column \d+ \(char \d+\)$")
 _VALUE_IN_TEXT = re.compile(r'("(?:value|Value|command|parameters)"\s*:\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\})')
 
 
@@ -55,6 +61,14 @@ class IngestSummary:
     rejected: int = 0
     ignored: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+
+    def count_reason(self, reason: str) -> None:
+        """Count one unusable event under its reason, without the line number and position that make the reason of
+        every undecodable line different (so that `invalid JSON: unexpected character` counts them all)."""
+        key = _POSITION.sub("", _LINE_PREFIX.sub("", reason))
+        if key not in self.reasons and len(self.reasons) >= REASONS_KEPT:
+            key = OTHER_REASONS
+        self.reasons[key] = self.reasons.get(key, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
@@ -270,7 +284,7 @@ class Ingestor:
                 self.summary.rejected += 1
             else:
                 self.summary.ignored += 1
-            self.summary.reasons[event.reason] = self.summary.reasons.get(event.reason, 0) + 1
+            self.summary.count_reason(event.reason)
         if unusable:
             self.app.views.keep_rejected(unusable)
         self.summary.new += outcome.new

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import sqlite3
@@ -153,6 +154,25 @@ def test_unusable_events_are_kept_with_their_reason_and_do_not_stop_the_batch(ma
     kept = app.views.rejected()
     assert {k.reason.split(":")[0] for k in kept} == {"invalid Batch Job State Change", "no 'detail-type'"}
     assert len(list(app.views.jobs())) == 1
+
+
+def test_the_summary_counts_undecodable_lines_under_one_reason_and_keeps_few_reasons(make_app) -> None:
+    app = make_app()
+    lines = [b"{not json %d" % i for i in range(300)]  # each line's own error message, position and line number
+    lines += [
+        json.dumps({**sample("aws-batch--batch-job-state-change--succeeded"), "detail-type": f"Made Up {i}"}).encode()
+        for i in range(ingest_module.REASONS_KEPT + 20)
+    ]
+    summary = Ingestor(app, batch_size=100).ingest(read_events(io.BytesIO(b"\n".join(lines) + b"\n")))
+    assert summary.rejected == len(lines)
+    undecodable = {reason: n for reason, n in summary.reasons.items() if reason.startswith("invalid JSON")}
+    assert sum(undecodable.values()) == 300 and len(undecodable) <= 2  # the first line is read as a whole document too
+    assert len(summary.reasons) == ingest_module.REASONS_KEPT + 1
+    assert summary.reasons[ingest_module.OTHER_REASONS] == 120 - (ingest_module.REASONS_KEPT - len(undecodable))
+    assert sum(summary.reasons.values()) == len(lines)
+    kept = app.views.rejected(limit=len(lines))
+    assert len(kept) == len(lines)  # each with its own reason, line number included
+    assert sum(1 for k in kept if k.reason.startswith("line 7: invalid JSON")) == 1
 
 
 def _indexes(app, generation: int) -> set[str]:
