@@ -8,11 +8,12 @@ import json
 import os
 import sqlite3
 import threading
+import tracemalloc
 from contextlib import closing
 from pathlib import Path
 
 from batchops import ingest as ingest_module
-from batchops import replay_workers
+from batchops import replay_workers, views_sqlite
 from batchops.inbound import translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
@@ -90,9 +91,9 @@ def test_same_envelope_id_with_different_content_is_not_a_duplicate(make_app) ->
     assert summary.new == 2 and summary.duplicates == 0
 
 
-def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
-    job = copy.deepcopy(sample("aws-batch--batch-job-state-change--running"))
-    ci_arn = job["detail"]["container"]["containerInstanceArn"]
+def _instance_and_warning(ci_arn: str) -> tuple[dict, dict]:
+    """An ECS container instance event (i-0abc, m5.large, us-east-1d, CE my-ce) and a spot interruption warning for
+    it."""
     instance = copy.deepcopy(sample("aws-ecs--ecs-container-instance-state-change--active"))
     instance.update(account="123456789012", region="us-east-1", id="ci-1")
     instance["detail"].update(
@@ -107,6 +108,12 @@ def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
     warning = copy.deepcopy(sample("aws-ec2--ec2-spot-instance-interruption-warning"))
     warning.update(account="123456789012", region="us-east-1", resources=["arn:aws:ec2:us-east-1d:instance/i-0abc"])
     warning["detail"]["instance-id"] = "i-0abc"
+    return instance, warning
+
+
+def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
+    job = copy.deepcopy(sample("aws-batch--batch-job-state-change--running"))
+    instance, warning = _instance_and_warning(job["detail"]["container"]["containerInstanceArn"])
 
     late = make_app("late")
     ingest(late, [job])
@@ -123,6 +130,38 @@ def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
     assert rows_by_job(early) == rows_by_job(late)
     [listed] = list(early.views.instances())
     assert listed["jobs_run"] == 1 and listed["compute_environment"] == "my-ce" and listed["pricing"] == "spot"
+
+
+def test_an_instance_change_that_reaches_thousands_of_jobs_holds_few_of_their_rows_at_once(
+    make_app, monkeypatch
+) -> None:
+    monkeypatch.setattr(views_sqlite, "JOB_ROWS_QUEUED", 100)
+    running = sample("aws-batch--batch-job-state-change--running")
+    instance, warning = _instance_and_warning(running["detail"]["container"]["containerInstanceArn"])
+
+    def interrupt_an_instance_that_ran(jobs: int) -> int:
+        """Python memory at its peak while the interruption rebuilds the rows of every job the instance ran."""
+        app = make_app(f"ran-{jobs}")
+        events = [instance]
+        for i in range(jobs):
+            job = copy.deepcopy(running)
+            job["id"] = f"event-{i}"
+            job["detail"]["jobId"] = f"job-{i:05d}"
+            events.append(job)
+        ingest(app, events)
+        tracemalloc.start()
+        try:
+            ingest(app, [warning])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        rows = list(app.views.jobs())
+        assert len(rows) == jobs and all(r["spot_interrupted"] is True and r["pricing"] == "spot" for r in rows)
+        return peak
+
+    few, many = interrupt_an_instance_that_ran(200), interrupt_an_instance_that_ran(2000)
+    # Queued all at once, 1,800 more rows of a few KB each would be several MB more.
+    assert many - few < 2_000_000, (few, many)
 
 
 def test_no_secret_reaches_the_store(make_app, tmp_path: Path) -> None:
