@@ -33,13 +33,13 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy --strict deploy.py
+	$(BIN)/mypy --strict deploy.py bench/ingest.py
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n 2 tests
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) out

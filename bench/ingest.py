@@ -1,8 +1,10 @@
 """Ingest and replay throughput on a simulated stream, beside a raw SQLite append of the same bytes.
 
-    python bench/ingest.py [--jobs 17000] [--seed 1] [--keep DIR] [--stream FILE]
+    python bench/ingest.py [--jobs 17000] [--seed 1] [--keep DIR] [--stream FILE] [--repeat N]
 
-`--jobs 6000` (≈74k events) is a quick mode; `--stream` reuses a stream kept by an earlier `--keep`.
+`--jobs 6000` (≈74k events) is a quick mode; `--stream` reuses a stream kept by an earlier `--keep`. `--repeat 3`
+measures the raw append, ingest and replay three times in turn and prints each round and the medians: this machine's
+speed drifts by 20% within a day, and a ratio is only meaningful between runs made close together.
 
 Every figure comes from this one run on this machine: the raw append and our ingest read the same file, so
 their ratio is our overhead. Ingest and replay run as subprocesses (the real CLI) so their peak memory is
@@ -15,11 +17,13 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TARGETS = {"ingest events/s": 20_000, "ingest % of raw append": 30.0, "replay events/s": 100_000}
 
@@ -90,13 +94,55 @@ def run_cli(args: list[str]) -> tuple[float, float, str]:
     return elapsed, usage.ru_maxrss / 1024, output
 
 
+FIGURES = (
+    "raw append events/s",
+    "ingest events/s",
+    "ingest % of raw append",
+    "replay events/s",
+    "ingest peak RSS MiB (half stream)",
+    "ingest peak RSS MiB (full stream)",
+    "replay peak RSS MiB",
+)
+
+
+def measure_round(events: Path, folder: Path, total: int) -> tuple[dict[str, float], dict[str, Any], int]:
+    """Raw append, then ingest and replay into a fresh store: the figures, ingest's summary and the events replayed."""
+    delete_stores(folder, "raw.db", "batchops.db")
+    raw_rate = raw_append(events, folder / "raw.db")
+    store = f"sqlite:///{folder / 'batchops.db'}"
+    ingest_seconds, ingest_rss, out = run_cli(["--store", store, "ingest", str(events), "--json", "--quiet"])
+    summary = json.loads(out)
+    replay_seconds, replay_rss, out = run_cli(["--store", store, "replay", "--quiet"])
+    stored = int(out.split("replayed ")[1].split(" ")[0].replace(",", ""))
+    ingest_rate = total / ingest_seconds
+    figures = {
+        "raw append events/s": raw_rate,
+        "ingest events/s": ingest_rate,
+        "ingest % of raw append": 100 * ingest_rate / raw_rate,
+        "replay events/s": stored / replay_seconds,
+        "ingest peak RSS MiB (full stream)": ingest_rss,
+        "replay peak RSS MiB": replay_rss,
+    }
+    return figures, summary, stored
+
+
+def delete_stores(folder: Path, *names: str) -> None:
+    """Delete these SQLite stores of the folder with their WAL, shared-memory and views files."""
+    for name in names:
+        for path in (folder / name, *folder.glob(f"{name}-*"), *folder.glob(f"{name}.views-*")):
+            path.unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=17_000, help="submitted jobs to simulate (17,000 ≈ 210k events)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="keep the stream and stores in this directory")
     parser.add_argument("--stream", help="use this already simulated stream (JSON Lines) instead of simulating")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of raw append, ingest and replay (medians)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="batchops-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     events = folder / "events.jsonl"
@@ -106,9 +152,7 @@ def main() -> None:
             total = sum(1 for _ in stream)
     else:
         total = simulate(events, args.jobs, args.seed)
-    for stale in ("raw.db", "half.db", "batchops.db"):
-        for path in (folder / stale, *folder.glob(f"{stale}-*"), *folder.glob(f"{stale}.views-*")):
-            path.unlink(missing_ok=True)
+    delete_stores(folder, "half.db")
     half = folder / "half.jsonl"
     with events.open("rb") as source, half.open("wb") as target:
         for i, line in enumerate(source):
@@ -120,32 +164,30 @@ def main() -> None:
         + (f"({events})" if args.stream else f"({args.jobs:,} jobs, 3 accounts x 2 regions, chaos)")
     )
 
-    raw_rate = raw_append(events, folder / "raw.db")
-    store = f"sqlite:///{folder / 'batchops.db'}"
     half_seconds, half_rss, _ = run_cli(
         ["--store", f"sqlite:///{folder / 'half.db'}", "ingest", str(half), "--json", "--quiet"]
     )
-    ingest_seconds, ingest_rss, out = run_cli(["--store", store, "ingest", str(events), "--json", "--quiet"])
-    summary = json.loads(out)
-    replay_seconds, replay_rss, out = run_cli(["--store", store, "replay", "--quiet"])
-    stored = int(out.split("replayed ")[1].split(" ")[0].replace(",", ""))
-    ingest_rate = total / ingest_seconds
-    figures = {
-        "raw append events/s": raw_rate,
-        "ingest events/s": ingest_rate,
-        "ingest % of raw append": 100 * ingest_rate / raw_rate,
-        "replay events/s": stored / replay_seconds,
-        "ingest peak RSS MiB (half stream)": half_rss,
-        "ingest peak RSS MiB (full stream)": ingest_rss,
-        "replay peak RSS MiB": replay_rss,
-    }
+    rounds = [measure_round(events, folder, total) for _ in range(args.repeat)]
+    summary, stored = rounds[0][1], rounds[0][2]
     print(
         f"ingest: {summary['new']:,} new, {summary['duplicates']:,} duplicates, {summary['rejected']:,} rejected;"
         f" {stored:,} stored events replayed; half stream ingested in {half_seconds:.1f} s"
     )
+    if args.repeat > 1:
+        for number, (figures, _, _) in enumerate(rounds, start=1):
+            print(f"round {number}: " + ", ".join(f"{name} {value:,.1f}" for name, value in figures.items()))
+        print("medians (peak memory: the largest):")
+    figures = {
+        name: half_rss
+        if name == "ingest peak RSS MiB (half stream)"
+        else max(r[0][name] for r in rounds)
+        if "RSS" in name
+        else statistics.median(r[0][name] for r in rounds)
+        for name in FIGURES
+    }
     for name, value in figures.items():
-        target = TARGETS.get(name)
-        verdict = "" if target is None else ("  meets target" if value >= target else f"  below target {target:,}")
+        goal = TARGETS.get(name)
+        verdict = "" if goal is None else ("  meets target" if value >= goal else f"  below target {goal:,}")
         print(f"{name:<36} {value:>12,.1f}{verdict}")
     if not args.keep:
         for path in folder.iterdir():
