@@ -12,6 +12,8 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from batchops import views_sqlite
+from batchops.aws import views_dynamodb
 from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
@@ -88,6 +90,20 @@ def test_a_written_job_can_be_listed_drilled_into_and_folded_again(store: Any) -
     with store.session() as session:
         assert session.job_fold(job_key(ACCOUNT, REGION, "j1")) == fold
         assert session.job_fold(job_key(ACCOUNT, REGION, "nope")) is None
+
+
+def test_a_session_putting_more_jobs_than_it_queues_writes_them_all_and_reads_its_own_writes(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views_sqlite, "JOB_ROWS_QUEUED", 3)
+    monkeypatch.setattr(views_dynamodb, "JOB_ROWS_QUEUED", 3)
+    folds = [_job(f"job-{i}") for i in range(8)]
+    with store.session() as session:
+        for fold in folds:
+            session.put_job(job_key(ACCOUNT, REGION, fold["job_id"]), fold, job_row(fold, session), attempts_of(fold))
+        assert session.job_fold(job_key(ACCOUNT, REGION, "job-0")) == folds[0]  # written already
+        assert session.job_fold(job_key(ACCOUNT, REGION, "job-7")) == folds[7]  # still queued
+    assert sorted(r["job_id"] for r in store.jobs()) == [f"job-{i}" for i in range(8)]
 
 
 def test_filters_select_what_they_say(store: Any) -> None:

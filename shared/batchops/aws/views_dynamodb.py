@@ -47,6 +47,9 @@ JOBS = "jobs"
 INSTANCES = "instances"
 META = "meta"
 DEFAULT_RETENTION_DAYS = 90
+JOB_ROWS_QUEUED = 1000
+"""Job writes a session queues before it makes them (`flush`): memory stays bounded when one change reaches many jobs
+(an interrupted instance that ran thousands of jobs has every one of them rebuilt)."""
 _JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -736,8 +739,11 @@ class DynamoDBSession:
 
     # writes ----------------------------------------------------------------------------------------------
     def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
-        """Queue a job write (done by `flush`, after the instance and CE writes of the same batch)."""
+        """Queue a job write (done by `flush`, after the instance and CE writes of the same batch; early once
+        `JOB_ROWS_QUEUED` are queued, as the projector puts jobs only after every instance and CE of the batch)."""
         self._pending_jobs[self._pk(key)] = (fold, row, attempts)
+        if len(self._pending_jobs) >= JOB_ROWS_QUEUED:
+            self.flush()
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
         """Write an instance and its container-instance edge."""
