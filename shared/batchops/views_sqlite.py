@@ -95,7 +95,7 @@ class SQLiteViewStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         # Sorts (the job indexes a replay builds) spill to temporary files, not memory: with temp_store=MEMORY, replay
-        # of an 8.8M-event store peaked at 251 MiB against 168 MiB, and took 153 s against 136 s (the bench store's
+        # of an 8.8M-event store peaked at 246 MiB against 164 MiB, and took 153 s against 136 s (the bench store's
         # replay took the same time either way).
         self._db.row_factory = sqlite3.Row
         if not create:  # a reader of tables another connection made (a replay worker)
@@ -146,8 +146,8 @@ class SQLiteViewStore:
             self._db.execute(f"PRAGMA g{generation}.journal_mode=WAL")
             self._db.execute(f"PRAGMA g{generation}.synchronous=NORMAL")
             # The page cache stays SQLite's default 2 MB (a cache size is per attached file). Measured on the bench
-            # stream: 16 MiB took ingest's projecting from 2.7 to 2.55 s at 15 MB more, 64 MiB to 2.4 s at 65 MB
-            # more; replay was the same with 2, 16 or 32 MiB (1.9 s), at 146-151, 162 and 175 MiB.
+            # stream: 16 MiB took ingest's projecting from 2.7 to 2.55 s at 14 MiB more, 64 MiB to 2.4 s at 63 MiB
+            # more; replay was the same with 2, 16 or 32 MiB (1.9 s), at 142-148, 158 and 171 MiB.
         self._attached.add(generation)
 
     def _detach(self, generation: int) -> None:
@@ -401,8 +401,8 @@ def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
 JOB_ROWS_QUEUED = 1000
 """Job rows a writing session queues before it writes them (in its transaction): a job put twice before that is written
 once, and memory stays bounded when one change reaches many jobs. A queued row takes about 10 KB; on a 9.7M-event
-stream one instance ran 10,421 jobs. Queuing every row of a session, ingest of that stream peaked at 229 MiB (about
-185 MiB most of the run); writing every 1,000, at 166.5 MiB."""
+stream one instance ran 10,421 jobs. Queuing every row of a session, ingest of that stream peaked at 224 MiB (about
+170-185 MiB most of the run); writing every 1,000, at 163 MiB."""
 
 
 class SQLiteSession:
