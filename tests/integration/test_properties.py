@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from batchops import views_sqlite
 from batchops.bootstrap import Settings, build_application
 from batchops.ingest import Ingestor, RawEvent
 from batchops.metrics import MetricPoint
@@ -23,19 +24,22 @@ def _workload(seed: int, jobs: int = 8) -> list[dict[str, Any]]:
 
 
 def _project(
-    events: list[dict[str, Any]], batch_size: int = 50, project_every: int = 20_000
+    events: list[dict[str, Any]], batch_size: int = 50, project_every: int = 20_000, queued_rows: int | None = None
 ) -> tuple[dict, list, Counter]:
-    """Ingest into a fresh store (the views updated every `project_every` events); return job rows, instance rows and
-    the metric totals."""
+    """Ingest into a fresh store (the views updated every `project_every` events, their sessions writing every
+    `queued_rows` job rows); return job rows, instance rows and the metric totals."""
     points: list[MetricPoint] = []
+    default_queue = views_sqlite.JOB_ROWS_QUEUED
     with tempfile.TemporaryDirectory() as folder:
         app = build_application(Settings(store=f"sqlite:///{Path(folder) / 'p.db'}"))
         try:
+            views_sqlite.JOB_ROWS_QUEUED = queued_rows or default_queue
             ingestor = Ingestor(app, batch_size=batch_size, project_every=project_every, on_points=points.extend)
             ingestor.ingest(RawEvent(e, i) for i, e in enumerate(events))
             jobs = rows_by_job(app)
             instances = list(app.views.instances())
         finally:
+            views_sqlite.JOB_ROWS_QUEUED = default_queue
             app.close()
     totals: Counter = Counter()
     for p in points:
@@ -70,27 +74,38 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
     repeats = data.draw(st.lists(st.integers(0, len(events) - 1), max_size=len(events) // 2), label="duplicates")
     batch = data.draw(st.sampled_from([1, 7, 50, 1000]), label="batch size")
     project_every = data.draw(st.sampled_from([1, 20, 20_000]), label="views updated every")
+    queued_rows = data.draw(st.sampled_from([1, 3, None]), label="job rows written every")
     delivered = [events[i] for i in order] + [events[i] for i in repeats]
-    got_jobs, got_instances, got_totals = _project(delivered, batch_size=batch, project_every=project_every)
+    got_jobs, got_instances, got_totals = _project(
+        delivered, batch_size=batch, project_every=project_every, queued_rows=queued_rows
+    )
     assert got_jobs == jobs
     assert got_instances == instances
     assert got_totals == totals  # each distinct state change counted once, late or not, duplicated or not
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 1000), page=st.sampled_from([1, 13, 5000]), two_cores=st.booleans())
-def test_replay_equals_live(seed: int, page: int, two_cores: bool) -> None:
+@given(
+    seed=st.integers(0, 1000),
+    page=st.sampled_from([1, 13, 5000]),
+    two_cores=st.booleans(),
+    queued_rows=st.sampled_from([2, None]),
+)
+def test_replay_equals_live(seed: int, page: int, two_cores: bool, queued_rows: int | None) -> None:
     events = _workload(seed, jobs=6)
+    default_queue = views_sqlite.JOB_ROWS_QUEUED
     with tempfile.TemporaryDirectory() as folder:
         app = build_application(Settings(store=f"sqlite:///{Path(folder) / 'r.db'}"))
         if two_cores:
             app.parallel_replay_min_events = 0  # the job phase in a worker process too, whatever the store's size
         try:
+            views_sqlite.JOB_ROWS_QUEUED = queued_rows or default_queue  # sessions write every `queued_rows` jobs
             ingest(app, events, batch_size=17)
             live = (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline()))
             app.replay(page=page)
             assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
         finally:
+            views_sqlite.JOB_ROWS_QUEUED = default_queue
             app.close()
 
 
