@@ -69,33 +69,24 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         """The library's insert as one `executemany` instead of a statement per event. The notification ids are the
         rows' rowids: inside the write transaction SQLite gives each new row the largest rowid plus one, so the batch's
         ids run up to the last one inserted."""
-        params = [
-            (
-                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                s.originator_version,
-                s.topic,
-                s.state,
-            )
-            for s in stored_events
-        ]
+        return self._insert_rows(c, [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events])
+
+    def insert_rows(self, rows: Sequence[tuple[UUID | str, int, str, bytes]]) -> list[int]:
+        """`insert_events` for events given as (originator id, originator version, topic, state) tuples (see
+        `OrjsonMapper.stored_rows`): one transaction; the notification ids."""
+        if not rows:
+            return []
+        with self.datastore.transaction(commit=True) as c:
+            return self._insert_rows(c, rows)
+
+    def _insert_rows(self, c: Any, rows: Sequence[tuple[UUID | str, int, str, bytes]]) -> list[int]:
+        params = [(r[0].hex if isinstance(r[0], UUID) else r[0], r[1], r[2], r[3]) for r in rows]
         if not params:
             return []
-        return self._insert_params(c, params)
-
-    def _insert_params(self, c: Any, params: list[tuple[str, int, str, bytes]]) -> list[int]:
         c.executemany(self.insert_events_statement, params)
         c.execute("SELECT last_insert_rowid()")
         last = int(c.fetchone()[0])
         return list(range(last - len(params) + 1, last + 1))
-
-    def insert_rows(self, rows: Sequence[tuple[UUID, int, str, bytes]]) -> list[int]:
-        """`insert_events` for events given as (originator id, originator version, topic, state) tuples (see
-        `OrjsonMapper.stored_rows`): one transaction; the notification ids."""
-        params = [(r[0].hex, r[1], r[2], r[3]) for r in rows]
-        if not params:
-            return []
-        with self.datastore.transaction(commit=True) as c:
-            return self._insert_params(c, params)
 
     def absent_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
         """The ids among `ids` that have no stored event: one indexed query per few hundred ids, where asking the

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import orjson
 
+from batchops import views
 from batchops.compute_environments import compute_environment_key
 from batchops.projection import (
     INSTANCE_FIELDS,
@@ -251,7 +252,7 @@ class SQLiteViewStore:
         g = generation or self.current_generation()
         self._attach(g)
         with self._transaction() as db:
-            session = SQLiteSession(db, g, self.application_name, queued_rows=JOB_ROWS_QUEUED)
+            session = SQLiteSession(db, g, self.application_name, queued_rows=views.JOB_ROWS_QUEUED)
             yield session
             session.flush()
 
@@ -396,13 +397,6 @@ def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
     if job["spot_interrupted"] is not None:
         job["spot_interrupted"] = bool(job["spot_interrupted"])
     return job
-
-
-JOB_ROWS_QUEUED = 1000
-"""Job rows a writing session queues before it writes them (in its transaction): a job put twice before that is written
-once, and memory stays bounded when one change reaches many jobs. A queued row takes about 10 KB; on a 9.7M-event
-stream one instance ran 10,421 jobs. Queuing every row of a session, ingest of that stream peaked at 224 MiB (about
-170-185 MiB most of the run); writing every 1,000, at 163 MiB."""
 
 
 class SQLiteSession:

@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 from batchops import ingest as ingest_module
-from batchops import replay_workers, views_sqlite
+from batchops import replay_workers, views
 from batchops.inbound import translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
@@ -135,7 +135,7 @@ def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
 def test_an_instance_change_that_reaches_thousands_of_jobs_holds_few_of_their_rows_at_once(
     make_app, monkeypatch
 ) -> None:
-    monkeypatch.setattr(views_sqlite, "JOB_ROWS_QUEUED", 100)
+    monkeypatch.setattr(views, "JOB_ROWS_QUEUED", 100)
     running = sample("aws-batch--batch-job-state-change--running")
     instance, warning = _instance_and_warning(running["detail"]["container"]["containerInstanceArn"])
 

@@ -12,8 +12,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from batchops import views_sqlite
-from batchops.aws import views_dynamodb
+from batchops import views
 from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
@@ -29,9 +28,9 @@ CI = "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ce-1a2b3c4d
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     if request.param == "sqlite":
-        views = SQLiteViewStore(tmp_path / "views.db")
-        yield views
-        views.close()
+        sqlite_views = SQLiteViewStore(tmp_path / "views.db")
+        yield sqlite_views
+        sqlite_views.close()
         return
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(name, value)
@@ -95,8 +94,7 @@ def test_a_written_job_can_be_listed_drilled_into_and_folded_again(store: Any) -
 def test_a_session_putting_more_jobs_than_it_queues_writes_them_all_and_reads_its_own_writes(
     store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(views_sqlite, "JOB_ROWS_QUEUED", 3)
-    monkeypatch.setattr(views_dynamodb, "JOB_ROWS_QUEUED", 3)
+    monkeypatch.setattr(views, "JOB_ROWS_QUEUED", 3)
     folds = [_job(f"job-{i}") for i in range(8)]
     with store.session() as session:
         for fold in folds:

@@ -25,6 +25,7 @@ import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from batchops import views
 from batchops.aws.dynamodb_tables import table_name
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key
@@ -47,9 +48,6 @@ JOBS = "jobs"
 INSTANCES = "instances"
 META = "meta"
 DEFAULT_RETENTION_DAYS = 90
-JOB_ROWS_QUEUED = 1000
-"""Job writes a session queues before it makes them (`flush`): memory stays bounded when one change reaches many jobs
-(an interrupted instance that ran thousands of jobs has every one of them rebuilt)."""
 _JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -740,9 +738,10 @@ class DynamoDBSession:
     # writes ----------------------------------------------------------------------------------------------
     def put_job(self, key: UUID, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         """Queue a job write (done by `flush`, after the instance and CE writes of the same batch; early once
-        `JOB_ROWS_QUEUED` are queued, as the projector puts jobs only after every instance and CE of the batch)."""
+        `views.JOB_ROWS_QUEUED` are queued, as the projector puts jobs only after every instance and CE of the
+        batch)."""
         self._pending_jobs[self._pk(key)] = (fold, row, attempts)
-        if len(self._pending_jobs) >= JOB_ROWS_QUEUED:
+        if len(self._pending_jobs) >= views.JOB_ROWS_QUEUED:
             self.flush()
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
