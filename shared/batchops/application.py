@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Container, Iterable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError, Application, LRUCache
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper, Transcoder
 from eventsourcing.utils import get_topic
@@ -48,16 +47,16 @@ class RecordOutcome:
 
 @dataclass
 class _Unprojected:
-    """What `record(project=False)` saved and the views do not show yet: the inserts of the events (their notification
-    ids, once written) and the folds of their aggregates by kind (the live folds, which include those events). No
-    events: the projector needs only the folds, and the memory held stays that of the aggregates touched."""
+    """What `record(project=False)` saved and the views do not show yet: the notification ids of the events and the
+    folds of their aggregates by kind (the live folds, which include those events). No events: the projector needs
+    only the folds, and the memory held stays that of the aggregates touched."""
 
-    inserts: list[Future[list[int]]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
     by_kind: FoldsByKind = field(default_factory=lambda: FoldsByKind({}, {}, {}))
 
-    def add(self, insert: Future[list[int]], aggregates: list[Aggregate]) -> None:
-        """Add one save's insert and the aggregates saved."""
-        self.inserts.append(insert)
+    def add(self, ids: list[int], aggregates: list[Aggregate]) -> None:
+        """Add one save's notification ids and the aggregates saved."""
+        self.ids.extend(ids)
         for aggregate in aggregates:
             fold = aggregate.fold  # type: ignore[attr-defined]
             kind = (
@@ -68,10 +67,6 @@ class _Unprojected:
                 else self.by_kind.environments
             )
             kind[aggregate.id] = fold
-
-    def ids(self) -> list[int]:
-        """The notification ids of the saved events (waiting for an insert still running)."""
-        return [i for insert in self.inserts for i in insert.result()]
 
 
 PARALLEL_REPLAY_MIN_EVENTS = 50_000
@@ -124,55 +119,15 @@ class BatchOpsApplication(Application[UUID]):
         return transcoder
 
     def close(self) -> None:
-        """Close the event store and the view store (once an insert still running has ended: its error is raised)."""
-        try:
-            self._settle_writes()
-        finally:
-            super().close()
-            self.views.close()
-
-    def _settle_writes(self) -> None:
-        """Wait for the insert a save left running behind (see `_save_aggregates`); raise its error, having forgotten
-        what that save cached (`_forget_unsaved`)."""
-        wait = getattr(self.recorder, "wait_for_writes", None)
-        if wait is None:
-            return
-        try:
-            wait()
-        except BaseException:
-            self._forget_unsaved()
-            raise
-
-    def _forget_unsaved(self) -> None:
-        """Empty the aggregate cache and drop the folds awaiting projection: after a failed record or insert they may
-        hold events the store does not. The next read of an aggregate goes to the store, and the next projection
-        catches the views up from the store."""
-        cache = self.repository.cache
-        if isinstance(cache, LRUCache):
-            self.repository.cache = LRUCache(maxsize=cache.maxsize)
-        elif cache is not None:
-            cache.cache.clear()
-        self._unprojected = _Unprojected()
+        """Close the event store and the view store."""
+        super().close()
+        self.views.close()
 
     def record(self, facts: Iterable[Parsed], *, project: bool = True) -> RecordOutcome:
         """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked.
 
         With `project=False` the views are left for `project_saved` (a bulk ingest projects several saves at once:
-        a job touched by each of them has its row built and written once, not once per save), and the embedded store
-        inserts the events behind, while the caller goes on (see `_save_aggregates`).
-
-        Should anything fail, the aggregate cache and the folds awaiting projection are forgotten: they may hold
-        events the store does not (the next read goes to the store, and the views catch up from it)."""
-        try:
-            outcome = self._record_facts(facts, behind=not project)
-        except BaseException:
-            self._forget_unsaved()
-            raise
-        if project:
-            self.project_saved()
-        return outcome
-
-    def _record_facts(self, facts: Iterable[Parsed], *, behind: bool) -> RecordOutcome:
+        a job touched by each of them has its row built and written once, not once per save)."""
         outcome = RecordOutcome()
         touched: dict[UUID, Aggregate] = {}
         facts = list(facts)
@@ -203,60 +158,50 @@ class BatchOpsApplication(Application[UUID]):
                 outcome.count(parsed.account, parsed.region, 1)
         pending = [a for a in touched.values() if a.pending_events]  # type: ignore[attr-defined]
         if pending:
-            self._save_and_project(pending, behind=behind)
+            self._save_and_project(pending)
+        if project:
+            self.project_saved()
         return outcome
 
-    def _save_and_project(self, pending: list[Aggregate], *, behind: bool) -> None:
-        """Save the aggregates in one go (the insert left running `behind`, where the store can); their rows are for
-        `project_saved`."""
-        self._unprojected.add(self._save_aggregates(pending, behind=behind), pending)
+    def _save_and_project(self, pending: list[Aggregate]) -> None:
+        """Save the aggregates in one go; their rows are for `project_saved`."""
+        self._unprojected.add(self._save_aggregates(pending), pending)
 
     def project_saved(self) -> None:
         """Bring the views up to date with what `record` saved: from the folds in memory when the views were caught
         up to just before those saves (nothing else wrote in between), else from the store."""
-        self._settle_writes()
         saved, self._unprojected = self._unprojected, _Unprojected()
-        ids = saved.ids()
-        if not ids:
+        if not saved.ids:
             return
         position = self.views.position()
-        if ids == list(range(position + 1, position + 1 + len(ids))):
+        if saved.ids == list(range(position + 1, position + 1 + len(saved.ids))):
             with self.views.session() as session:
                 self.projector.apply_folds(session, saved.by_kind)
-                session.track(ids[-1])
+                session.track(saved.ids[-1])
         else:
             self.catch_up()
 
-    def _save_aggregates(self, aggregates: list[Aggregate], *, behind: bool = False) -> Future[list[int]]:
-        """`save(*aggregates)` for this application's own aggregates: their events stored in one insert and the
-        aggregates cached, as `save` does, without its per-object runtime Protocol checks (slow on Python 3.11) and its
-        Recording objects, which nothing here reads (no snapshots are taken and the notify hooks do nothing; with
-        snapshotting switched on, `save` itself runs). The future holds the events' notification ids.
-
-        With `behind`, the embedded store inserts in a thread while this returns (see the recorder's
-        `insert_rows_behind`): the next record, projection or read waits for it (`_settle_writes`)."""
-        done: Future[list[int]] = Future()
+    def _save_aggregates(self, aggregates: list[Aggregate]) -> list[int]:
+        """`save(*aggregates)` for this application's own aggregates, returning the events' notification ids: their
+        events stored in one insert and the aggregates cached, as `save` does, without its per-object runtime Protocol
+        checks (slow on Python 3.11) and its Recording objects, which nothing here reads (no snapshots are taken and
+        the notify hooks do nothing; with snapshotting switched on, `save` itself runs)."""
         if self.snapshots is not None:
-            done.set_result([r.notification.id for r in self.save(*aggregates)])
-            return done
+            return [r.notification.id for r in self.save(*aggregates)]
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        insert: Future[list[int]] | None = None
-        recorder: Any = self.recorder
-        rows = self.mapper.stored_rows(events) if isinstance(self.mapper, OrjsonMapper) else None
-        if rows is not None and hasattr(recorder, "insert_rows"):  # the embedded store's recorder
-            if behind:
-                insert = recorder.insert_rows_behind(rows)
-            else:
-                done.set_result(recorder.insert_rows(rows))
-                insert = done
-        if insert is None:
-            done.set_result(list(self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events]) or []))
-            insert = done
+        ids: Any = None
+        insert_rows = getattr(self.recorder, "insert_rows", None)  # the embedded store's recorder has it
+        if insert_rows is not None and isinstance(self.mapper, OrjsonMapper):
+            rows = self.mapper.stored_rows(events)
+            if rows is not None:
+                ids = insert_rows(rows)
+        if ids is None:
+            ids = self.recorder.insert_events([self.mapper.to_stored_event(event) for event in events])
         cache = self.repository.cache
         if cache is not None and not self.repository.fastforward:
             for aggregate in aggregates:
                 cache.put(aggregate.id, aggregate)
-        return insert
+        return list(ids or [])
 
     def _job_points(self, before: Any, job: Job, at: int) -> list[MetricPoint]:
         points = job_points(before, job.fold, at)
@@ -311,7 +256,6 @@ class BatchOpsApplication(Application[UUID]):
 
     def project_into(self, generation: int, page: int = 5000, progress: Any = None) -> int:
         """Stream the notification log from a generation's position into it; returns events applied."""
-        self._settle_writes()
         applied = 0
         position = self.views.position(generation)
         while True:
@@ -328,7 +272,6 @@ class BatchOpsApplication(Application[UUID]):
 
     def replay(self, page: int = 20000, progress: Any = None) -> int:
         """Rebuild every projection from the event store into a fresh generation, then switch to it."""
-        self._settle_writes()
         # Like ingestion, replay allocates millions of short-lived acyclic objects: pause the cyclic collector.
         was_enabled = gc.isenabled()
         gc.disable()

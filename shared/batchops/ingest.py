@@ -219,8 +219,6 @@ class Ingestor:
         self.batch_size = batch_size
         self.project_every = project_every
         self._unprojected = 0
-        self._counts: dict[tuple[str, str], list[int]] = {}
-        """Pipeline counts not yet added to the counters (see `_project`)."""
         self.on_points = on_points
         self.on_progress = on_progress
         self.summary = IngestSummary()
@@ -264,7 +262,7 @@ class Ingestor:
                 self._flush(batch, unusable, unusable_counts)
                 batch, unusable, unusable_counts, pending = [], [], {}, 0
         self._flush(batch, unusable, unusable_counts)
-        self._project()
+        self.app.project_saved()
         return self.summary
 
     def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
@@ -278,11 +276,10 @@ class Ingestor:
     ) -> None:
         self.summary.read += len(batch) + len(unusable)
         outcome = self.app.record(batch, project=False) if batch else RecordOutcome()
-        merged = _merge_counts(outcome.counters, unusable_counts)
-        _merge_counts(self._counts, merged, into=True)
         self._unprojected += len(batch)
         if self._unprojected >= self.project_every:
-            self._project()
+            self.app.project_saved()
+            self._unprojected = 0
         for event in unusable:
             if event.rejected:
                 self.summary.rejected += 1
@@ -293,32 +290,16 @@ class Ingestor:
             self.app.views.keep_rejected(unusable)
         self.summary.new += outcome.new
         self.summary.duplicates += outcome.duplicates
+        self.app.save_counters(outcome, unusable_counts)
         if self.on_points is not None:
             at = max((p.timestamp_ms for p in outcome.points), default=0) or _now_ms()
+            merged = dict(outcome.counters)
+            for key, values in unusable_counts.items():
+                slot = merged.setdefault(key, [0, 0, 0, 0])
+                merged[key] = [a + b for a, b in zip(slot, values, strict=True)]
             self.on_points([*outcome.points, *pipeline_metric_points(merged, at)])
         if self.on_progress is not None:
             self.on_progress(len(batch) + len(unusable))
-
-    def _project(self) -> None:
-        """Bring the views up to date with what was recorded, and add the counts gathered since the last time to the
-        pipeline counters. (Counted per projection, not per batch: the counters share the event store's file, and
-        writing them would wait for the insert of the batch, which runs behind while the next one is read.)"""
-        self.app.project_saved()
-        self._unprojected = 0
-        if self._counts:
-            self.app.save_counters(RecordOutcome(), self._counts)
-            self._counts = {}
-
-
-def _merge_counts(
-    counts: dict[tuple[str, str], list[int]], more: dict[tuple[str, str], list[int]], *, into: bool = False
-) -> dict[tuple[str, str], list[int]]:
-    """Counters per (account, region) added up: into `counts` itself with `into`, else into a new dict."""
-    merged = counts if into else {key: list(values) for key, values in counts.items()}
-    for key, values in more.items():
-        slot = merged.setdefault(key, [0, 0, 0, 0])
-        merged[key] = [a + b for a, b in zip(slot, values, strict=True)]
-    return merged
 
 
 def translate_raw(raw: RawEvent) -> Parsed | RejectedEvent:

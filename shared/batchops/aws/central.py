@@ -90,9 +90,7 @@ class CentralApplication(BatchOpsApplication):
             except KeyError:
                 pass
 
-    def _save_and_project(self, pending: list[Aggregate], *, behind: bool = False) -> None:
-        """Save (DynamoDB's recorder inserts as it is called: nothing runs behind), then project at once when the
-        views are updated inline."""
+    def _save_and_project(self, pending: list[Aggregate]) -> None:
         events = [event for aggregate in pending for event in aggregate.pending_events]  # type: ignore[attr-defined]
         folds = {a.id: a.fold for a in pending}  # type: ignore[attr-defined]
         self.save(*pending)
