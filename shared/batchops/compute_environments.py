@@ -8,13 +8,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from batchops.facts import KEYS_CACHED, ComputeEnvironmentFact, is_news, remember
+from batchops.facts import ComputeEnvironmentFact, is_news, remember
 
 PRICING_OF_TYPE = {"EC2": "on-demand", "SPOT": "spot", "FARGATE": "fargate", "FARGATE_SPOT": "spot"}
 
 
 @lru_cache(maxsize=8192)
-@lru_cache(maxsize=KEYS_CACHED)
 def compute_environment_key(account: str, region: str, name: str) -> UUID:
     """The aggregate id of a compute environment: a uuid5 of its natural key."""
     return uuid5(NAMESPACE_URL, f"batchops:compute-environment/{account}/{region}/{name}")

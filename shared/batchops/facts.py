@@ -13,10 +13,6 @@ from typing import Any, Literal, TypedDict
 
 import orjson
 
-KEYS_CACHED = 20_000
-"""Natural keys whose aggregate ids (uuid5 digests) each kind keeps at hand: a job's facts arrive close together, and
-computing its id again for each was 5% of ingest's main thread on the bench stream."""
-
 FactKind = Literal["job_state", "job_task", "instance", "compute_environment"]
 
 

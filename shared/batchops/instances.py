@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from batchops.facts import KEYS_CACHED, InstanceFact, is_news, remember
+from batchops.facts import InstanceFact, is_news, remember
 
 LIFECYCLE = {
     "pending": 0,
@@ -27,7 +27,6 @@ _FIXED_KEYS = ("ci", "ce", "type", "az", "arch", "vcpus", "memory")
 
 
 @lru_cache(maxsize=8192)
-@lru_cache(maxsize=KEYS_CACHED)
 def instance_key(account: str, region: str, instance_id: str) -> UUID:
     """The aggregate id of an EC2 instance: a uuid5 of its natural key."""
     return uuid5(NAMESPACE_URL, f"batchops:instance/{account}/{region}/{instance_id}")

@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from batchops.facts import KEYS_CACHED, AttemptFact, JobObservation, TaskFact, is_news, remember
+from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news, remember
 
 STATUS_ORDER = {
     "SUBMITTED": 0,
@@ -57,7 +57,6 @@ _BLOCKING_REASON = re.compile(r"^[A-Z_]+:[A-Z_]+ - ")
 
 
 @lru_cache(maxsize=8192)
-@lru_cache(maxsize=KEYS_CACHED)
 def job_key(account: str, region: str, job_id: str) -> UUID:
     """The aggregate id of a job: a uuid5 of its natural key."""
     return uuid5(NAMESPACE_URL, f"batchops:job/{account}/{region}/{job_id}")
