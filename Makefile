@@ -33,7 +33,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy --strict deploy.py bench/ingest.py
+	$(BIN)/mypy --strict deploy.py bench/ingest.py bench/dynamodb_flush.py
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n 2 tests

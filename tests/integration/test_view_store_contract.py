@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from botocore.config import Config
 from moto import mock_aws
 
 from batchops import views
+from batchops.aws import views_dynamodb
 from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
@@ -241,3 +244,38 @@ def test_unknown_ids_find_nothing(store: Any) -> None:
     with store.session() as session:
         assert session.instance_by_container_instance(ACCOUNT, REGION, "arn:nothing") is None
         assert session.jobs_in_compute_environment(ACCOUNT, REGION, "nothing") == []
+
+
+def test_a_dynamodb_flush_writes_its_job_items_several_at_a_time_and_all_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The projector Lambda has 60 s: an instance change that reaches thousands of jobs must not write their items
+    one round trip after the other. Each PutItem here takes 20 ms, as a network round trip would
+    (`bench/dynamodb_flush.py` measures the time)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_put(params: dict[str, Any], **_: Any) -> None:
+        if not params["TableName"].endswith("-jobs"):
+            return
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.02)
+        with lock:
+            in_flight[0] -= 1
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+        ensure_view_tables(client, "flush")
+        client.meta.events.register("before-parameter-build.dynamodb.PutItem", slow_put)
+        store = DynamoDBViewStore(client, "flush")
+        folds = [_job(f"job-{i}") for i in range(40)]
+        with store.session() as session:
+            for fold in folds:
+                key = job_key(ACCOUNT, REGION, fold["job_id"])
+                session.put_job(key, fold, job_row(fold, session), attempts_of(fold))
+        assert sorted(r["job_id"] for r in store.jobs()) == sorted(f["job_id"] for f in folds)
+    assert most[0] == views_dynamodb.JOB_WRITERS > 1
