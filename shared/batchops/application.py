@@ -7,7 +7,7 @@ runs locally on SQLite and in AWS on DynamoDB: only the persistence module and t
 from __future__ import annotations
 
 import gc
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -15,7 +15,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Mapper, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 from eventsourcing.utils import get_topic
 
 from batchops.compute_environments import ComputeEnvironment
@@ -69,6 +69,8 @@ class _Unprojected:
             kind[aggregate.id] = fold
 
 
+RECORD_ATTEMPTS = 5
+"""Times `record_with_retry` records a batch that another writer's saves keep conflicting with."""
 PARALLEL_REPLAY_MIN_EVENTS = 50_000
 """Stores with at least this many events replay their jobs on two cores (below, a second process costs more
 than it saves)."""
@@ -162,6 +164,34 @@ class BatchOpsApplication(Application[UUID]):
         if project:
             self.project_saved()
         return outcome
+
+    def record_with_retry(self, facts: Sequence[Parsed], *, project: bool = True) -> RecordOutcome:
+        """`record`, again on fresh state when another writer saved one of the batch's aggregates first (two ingests
+        into one store, or two projector Lambdas): the batch's aggregates are read again from the store, where what
+        the other writer recorded makes the same facts duplicates. Up to `RECORD_ATTEMPTS` times."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                return self.record(facts, project=project)
+            except IntegrityError:
+                self._forget(facts)
+                if attempt == RECORD_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _forget(self, facts: Iterable[Parsed]) -> None:
+        """After a failed save: drop the batch's aggregates from the cache (recording changed them in place; the next
+        read goes to the store), and the folds awaiting projection (they may include what the save did not store; the
+        next projection catches the views up from the store instead)."""
+        cache = self.repository.cache
+        if cache is not None:
+            for parsed in facts:
+                try:
+                    cache.get(
+                        _AGGREGATE_OF_KIND[parsed.kind].create_id(parsed.account, parsed.region, parsed.key), evict=True
+                    )
+                except KeyError:
+                    pass
+        self._unprojected = _Unprojected()
 
     def _save_and_project(self, pending: list[Aggregate]) -> None:
         """Save the aggregates in one go; their rows are for `project_saved`."""

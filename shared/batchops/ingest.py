@@ -276,7 +276,7 @@ class Ingestor:
         unusable_counts: dict[tuple[str, str], list[int]],
     ) -> None:
         self.summary.read += len(batch) + len(unusable)
-        outcome = self.app.record(batch, project=False) if batch else RecordOutcome()
+        outcome = self.app.record_with_retry(batch, project=False) if batch else RecordOutcome()
         self._unprojected += len(batch)
         if self._unprojected >= self.project_every:
             self.app.project_saved()

@@ -215,9 +215,9 @@ def test_two_workers_with_overlapping_batches_converge(aws: None, make_app) -> N
     stale = []
     for worker in (first, second):
 
-        def record(batch: Any, record: Any = worker.record) -> Any:
+        def record(batch: Any, *, project: bool = True, record: Any = worker.record) -> Any:
             try:
-                return record(batch)
+                return record(batch, project=project)
             except IntegrityError:
                 stale.append(batch)
                 raise

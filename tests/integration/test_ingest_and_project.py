@@ -11,10 +11,13 @@ import threading
 import tracemalloc
 from contextlib import closing
 from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
 
 from batchops import ingest as ingest_module
 from batchops import replay_workers, views
-from batchops.inbound import translate
+from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
 from conftest import all_samples, ingest, rows_by_job, sample
@@ -370,3 +373,39 @@ def test_a_store_made_anew_where_one_was_deleted_does_not_take_up_its_leftover_v
     assert len(list(new.views.jobs())) == 1
     assert new.replay() == new.stored_events()  # generation 2 rebuilt from this store, not the leftover file
     assert len(list(new.views.jobs())) == 1
+
+
+def test_two_ingests_into_one_store_at_once_converge_to_what_one_would_record(make_app) -> None:
+    """Two runs on one store, taking turns with overlapping batches: a save that the other run beat raises inside,
+    the batch is recorded again on fresh state, and the store and views end as a single run leaves them."""
+    from batchops.simulate import SimulationSettings, simulate_with_truth
+
+    events, _ = simulate_with_truth(SimulationSettings(accounts=1, regions=2, jobs=40, seed=5, chaos=True))
+    facts = [f for f in map(translate, events) if isinstance(f, Parsed)]
+    first, second = make_app("shared"), make_app("shared")
+    conflicts: list[int] = []
+    for run in (first, second):
+
+        def record(batch: Any, *, project: bool = True, record: Any = run.record) -> Any:
+            try:
+                return record(batch, project=project)
+            except IntegrityError:
+                conflicts.append(len(batch))
+                raise
+
+        run.record = record  # type: ignore[method-assign]
+    first.record_with_retry(facts[:20], project=False)
+    second.record_with_retry(facts[:20], project=False)  # both now hold the same aggregates in their caches
+    for start in range(20, len(facts), 25):
+        first.record_with_retry(facts[start : start + 25], project=False)
+        second.record_with_retry(facts[max(20, start - 10) : start + 15], project=False)  # overlaps, goes stale
+        if start % 100 == 20:
+            first.project_saved()
+    first.project_saved()
+    second.project_saved()
+
+    alone = make_app("alone")
+    alone.record(facts)
+    assert conflicts  # the runs did collide
+    assert rows_by_job(first) == rows_by_job(alone)
+    assert first.stored_events() == alone.stored_events()

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 
-from batchops.application import BatchOpsApplication, RecordOutcome
+from batchops.application import BatchOpsApplication
 from batchops.aws.dynamodb_store import DynamoDBAggregateRecorder
 from batchops.aws.views_dynamodb import ConcurrentViewUpdate, DynamoDBViewStore, _from_item, _to_item
-from batchops.facts import Parsed
 
 RETRIES = 5
 STREAM_MARKER_SECONDS = 2 * 24 * 3600
@@ -56,39 +55,6 @@ class CentralApplication(BatchOpsApplication):
         """Approximate number of stored events (DynamoDB's item count, refreshed about every 6 hours)."""
         table = self.events_recorder.table_name
         return int(self.events_recorder.client.describe_table(TableName=table)["Table"].get("ItemCount", 0))
-
-    def record_with_retry(self, facts: Sequence[Parsed]) -> RecordOutcome:
-        """Record a batch; when another writer saved one of its aggregates first, record again on fresh state."""
-        for attempt in range(RETRIES):
-            try:
-                return self.record(facts)
-            except IntegrityError:
-                if attempt == RETRIES - 1:
-                    raise
-                self._forget(facts)
-        raise AssertionError("unreachable")
-
-    def _forget(self, facts: Iterable[Parsed]) -> None:
-        """Drop cached aggregates so the next attempt reads them from the store."""
-        cache = self.repository.cache
-        if cache is None:
-            return
-        from batchops.compute_environments import ComputeEnvironment
-        from batchops.instances import Instance
-        from batchops.jobs import Job
-
-        for parsed in facts:
-            cls = (
-                Job
-                if parsed.kind in ("job_state", "job_task")
-                else Instance
-                if parsed.kind == "instance"
-                else (ComputeEnvironment)
-            )
-            try:
-                cache.get(cls.create_id(parsed.account, parsed.region, parsed.key), evict=True)
-            except KeyError:
-                pass
 
     def _save_and_project(self, pending: list[Aggregate]) -> None:
         events = [event for aggregate in pending for event in aggregate.pending_events]  # type: ignore[attr-defined]
