@@ -139,6 +139,7 @@ def _open(args: argparse.Namespace, *, metrics: bool = False) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """`batchops ingest FILE...`"""
+    from batchops.compressed import UnreadableInput
     from batchops.emf import emf_documents
     from batchops.ingest import Ingestor, read_events
 
@@ -166,11 +167,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 on_progress=advance,
             )
             for name in args.files:
-                if name == "-":
-                    ingestor.ingest(read_events(sys.stdin.buffer))
-                else:
-                    with open(name, "rb") as stream:
-                        ingestor.ingest(read_events(stream))
+                try:
+                    if name == "-":
+                        ingestor.ingest(read_events(sys.stdin.buffer))
+                    else:
+                        with open(name, "rb") as stream:
+                            ingestor.ingest(read_events(stream))
+                except UnreadableInput as error:
+                    print(
+                        f"batchops: error: {'standard input' if name == '-' else name}: {error}."
+                        f" The {ingestor.summary.read:,} events read before the break are recorded"
+                        f" ({ingestor.summary.new:,} new); ingest a complete copy of the file again:"
+                        " what is recorded already counts as duplicates.",
+                        file=sys.stderr,
+                    )
+                    return 1
     finally:
         if emf_file is not None:
             emf_file.close()

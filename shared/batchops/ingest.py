@@ -24,6 +24,7 @@ from typing import IO, Any
 import orjson
 
 from batchops.application import BatchOpsApplication, RecordOutcome, pipeline_metric_points
+from batchops.compressed import UnreadableInput, decompressed, open_events_file
 from batchops.facts import Parsed
 from batchops.inbound import Unusable, translate
 from batchops.metrics import MetricPoint
@@ -98,11 +99,13 @@ class EventReader(Iterator[RawEvent]):
     """The events of a stream, decoded lazily (what `read_events` returns).
 
     Iterating decodes in this process. An `Ingestor` given a reader over a large regular file of JSON Lines
-    decodes and translates it in a second process instead (`translated`), overlapping with recording.
+    decodes and translates it in a second process instead (`translated`), overlapping with recording. A
+    gzip-compressed stream is decompressed as it is read (see `batchops.compressed`).
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
+        self.stream = decompressed(stream)
+        self.compressed = self.stream is not stream
         self._events: Iterator[RawEvent] | None = None
 
     def __iter__(self) -> EventReader:
@@ -147,11 +150,12 @@ class EventReader(Iterator[RawEvent]):
             return
         self._events = iter(())
         yield from map(translate_raw, _expand(head, 1))
-        yield from _translate_in_worker(stream, 2)
+        yield from _translate_in_worker(stream, 2, self.compressed)
 
 
 def read_events(stream: IO[bytes]) -> EventReader:
-    """Decode events from JSON Lines (or one JSON document spanning lines) without loading big files."""
+    """Decode events from JSON Lines (or one JSON document spanning lines) without loading big files; gzip-compressed
+    input is decompressed as it is read."""
     return EventReader(stream)
 
 
@@ -249,19 +253,23 @@ class Ingestor:
             results = map(self._translate, events)
         pending = 0
         limit = self.batch_size
-        for result in results:
-            if isinstance(result, Parsed):
-                batch.append(result)
-            else:
-                unusable.append(result)
-                slot = 2 if result.rejected else 3
-                unusable_counts.setdefault((result.account_id or "unknown", result.region or "unknown"), [0, 0, 0, 0])[
-                    slot
-                ] += 1
-            pending += 1
-            if pending >= limit:
-                self._flush(batch, unusable, unusable_counts)
-                batch, unusable, unusable_counts, pending = [], [], {}, 0
+        try:
+            for result in results:
+                if isinstance(result, Parsed):
+                    batch.append(result)
+                else:
+                    unusable.append(result)
+                    slot = 2 if result.rejected else 3
+                    key = (result.account_id or "unknown", result.region or "unknown")
+                    unusable_counts.setdefault(key, [0, 0, 0, 0])[slot] += 1
+                pending += 1
+                if pending >= limit:
+                    self._flush(batch, unusable, unusable_counts)
+                    batch, unusable, unusable_counts, pending = [], [], {}, 0
+        except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
+            self._flush(batch, unusable, unusable_counts)
+            self.app.project_saved()
+            raise
         self._flush(batch, unusable, unusable_counts)
         self.app.project_saved()
         return self.summary
@@ -366,20 +374,44 @@ def _from_wire(data: bytes) -> Iterator[Parsed | RejectedEvent]:
             yield RejectedEvent(*item)
 
 
-def _worker(path: str, offset: int, number: int, results: Any) -> None:
+def _chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
+    """The stream's lines, `PARALLEL_CHUNK_LINES` at a time. Where compressed data breaks off, the lines read before
+    the break come first, then the break (`UnreadableInput`)."""
+    while True:
+        lines: list[bytes] = []
+        try:
+            lines.extend(itertools.islice(stream, PARALLEL_CHUNK_LINES))
+        except UnreadableInput:
+            if lines:
+                yield lines
+            raise
+        if not lines:
+            return
+        yield lines
+
+
+def _worker(path: str, offset: int, number: int, results: Any, compressed: bool) -> None:
     """The second process: read the file from `offset` (line `number` there) and translate it chunk by chunk, each
-    result with the offset and line number after it; then None. The bounded queue keeps it a few chunks ahead."""
+    result with the offset and line number after it; then None. The bounded queue keeps it a few chunks ahead.
+
+    Compressed data that breaks off ends it with exit status 3 and no None: the ingesting process then reads on from
+    the last chunk itself, and reports the break where it finds it."""
     gc.disable()  # short-lived acyclic objects only, as in the ingestor
-    with open(path, "rb") as stream:
+    with open_events_file(path, compressed) as stream:
         stream.seek(offset)
-        while lines := list(itertools.islice(stream, PARALLEL_CHUNK_LINES)):
-            data = _translate_lines(number, lines)
-            number += len(lines)
-            results.put((stream.tell(), number, data))
+        try:
+            for lines in _chunks(stream):
+                data = _translate_lines(number, lines)
+                number += len(lines)
+                results.put((stream.tell(), number, data))
+        except UnreadableInput:
+            results.close()
+            results.join_thread()  # the chunks before the break reach the ingesting process first
+            raise SystemExit(3) from None
     results.put(None)
 
 
-def _translate_in_worker(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedEvent]:
+def _translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Iterator[Parsed | RejectedEvent]:
     """Translate the rest of a JSON Lines file (from the stream's position, line `number`) in a worker process that
     reads the file itself, a few chunks ahead of the caller: this process neither reads nor ships the lines.
 
@@ -390,7 +422,10 @@ def _translate_in_worker(stream: IO[bytes], number: int) -> Iterator[Parsed | Re
     _widen_pipe(results)
     offset = stream.tell()
     worker = context.Process(
-        target=_worker, args=(stream.name, offset, number, results), name="batchops-translate", daemon=True
+        target=_worker,
+        args=(stream.name, offset, number, results, compressed),
+        name="batchops-translate",
+        daemon=True,
     )
     finished = False
     try:
@@ -412,7 +447,7 @@ def _translate_in_worker(stream: IO[bytes], number: int) -> Iterator[Parsed | Re
         return
     # The worker failed: translate the rest here, from the end of the last chunk it handed over.
     stream.seek(offset)
-    while lines := list(itertools.islice(stream, PARALLEL_CHUNK_LINES)):
+    for lines in _chunks(stream):
         yield from _from_wire(_translate_lines(number, lines))
         number += len(lines)
 

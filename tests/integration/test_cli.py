@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -189,3 +190,49 @@ def _store_bytes(store: Path) -> bytes:
     files = sorted(p for p in store.parent.glob(store.name + "*") if p.is_file())
     assert any(".views-" in p.name for p in files)
     return b"".join(p.read_bytes() for p in files)
+
+
+def _run_bytes(args: list[str], store: Path, stdin: bytes) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BATCHOPS_STORE": f"sqlite:///{store}"}
+    return subprocess.run(
+        [sys.executable, "-m", "batchops", *args], input=stdin, env=env, capture_output=True, timeout=120
+    )
+
+
+def test_a_gzip_compressed_file_or_pipe_is_read_like_the_plain_file(tmp_path: Path, events_file: Path) -> None:
+    def summary(out: str | bytes) -> dict:
+        return {k: v for k, v in json.loads(out).items() if k != "seconds"}
+
+    plain = summary(run(["ingest", str(events_file), "--json"], tmp_path / "plain.db").stdout)
+    compressed = tmp_path / "events.jsonl.gz"
+    compressed.write_bytes(gzip.compress(events_file.read_bytes()))
+    assert summary(run(["ingest", str(compressed), "--json"], tmp_path / "file.db").stdout) == plain
+    piped = _run_bytes(["ingest", "-", "--json"], tmp_path / "pipe.db", compressed.read_bytes())
+    assert piped.returncode == 0 and summary(piped.stdout) == plain
+    rows = run(["jobs", "--format", "json"], tmp_path / "plain.db").stdout
+    assert run(["jobs", "--format", "json"], tmp_path / "file.db").stdout == rows
+    assert run(["jobs", "--format", "json"], tmp_path / "pipe.db").stdout == rows
+
+
+def test_a_truncated_gzip_file_is_an_error_that_keeps_what_came_before_the_break(tmp_path: Path) -> None:
+    store = tmp_path / "b.db"
+    stream = tmp_path / "sim.jsonl"
+    run(["simulate", "--accounts", "1", "--regions", "1", "--jobs", "60", "--seed", "2", "--out", str(stream)], store)
+    whole = gzip.compress(stream.read_bytes())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    failed = run(["ingest", str(cut)], store, check=False)
+    assert failed.returncode == 1
+    assert f"batchops: error: {cut}: the gzip data ends early or is corrupt" in failed.stderr
+    assert "ingest a complete copy of the file again" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    before = json.loads(run(["jobs", "--format", "json"], store).stdout)
+    assert before  # what came before the break is recorded
+    complete = tmp_path / "sim.jsonl.gz"
+    complete.write_bytes(whole)
+    run(["ingest", str(complete)], store)
+    run(["ingest", str(stream)], tmp_path / "fresh.db")
+    assert (
+        run(["jobs", "--format", "json"], store).stdout
+        == run(["jobs", "--format", "json"], tmp_path / "fresh.db").stdout
+    )

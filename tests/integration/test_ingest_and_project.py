@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import io
 import json
 import os
@@ -13,10 +14,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eventsourcing.persistence import IntegrityError
 
 from batchops import ingest as ingest_module
 from batchops import replay_workers, views
+from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
@@ -409,3 +412,37 @@ def test_two_ingests_into_one_store_at_once_converge_to_what_one_would_record(ma
     assert conflicts  # the runs did collide
     assert rows_by_job(first) == rows_by_job(alone)
     assert first.stored_events() == alone.stored_events()
+
+
+def test_a_compressed_file_through_the_worker_gives_what_the_plain_file_gives_and_a_break_keeps_what_came_before(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    path = _stream_file(tmp_path / "events.jsonl")
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)  # translated here
+    plain = make_app("plain")
+    expected = _ingest_file(plain, path)
+    compressed = tmp_path / "events.jsonl.gz"
+    compressed.write_bytes(gzip.compress(path.read_bytes()))
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # translated by the worker, 7 lines a chunk
+    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    with compressed.open("rb") as stream:
+        assert read_events(stream).parallel_worthwhile()
+    unpacked = make_app("unpacked")
+    assert _ingest_file(unpacked, compressed) == expected
+    assert rows_by_job(unpacked) == rows_by_job(plain)
+
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(compressed.read_bytes()[: compressed.stat().st_size * 2 // 3])
+    read_before_break = []
+    for parallel_from in (1, 0):  # through the worker, then in this process
+        monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", parallel_from)
+        app = make_app(f"cut-{parallel_from}")
+        ingestor = Ingestor(app, batch_size=50, project_every=120)
+        with cut.open("rb") as stream, pytest.raises(UnreadableInput, match="ends early or is corrupt"):
+            ingestor.ingest(read_events(stream))
+        read_before_break.append(ingestor.summary.read)
+        assert app.stored_events() > 0 and len(rows_by_job(app)) > 0  # what came before the break is recorded
+    assert read_before_break[0] == read_before_break[1] > 0
+    app = make_app("cut-1")
+    assert _ingest_file(app, compressed)["read"] == expected["read"]  # the whole file again: nothing is lost
+    assert rows_by_job(app) == rows_by_job(plain)
