@@ -185,10 +185,9 @@ class BatchOpsApplication(Application[UUID]):
         cache = self.repository.cache
         if cache is not None:
             for parsed in facts:
+                key = _AGGREGATE_OF_KIND[parsed.kind].create_id(parsed.account, parsed.region, parsed.key)
                 try:
-                    cache.get(
-                        _AGGREGATE_OF_KIND[parsed.kind].create_id(parsed.account, parsed.region, parsed.key), evict=True
-                    )
+                    cache.get(key, evict=True)
                 except KeyError:
                     pass
         self._unprojected = _Unprojected()
