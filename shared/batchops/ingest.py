@@ -45,6 +45,7 @@ PARALLEL_CHUNK_LINES = 1000
 PARALLEL_DEPTH = 8
 """Chunks the worker may translate ahead: more than a batch, so that it keeps working while a batch is recorded
 (with 4, it stalled a thousand lines short of each batch and ingest waited for it)."""
+UTF8_BOM = b"\xef\xbb\xbf"
 REASONS_KEPT = 100
 """Distinct reasons a summary counts one by one; any further ones are counted together as `OTHER_REASONS`, so that
 the summary's memory stays flat whatever a file holds (each rejected event keeps its own reason in the store)."""
@@ -137,9 +138,7 @@ class EventReader(Iterator[RawEvent]):
         """Every event translated, in order, by a worker process (JSON Lines only; anything else here)."""
         stream = self.stream
         start = stream.tell()
-        first = stream.readline()
-        while first and not first.strip():
-            first = stream.readline()
+        first = _first_line(stream)
         try:
             head = orjson.loads(first) if first else None
         except orjson.JSONDecodeError:
@@ -159,10 +158,17 @@ def read_events(stream: IO[bytes]) -> EventReader:
     return EventReader(stream)
 
 
-def _read(stream: IO[bytes]) -> Iterator[RawEvent]:
-    first = stream.readline()
+def _first_line(stream: IO[bytes]) -> bytes:
+    """The first line that is not blank, without the UTF-8 byte order mark some Windows tools write at the start of a
+    file (as the first event's bytes it is not JSON)."""
+    first = stream.readline().removeprefix(UTF8_BOM)
     while first and not first.strip():
         first = stream.readline()
+    return first
+
+
+def _read(stream: IO[bytes]) -> Iterator[RawEvent]:
+    first = _first_line(stream)
     if not first:
         return
     try:

@@ -446,3 +446,17 @@ def test_a_compressed_file_through_the_worker_gives_what_the_plain_file_gives_an
     app = make_app("cut-1")
     assert _ingest_file(app, compressed)["read"] == expected["read"]  # the whole file again: nothing is lost
     assert rows_by_job(app) == rows_by_job(plain)
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_an_event(make_app, tmp_path: Path, monkeypatch) -> None:
+    """Some Windows tools start a UTF-8 file with a byte order mark: the first event must not be rejected for it."""
+    path = _stream_file(tmp_path / "events.jsonl")
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
+    expected = _ingest_file(make_app("plain"), path)
+    for blank_first in (False, True):
+        marked = tmp_path / f"marked-{blank_first}.jsonl"
+        marked.write_bytes(b"\xef\xbb\xbf" + (b"\n" if blank_first else b"") + path.read_bytes())
+        for parallel_from in (0, 1):  # in this process, then through the worker
+            monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", parallel_from)
+            summary = _ingest_file(make_app(f"marked-{blank_first}-{parallel_from}"), marked)
+            assert summary == expected  # the one rejected event is the bad line in the middle, as without the mark
