@@ -127,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # every write is a transaction: nothing half-written is left behind
+        print("batchops: interrupted", file=sys.stderr)
+        return 130
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -182,6 +185,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return 1
+                except KeyboardInterrupt:
+                    print(
+                        f"batchops: interrupted in {'standard input' if name == '-' else name}."
+                        f" {ingestor.summary.read:,} events are recorded ({ingestor.summary.new:,} new);"
+                        " run the same ingest again to record the rest: what is recorded counts as duplicates.",
+                        file=sys.stderr,
+                    )
+                    return 130
     finally:
         if emf_file is not None:
             emf_file.close()

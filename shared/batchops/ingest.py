@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import queue
 import re
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -289,8 +290,8 @@ class Ingestor:
         unusable: list[RejectedEvent],
         unusable_counts: dict[tuple[str, str], list[int]],
     ) -> None:
-        self.summary.read += len(batch) + len(unusable)
         outcome = self.app.record_with_retry(batch, project=False) if batch else RecordOutcome()
+        self.summary.read += len(batch) + len(unusable)  # once recorded (an interrupted run reports what is stored)
         self._unprojected += len(batch)
         if self._unprojected >= self.project_every:
             self.app.project_saved()
@@ -403,6 +404,9 @@ def _worker(path: str, offset: int, number: int, results: Any, compressed: bool)
     Compressed data that breaks off ends it with exit status 3 and no None: the ingesting process then reads on from
     the last chunk itself, and reports the break where it finds it."""
     gc.disable()  # short-lived acyclic objects only, as in the ingestor
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # Ctrl-C reaches the whole process group: the ingesting process ends us
     with open_events_file(path, compressed) as stream:
         stream.seek(offset)
         try:

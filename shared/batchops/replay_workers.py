@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,6 +38,7 @@ def _worker(
     from batchops.views_sqlite import SQLiteViewStore
 
     gc.disable()  # short-lived acyclic objects only, as in the rebuild itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the replay ends us
     views = SQLiteViewStore(database, create=False)
     app = BatchOpsApplication(
         views,

@@ -236,3 +236,40 @@ def test_a_truncated_gzip_file_is_an_error_that_keeps_what_came_before_the_break
         run(["jobs", "--format", "json"], store).stdout
         == run(["jobs", "--format", "json"], tmp_path / "fresh.db").stdout
     )
+
+
+def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the_rest(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    store = tmp_path / "b.db"
+    stream = tmp_path / "sim.jsonl"
+    run(["simulate", "--accounts", "1", "--regions", "1", "--jobs", "4000", "--seed", "3", "--out", str(stream)], store)
+    env = {**os.environ, "BATCHOPS_STORE": f"sqlite:///{store}"}
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "batchops", "ingest", str(stream)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, which gets the signal as a terminal's Ctrl-C does
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the first batch is stored, so that the run is under way
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(store) as db:
+                if db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]:
+                    break
+        except sqlite3.OperationalError:
+            continue  # not created yet
+    os.killpg(ingest.pid, signal.SIGINT)
+    _, err = ingest.communicate(timeout=60)
+    assert ingest.returncode == 130, err
+    assert f"batchops: interrupted in {stream}." in err and "run the same ingest again" in err
+    assert "Traceback" not in err  # from this process or its worker
+    run(["ingest", str(stream)], store)
+    run(["ingest", str(stream)], tmp_path / "once.db")
+    once = run(["jobs", "--format", "json"], tmp_path / "once.db").stdout
+    assert run(["jobs", "--format", "json"], store).stdout == once
