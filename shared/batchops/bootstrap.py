@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,17 @@ def build_application(settings: Settings, *, metrics: bool = True, project_inlin
         path = sqlite_path(settings.store)
         if path.parent and not path.parent.exists():
             raise StoreURLError(f"cannot open store {settings.store!r}: directory {path.parent} does not exist")
-        views = SQLiteViewStore(path)
+        if path.is_dir():
+            raise StoreURLError(f"cannot open store {settings.store!r}: {path} is a directory; name a file in it")
+        try:
+            views = SQLiteViewStore(path)
+        except sqlite3.DatabaseError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:  # untouched: SQLite writes nothing to such a file
+                raise StoreURLError(
+                    f"cannot open store {settings.store!r}: {path} is not a SQLite database (an events file? ingest it"
+                    f" with: batchops ingest {path}); give a new file name or an existing store"
+                ) from error
+            raise
         env = {"PERSISTENCE_MODULE": "batchops.store_sqlite:Factory", "SQLITE_DBNAME": str(path)}
         return BatchOpsApplication(views, env, metrics=metrics)
     if settings.store.startswith("dynamodb://"):

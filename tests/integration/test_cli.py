@@ -114,6 +114,19 @@ def test_clear_errors_for_bad_input(tmp_path: Path) -> None:
     assert bad_status.returncode == 2 and "unknown status 'DONE'" in bad_status.stderr
 
 
+def test_a_store_url_naming_an_events_file_or_a_directory_is_a_clear_error_and_touches_nothing(
+    tmp_path: Path, events_file: Path
+) -> None:
+    before = events_file.read_bytes()
+    mistaken = run(["--store", f"sqlite:///{events_file}", "jobs"], tmp_path / "unused.db", check=False)
+    assert mistaken.returncode == 2 and "Traceback" not in mistaken.stderr
+    assert f"{events_file} is not a SQLite database" in mistaken.stderr
+    assert f"batchops ingest {events_file}" in mistaken.stderr
+    assert events_file.read_bytes() == before
+    folder = run(["--store", f"sqlite:///{tmp_path}", "jobs"], tmp_path / "unused.db", check=False)
+    assert folder.returncode == 2 and f"{tmp_path} is a directory" in folder.stderr
+
+
 def test_replay_gives_the_same_rows_and_emits_no_metrics(tmp_path: Path, events_file: Path) -> None:
     store = tmp_path / "b.db"
     emf = tmp_path / "emf.jsonl"
