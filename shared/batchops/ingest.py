@@ -15,7 +15,9 @@ import os
 import queue
 import re
 import signal
+import stat
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,38 +121,55 @@ class EventReader(Iterator[RawEvent]):
         return next(self._events)
 
     def parallel_worthwhile(self) -> bool:
-        """True for an untouched, big, seekable regular file (opened by a path the worker can open too) on a machine
-        with a second core."""
+        """True, on a machine with a second core, for an untouched stream that is either a big regular file opened by
+        a path (the worker opens it too) or a pipe (this process feeds the worker its lines)."""
         if self._events is not None or PARALLEL_MIN_BYTES <= 0 or (os.cpu_count() or 1) < 2:
             return False
+        if self._is_pipe():
+            return True
+        size = self._reopenable_size()
+        return size is not None and size - self.stream.tell() >= PARALLEL_MIN_BYTES
+
+    def _reopenable_size(self) -> int | None:
+        """The file's size, if the stream is a seekable file that its name opens again; else None."""
         try:
             if not self.stream.seekable():
-                return False
-            position = self.stream.tell()
+                return None
             opened = os.fstat(self.stream.fileno())
             name = getattr(self.stream, "name", None)
             if not isinstance(name, str) or not os.path.samestat(opened, Path(name).stat()):
-                return False
+                return None
+        except (OSError, AttributeError, ValueError):
+            return None
+        return opened.st_size
+
+    def _is_pipe(self) -> bool:
+        try:
+            return stat.S_ISFIFO(os.fstat(self.stream.fileno()).st_mode)
         except (OSError, AttributeError, ValueError):
             return False
-        return opened.st_size - position >= PARALLEL_MIN_BYTES
 
     def translated(self) -> Iterator[Parsed | RejectedEvent]:
         """Every event translated, in order, by a worker process (JSON Lines only; anything else here)."""
         stream = self.stream
-        start = stream.tell()
+        piped = self._is_pipe()
+        start = None if piped else stream.tell()
         first = _first_line(stream)
         try:
             head = orjson.loads(first) if first else None
         except orjson.JSONDecodeError:
             head = None
-        if head is None:  # empty, or not JSON Lines: the sequential reader knows every other shape
-            stream.seek(start)
-            yield from map(translate_raw, self)
-            return
         self._events = iter(())
+        if head is None:  # empty, or not JSON Lines: the sequential reader knows every other shape
+            if start is not None:
+                stream.seek(start)
+            yield from map(translate_raw, _read(stream, first if start is None else None))
+            return
         yield from map(translate_raw, _expand(head, 1))
-        yield from _translate_in_worker(stream, 2, self.compressed)
+        if piped:
+            yield from _translate_fed(stream, 2)
+        else:
+            yield from _translate_in_worker(stream, 2, self.compressed)
 
 
 def read_events(stream: IO[bytes]) -> EventReader:
@@ -168,8 +187,10 @@ def _first_line(stream: IO[bytes]) -> bytes:
     return first
 
 
-def _read(stream: IO[bytes]) -> Iterator[RawEvent]:
-    first = _first_line(stream)
+def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
+    """The events of a stream; `first` is its first line when the caller has read it already (from a pipe)."""
+    if first is None:
+        first = _first_line(stream)
     if not first:
         return
     try:
@@ -462,6 +483,71 @@ def _translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> It
         number += len(lines)
 
 
+def _fed_worker(chunks: Any, results: Any) -> None:
+    """A translating process fed by the ingesting process: (first line number, lines) in, their results out, in
+    order, until None."""
+    gc.disable()  # short-lived acyclic objects only, as in the ingestor
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the ingesting process ends us
+    while (chunk := chunks.get()) is not None:
+        start, lines = chunk
+        results.put(_translate_lines(start, lines))
+
+
+def _translate_fed(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedEvent]:
+    """Translate the rest of a stream that cannot be opened again (a pipe: standard input) in a worker process that
+    this process feeds, chunk by chunk, `PARALLEL_DEPTH` chunks ahead of the results it takes.
+
+    Should the worker fail, the chunks it was handed and did not give back are translated here, then the rest of
+    the stream. A break in compressed input is raised once the results of the chunks before it are taken."""
+    context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
+    chunks = context.Queue()  # no bound of its own: at most PARALLEL_DEPTH chunks are handed over and not given back
+    results = context.Queue()
+    _widen_pipe(results)
+    worker = context.Process(target=_fed_worker, args=(chunks, results), name="batchops-translate", daemon=True)
+    lines_of = _chunks(stream)
+    handed: deque[tuple[int, list[bytes]]] = deque()
+    ended = False
+    broken: UnreadableInput | None = None
+
+    def feed() -> None:
+        nonlocal number, ended, broken
+        while not ended and len(handed) < PARALLEL_DEPTH:
+            try:
+                lines = next(lines_of)
+            except StopIteration:
+                ended = True
+            except UnreadableInput as error:
+                ended, broken = True, error
+            else:
+                handed.append((number, lines))
+                chunks.put((number, lines))
+                number += len(lines)
+                continue
+            chunks.put(None)  # once: the loop ends with the stream
+
+    try:
+        worker.start()
+        feed()
+        while handed and (data := _get(results, worker)) is not None:
+            handed.popleft()
+            yield from _from_wire(data)
+            feed()
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join(timeout=10)
+        for queue_ in (chunks, results):
+            queue_.cancel_join_thread()
+            queue_.close()
+    for start, lines in handed:  # nothing, unless the worker failed
+        yield from _from_wire(_translate_lines(start, lines))
+    if broken is not None:
+        raise broken
+    for lines in lines_of:  # nothing, unless the worker failed before the end
+        yield from _from_wire(_translate_lines(number, lines))
+        number += len(lines)
+
+
 def _widen_pipe(results: Any) -> None:
     """Give the results queue's pipe 1 MiB where the system allows it (Linux): a chunk's results are about 600 KB,
     and through the default 64 KiB the worker's sending thread and this process take turns ten times per chunk
@@ -476,7 +562,7 @@ def _widen_pipe(results: Any) -> None:
         pass
 
 
-def _get(results: Any, worker: Any) -> tuple[int, int, bytes] | None:
+def _get(results: Any, worker: Any) -> Any:
     """The next result; None at the end, or once the worker is gone without one."""
     while True:
         try:

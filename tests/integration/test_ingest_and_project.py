@@ -460,3 +460,44 @@ def test_a_byte_order_mark_at_the_start_of_a_file_is_not_an_event(make_app, tmp_
             monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", parallel_from)
             summary = _ingest_file(make_app(f"marked-{blank_first}-{parallel_from}"), marked)
             assert summary == expected  # the one rejected event is the bad line in the middle, as without the mark
+
+
+def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_when_the_worker_dies(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    import subprocess
+
+    path = _stream_file(tmp_path / "events.jsonl")
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)  # translated here
+    here = make_app("here")
+    expected = _ingest_file(here, path)
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # a pipe goes to the fed worker, 7 lines a chunk
+    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+
+    def ingest_piped(app: Any) -> dict:
+        with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE) as cat:  # a real pipe, and no thread
+            assert cat.stdout is not None
+            reader = read_events(cat.stdout)
+            assert reader.parallel_worthwhile()
+            return Ingestor(app, batch_size=50, project_every=120).ingest(reader).as_dict()
+
+    fed = make_app("fed")
+    assert ingest_piped(fed) == expected
+    assert rows_by_job(fed) == rows_by_job(here)
+
+    parent = os.getpid()
+    chunks: list[int] = []
+    translate_lines = ingest_module._translate_lines
+
+    def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
+        chunks.append(start)
+        if os.getpid() != parent and len(chunks) > 3:
+            os._exit(3)
+        return translate_lines(start, lines)
+
+    monkeypatch.setattr(ingest_module, "_translate_lines", dies_after_three_chunks)
+    assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    crashed = make_app("crashed")
+    assert ingest_piped(crashed) == expected
+    assert chunks  # this process translated what the dead worker was handed, and the rest
+    assert rows_by_job(crashed) == rows_by_job(here)
