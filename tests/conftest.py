@@ -9,7 +9,8 @@ import pytest
 
 from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
-from batchops.ingest import Ingestor, RawEvent
+from batchops.ingest import Ingestor
+from batchops.translation import RawEvent
 
 EVENTS = Path(__file__).parent / "events"
 AWS_REGION = "us-east-1"

@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import gc
 import io
-import itertools
-import marshal
-import multiprocessing as mp
 import os
-import queue
 import re
-import signal
 import stat
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,11 +20,11 @@ from typing import IO, Any
 import orjson
 
 from batchops.application import BatchOpsApplication, RecordOutcome, pipeline_metric_points
-from batchops.compressed import UnreadableInput, decompressed, open_events_file
+from batchops.compressed import UnreadableInput, decompressed
 from batchops.facts import Parsed
-from batchops.inbound import Unusable, translate
 from batchops.metrics import MetricPoint
-from batchops.redaction import redact
+from batchops.translation import RawEvent, expand, translate_raw
+from batchops.translation_workers import translate_fed, translate_in_worker
 from batchops.views import RejectedEvent
 
 BATCH_SIZE = 10_000
@@ -44,10 +37,6 @@ the views write queued job rows every 1,000): 40,000 took 10.6-11.9 s (mean 11.4
 10.2-11.3 s (mean 10.8) at 186 MiB; 60,000, 10.9-12.0 s at 172 MiB. Before that bound, 80,000 peaked at 240 MB."""
 PARALLEL_MIN_BYTES = 8_000_000
 """Files at least this big are decoded and translated in a second process (0 turns that off)."""
-PARALLEL_CHUNK_LINES = 1000
-PARALLEL_DEPTH = 8
-"""Chunks the worker may translate ahead: more than a batch, so that it keeps working while a batch is recorded
-(with 4, it stalled a thousand lines short of each batch and ingest waited for it)."""
 UTF8_BOM = b"\xef\xbb\xbf"
 REASONS_KEPT = 100
 """Distinct reasons a summary counts one by one; any further ones are counted together as `OTHER_REASONS`, so that
@@ -55,7 +44,6 @@ the summary's memory stays flat whatever a file holds (each rejected event keeps
 OTHER_REASONS = "other reasons (see them with `batchops rejected`)"
 _LINE_PREFIX = re.compile(r"^line \d+: ")
 _POSITION = re.compile(r": line \d+ column \d+ \(char \d+\)$")
-_VALUE_IN_TEXT = re.compile(r'("(?:value|Value|command|parameters)"\s*:\s*)("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\})')
 
 
 @dataclass
@@ -87,16 +75,6 @@ class IngestSummary:
             "ignored": self.ignored,
             "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class RawEvent:
-    """One decoded event, or the text and error of a line that could not be decoded."""
-
-    value: Any
-    line: int
-    error: str | None = None
-    text: str | None = None
 
 
 class EventReader(Iterator[RawEvent]):
@@ -165,11 +143,11 @@ class EventReader(Iterator[RawEvent]):
                 stream.seek(start)
             yield from map(translate_raw, _read(stream, first if start is None else None))
             return
-        yield from map(translate_raw, _expand(head, 1))
+        yield from map(translate_raw, expand(head, 1))
         if piped:
-            yield from _translate_fed(stream, 2)
+            yield from translate_fed(stream, 2)
         else:
-            yield from _translate_in_worker(stream, 2, self.compressed)
+            yield from translate_in_worker(stream, 2, self.compressed)
 
 
 def read_events(stream: IO[bytes]) -> EventReader:
@@ -206,12 +184,12 @@ def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
             except orjson.JSONDecodeError:
                 pass
             else:
-                yield from _expand(whole, 1)
+                yield from expand(whole, 1)
                 return
             stream = io.BytesIO(rest)
         yield RawEvent(None, 1, "invalid JSON", first[:4000].decode("utf-8", "replace"))
     else:
-        yield from _expand(head, 1)
+        yield from expand(head, 1)
     for number, line in enumerate(stream, start=2):
         if not line.strip():
             continue
@@ -220,20 +198,7 @@ def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
         except orjson.JSONDecodeError as exc:
             yield RawEvent(None, number, f"invalid JSON: {exc}", line[:4000].decode("utf-8", "replace"))
             continue
-        yield from _expand(value, number)
-
-
-def _expand(value: Any, line: int) -> Iterator[RawEvent]:
-    if isinstance(value, list):
-        for item in value:
-            yield RawEvent(item, line)
-    else:
-        yield RawEvent(value, line)
-
-
-def scrub_text(text: str) -> str:
-    """Best-effort redaction of text that is not valid JSON: blank every value, command and parameter."""
-    return _VALUE_IN_TEXT.sub(lambda m: m.group(1) + '"<redacted>"', text)
+        yield from expand(value, number)
 
 
 class Ingestor:
@@ -337,256 +302,6 @@ class Ingestor:
             self.on_points([*outcome.points, *pipeline_metric_points(merged, at)])
         if self.on_progress is not None:
             self.on_progress(len(batch) + len(unusable))
-
-
-def translate_raw(raw: RawEvent) -> Parsed | RejectedEvent:
-    """A decoded event's fact, or the redacted record of why it cannot be used."""
-    if raw.error is not None:
-        return RejectedEvent(
-            reason=f"line {raw.line}: {raw.error}",
-            rejected=True,
-            detail_type=None,
-            account_id=None,
-            region=None,
-            body=scrub_text(raw.text or ""),
-            received_at=_now(),
-        )
-    result = translate(raw.value)
-    if isinstance(result, Parsed):
-        return result
-    return kept_aside(result, raw)
-
-
-def _translate_lines(start: int, lines: list[bytes]) -> bytes:
-    """Decode and translate lines numbered from `start`; the results marshalled (see `_from_wire`).
-
-    `marshal`, not JSON, between the worker and this process: the results are plain lists, dicts and scalars, made
-    and read by the same Python, and `marshal.loads` takes 1.1 µs an event on the bench stream where orjson takes 2.3
-    (marshal is not for data from elsewhere: only the worker's own output is read this way)."""
-    out: list[list[Any]] = []
-    for number, line in enumerate(lines, start=start):
-        if not line.strip():
-            continue
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raws: Iterable[RawEvent] = (
-                RawEvent(None, number, f"invalid JSON: {exc}", line[:4000].decode("utf-8", "replace")),
-            )
-        else:
-            raws = _expand(value, number)
-        for raw in raws:
-            result = translate_raw(raw)
-            if isinstance(result, Parsed):
-                out.append([result.kind, result.account, result.region, result.key, result.fact])
-            else:
-                out.append(
-                    [
-                        result.reason,
-                        result.rejected,
-                        result.detail_type,
-                        result.account_id,
-                        result.region,
-                        result.body,
-                        result.received_at,
-                    ]
-                )
-    return marshal.dumps(out)
-
-
-def _from_wire(data: bytes) -> Iterator[Parsed | RejectedEvent]:
-    for item in marshal.loads(data):
-        if len(item) == 5:
-            yield Parsed(*item)
-        else:
-            yield RejectedEvent(*item)
-
-
-def _chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
-    """The stream's lines, `PARALLEL_CHUNK_LINES` at a time. Where compressed data breaks off, the lines read before
-    the break come first, then the break (`UnreadableInput`)."""
-    while True:
-        lines: list[bytes] = []
-        try:
-            lines.extend(itertools.islice(stream, PARALLEL_CHUNK_LINES))
-        except UnreadableInput:
-            if lines:
-                yield lines
-            raise
-        if not lines:
-            return
-        yield lines
-
-
-def _worker(path: str, offset: int, number: int, results: Any, compressed: bool) -> None:
-    """The second process: read the file from `offset` (line `number` there) and translate it chunk by chunk, each
-    result with the offset and line number after it; then None. The bounded queue keeps it a few chunks ahead.
-
-    Compressed data that breaks off ends it with exit status 3 and no None: the ingesting process then reads on from
-    the last chunk itself, and reports the break where it finds it."""
-    gc.disable()  # short-lived acyclic objects only, as in the ingestor
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # Ctrl-C reaches the whole process group: the ingesting process ends us
-    with open_events_file(path, compressed) as stream:
-        stream.seek(offset)
-        try:
-            for lines in _chunks(stream):
-                data = _translate_lines(number, lines)
-                number += len(lines)
-                results.put((stream.tell(), number, data))
-        except UnreadableInput:
-            results.close()
-            results.join_thread()  # the chunks before the break reach the ingesting process first
-            raise SystemExit(3) from None
-    results.put(None)
-
-
-def _translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Iterator[Parsed | RejectedEvent]:
-    """Translate the rest of a JSON Lines file (from the stream's position, line `number`) in a worker process that
-    reads the file itself, a few chunks ahead of the caller: this process neither reads nor ships the lines.
-
-    Should the worker fail (or not start), the rest is translated here from the last offset it reported."""
-    # Fork shares the loaded modules (instant start) but is only safe with no other thread around.
-    context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
-    results = context.Queue(maxsize=PARALLEL_DEPTH)
-    _widen_pipe(results)
-    offset = stream.tell()
-    worker = context.Process(
-        target=_worker,
-        args=(stream.name, offset, number, results, compressed),
-        name="batchops-translate",
-        daemon=True,
-    )
-    finished = False
-    try:
-        worker.start()
-        while True:
-            item = _get(results, worker)
-            if item is None:
-                finished = not worker.is_alive() and worker.exitcode == 0
-                break
-            offset, number, data = item
-            yield from _from_wire(data)
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join(timeout=10)
-        results.cancel_join_thread()
-        results.close()
-    if finished:
-        return
-    # The worker failed: translate the rest here, from the end of the last chunk it handed over.
-    stream.seek(offset)
-    for lines in _chunks(stream):
-        yield from _from_wire(_translate_lines(number, lines))
-        number += len(lines)
-
-
-def _fed_worker(chunks: Any, results: Any) -> None:
-    """A translating process fed by the ingesting process: (first line number, lines) in, their results out, in
-    order, until None."""
-    gc.disable()  # short-lived acyclic objects only, as in the ingestor
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the ingesting process ends us
-    while (chunk := chunks.get()) is not None:
-        start, lines = chunk
-        results.put(_translate_lines(start, lines))
-
-
-def _translate_fed(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedEvent]:
-    """Translate the rest of a stream that cannot be opened again (a pipe: standard input) in a worker process that
-    this process feeds, chunk by chunk, `PARALLEL_DEPTH` chunks ahead of the results it takes.
-
-    Should the worker fail, the chunks it was handed and did not give back are translated here, then the rest of
-    the stream. A break in compressed input is raised once the results of the chunks before it are taken."""
-    context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
-    chunks = context.Queue()  # no bound of its own: at most PARALLEL_DEPTH chunks are handed over and not given back
-    results = context.Queue()
-    _widen_pipe(results)
-    worker = context.Process(target=_fed_worker, args=(chunks, results), name="batchops-translate", daemon=True)
-    lines_of = _chunks(stream)
-    handed: deque[tuple[int, list[bytes]]] = deque()
-    ended = False
-    broken: UnreadableInput | None = None
-
-    def feed() -> None:
-        nonlocal number, ended, broken
-        while not ended and len(handed) < PARALLEL_DEPTH:
-            try:
-                lines = next(lines_of)
-            except StopIteration:
-                ended = True
-            except UnreadableInput as error:
-                ended, broken = True, error
-            else:
-                handed.append((number, lines))
-                chunks.put((number, lines))
-                number += len(lines)
-                continue
-            chunks.put(None)  # once: the loop ends with the stream
-
-    try:
-        worker.start()
-        feed()
-        while handed and (data := _get(results, worker)) is not None:
-            handed.popleft()
-            yield from _from_wire(data)
-            feed()
-    finally:
-        if worker.is_alive():
-            worker.terminate()
-        worker.join(timeout=10)
-        for queue_ in (chunks, results):
-            queue_.cancel_join_thread()
-            queue_.close()
-    for start, lines in handed:  # nothing, unless the worker failed
-        yield from _from_wire(_translate_lines(start, lines))
-    if broken is not None:
-        raise broken
-    for lines in lines_of:  # nothing, unless the worker failed before the end
-        yield from _from_wire(_translate_lines(number, lines))
-        number += len(lines)
-
-
-def _widen_pipe(results: Any) -> None:
-    """Give the results queue's pipe 1 MiB where the system allows it (Linux): a chunk's results are about 600 KB,
-    and through the default 64 KiB the worker's sending thread and this process take turns ten times per chunk
-    (on the bench stream this process spent 0.8-0.9 s receiving, 0.6 s with 1 MiB). Anywhere else, nothing."""
-    try:
-        import fcntl
-
-        size = getattr(fcntl, "F_SETPIPE_SZ", None)
-        if size is not None:
-            fcntl.fcntl(results._reader.fileno(), size, 1 << 20)  # the queue's own pipe: no public way to reach it
-    except (ImportError, AttributeError, OSError):
-        pass
-
-
-def _get(results: Any, worker: Any) -> Any:
-    """The next result; None at the end, or once the worker is gone without one."""
-    while True:
-        try:
-            return results.get(timeout=1.0)  # type: ignore[no-any-return]
-        except queue.Empty:
-            if not worker.is_alive():
-                return None
-
-
-def kept_aside(result: Unusable, raw: RawEvent) -> RejectedEvent:
-    """An unusable event as it is kept: redacted, with its reason."""
-    return RejectedEvent(
-        reason=result.reason,
-        rejected=result.rejected,
-        detail_type=result.detail_type,
-        account_id=result.account,
-        region=result.region,
-        body=orjson.dumps(redact(raw.value)).decode(),
-        received_at=_now(),
-    )
-
-
-def _now() -> str:
-    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _now_ms() -> int:

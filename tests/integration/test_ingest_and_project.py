@@ -18,7 +18,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from batchops import ingest as ingest_module
-from batchops import replay_workers, views
+from batchops import replay_workers, translation, translation_workers, views
 from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events
@@ -323,7 +323,7 @@ def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(
     expected = _ingest_file(here, path)
     assert expected["rejected"] == 1
     monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # translated by the worker, 7 lines a chunk
-    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
     there = make_app("there")
     with path.open("rb") as stream:
         assert read_events(stream).parallel_worthwhile()
@@ -340,10 +340,10 @@ def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
     here = make_app("here")
     expected = _ingest_file(here, path)
     monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)
-    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
     parent = os.getpid()
     chunks = []
-    translate_lines = ingest_module._translate_lines
+    translate_lines = translation.translate_lines
 
     def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
         chunks.append(start)
@@ -351,7 +351,7 @@ def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
             os._exit(3)
         return translate_lines(start, lines)
 
-    monkeypatch.setattr(ingest_module, "_translate_lines", dies_after_three_chunks)
+    monkeypatch.setattr(translation, "translate_lines", dies_after_three_chunks)
     assert threading.active_count() == 1  # so the worker is forked and sees the patch
     crashed = make_app("crashed")
     assert _ingest_file(crashed, path) == expected
@@ -424,7 +424,7 @@ def test_a_compressed_file_through_the_worker_gives_what_the_plain_file_gives_an
     compressed = tmp_path / "events.jsonl.gz"
     compressed.write_bytes(gzip.compress(path.read_bytes()))
     monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # translated by the worker, 7 lines a chunk
-    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
     with compressed.open("rb") as stream:
         assert read_events(stream).parallel_worthwhile()
     unpacked = make_app("unpacked")
@@ -472,7 +472,7 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
     here = make_app("here")
     expected = _ingest_file(here, path)
     monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # a pipe goes to the fed worker, 7 lines a chunk
-    monkeypatch.setattr(ingest_module, "PARALLEL_CHUNK_LINES", 7)
+    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
 
     def ingest_piped(app: Any) -> dict:
         with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE) as cat:  # a real pipe, and no thread
@@ -487,7 +487,7 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
 
     parent = os.getpid()
     chunks: list[int] = []
-    translate_lines = ingest_module._translate_lines
+    translate_lines = translation.translate_lines
 
     def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
         chunks.append(start)
@@ -495,7 +495,7 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
             os._exit(3)
         return translate_lines(start, lines)
 
-    monkeypatch.setattr(ingest_module, "_translate_lines", dies_after_three_chunks)
+    monkeypatch.setattr(translation, "translate_lines", dies_after_three_chunks)
     assert threading.active_count() == 1  # so the worker is forked and sees the patch
     crashed = make_app("crashed")
     assert ingest_piped(crashed) == expected

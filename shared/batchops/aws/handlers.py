@@ -29,8 +29,8 @@ from batchops.bootstrap import Settings, build_application
 from batchops.emf import emf_documents
 from batchops.facts import Parsed
 from batchops.inbound import translate
-from batchops.ingest import RawEvent, kept_aside, scrub_text
 from batchops.metrics import MetricPoint
+from batchops.translation import RawEvent, kept_aside, scrub_text
 from batchops.views import RejectedEvent
 
 logger = Logger(service="batchops")
