@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections import Counter, defaultdict
@@ -46,9 +47,18 @@ _TABLE_COLUMNS = {
 }
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`batchops summary | head`): stop quietly, as every other command does (exit 0), not
+        with rich's exit status 1. Standard output goes to /dev/null, so that nothing fails again at exit."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise BrokenPipeError
+
+
 def _console() -> Console:
     # Piped output is read by people and by grep: don't fold it to 80 columns.
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 220)
+    return _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 220)
 
 
 def print_table(rows: list[dict[str, Any]], title: str) -> None:

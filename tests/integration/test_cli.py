@@ -287,3 +287,18 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
     run(["ingest", str(stream)], tmp_path / "once.db")
     once = run(["jobs", "--format", "json"], tmp_path / "once.db").stdout
     assert run(["jobs", "--format", "json"], store).stdout == once
+
+
+def test_a_reader_that_stops_early_ends_the_summary_quietly(tmp_path: Path, events_file: Path) -> None:
+    """`batchops summary | head -1`: the rest of the report meets a closed pipe, and that is not a failure."""
+    store = tmp_path / "b.db"
+    run(["ingest", str(events_file)], store)
+    env = {**os.environ, "BATCHOPS_STORE": f"sqlite:///{store}"}
+    summary = subprocess.Popen(
+        [sys.executable, "-m", "batchops", "summary"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert summary.stdout is not None and summary.stderr is not None
+    assert summary.stdout.readline()  # the first line, as `head -1` takes it; then the reader goes away
+    summary.stdout.close()
+    assert summary.wait(timeout=60) == 0
+    assert b"Traceback" not in summary.stderr.read()
