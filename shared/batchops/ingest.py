@@ -1,13 +1,14 @@
 """Ingestion: read EventBridge events from a stream, translate, record in batches, keep what is unusable.
 
-Input is JSON Lines (one event per line; a line may also hold a JSON array of events) or one JSON
-document (an object or an array). Reading streams line by line, so memory stays flat on any file size.
+Input is JSON Lines (one event per line; a line may also hold a JSON array of events), or JSON spanning lines: a
+pretty-printed event, an array of events, or values one after the other as `jq` prints them (`batchops.json_values`).
+Either is read a bounded piece at a time, so memory stays flat on any file size; gzip-compressed input is
+decompressed as it is read.
 """
 
 from __future__ import annotations
 
 import gc
-import io
 import os
 import re
 import stat
@@ -22,6 +23,7 @@ import orjson
 from batchops.application import BatchOpsApplication, RecordOutcome, pipeline_metric_points
 from batchops.compressed import UnreadableInput, decompressed
 from batchops.facts import Parsed
+from batchops.json_values import json_values
 from batchops.metrics import MetricPoint
 from batchops.translation import RawEvent, expand, translate_raw
 from batchops.translation_workers import translate_fed, translate_in_worker
@@ -173,20 +175,11 @@ def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
         return
     try:
         head = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        head = None
-        stripped = first.lstrip()
-        if stripped[:1] in (b"{", b"["):
-            # Perhaps one pretty-printed JSON document; if not, it was JSON Lines with a bad first line.
-            rest = stream.read()
-            try:
-                whole = orjson.loads(first + rest)
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                yield from expand(whole, 1)
-                return
-            stream = io.BytesIO(rest)
+    except orjson.JSONDecodeError as error:
+        if first.lstrip()[:1] in (b"{", b"[") and error.pos >= len(first.rstrip()):
+            # The first line is only the start of a value: pretty-printed JSON, a big array, values as `jq` prints them.
+            yield from json_values(stream, first)
+            return
         yield RawEvent(None, 1, "invalid JSON", first[:4000].decode("utf-8", "replace"))
     else:
         yield from expand(head, 1)

@@ -501,3 +501,54 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
     assert ingest_piped(crashed) == expected
     assert chunks  # this process translated what the dead worker was handed, and the rest
     assert rows_by_job(crashed) == rows_by_job(here)
+
+
+def _simulated(jobs: int = 200) -> list[dict]:
+    from batchops.simulate import SimulationSettings, simulate_with_truth
+
+    events, _ = simulate_with_truth(SimulationSettings(accounts=1, regions=2, jobs=jobs, seed=7, chaos=True))
+    return events
+
+
+def test_a_pretty_printed_array_and_values_one_after_the_other_give_what_json_lines_give(make_app) -> None:
+    events = _simulated(60)
+    as_lines = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+    as_array = json.dumps(events, indent=2).encode()
+    as_jq = b"".join(json.dumps(e, indent=2).encode() + b"\n" for e in events)  # what `jq .` prints
+    expected = None
+    for name, data in (("lines", as_lines), ("array", as_array), ("jq", as_jq)):
+        app = make_app(name)
+        summary = Ingestor(app, batch_size=50).ingest(read_events(io.BytesIO(data))).as_dict()
+        assert summary["read"] == len(events) and summary["rejected"] == 0
+        expected = expected or rows_by_job(app)
+        assert rows_by_job(app) == expected
+
+
+def test_a_big_pretty_printed_array_is_read_in_flat_memory(monkeypatch) -> None:
+    from batchops import json_values
+
+    monkeypatch.setattr(json_values, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(json_values, "NEAR_END", 16 * 1024)
+    data = json.dumps(_simulated(300), indent=2).encode()
+    assert len(data) > 8_000_000
+    tracemalloc.start()
+    count = sum(1 for raw in read_events(io.BytesIO(data)) if raw.error is None)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == len(json.loads(data))
+    assert peak < 2_000_000  # parsed whole, the events alone take several times the 8 MB of text
+
+
+def test_a_value_that_cannot_be_decoded_is_kept_with_its_line_and_the_values_after_it_are_read(make_app) -> None:
+    events = _simulated(20)
+    pretty = [json.dumps(e, indent=2) for e in events]
+    broken = '{\n  "id": "broken",\n  "detail": {"a": }\n}'
+    middle = len(pretty) // 2
+    text = "\n".join([*pretty[:middle], broken, *pretty[middle:]]) + "\n"
+    broken_line = "\n".join(pretty[:middle]).count("\n") + 2
+    app = make_app()
+    summary = Ingestor(app, batch_size=50).ingest(read_events(io.BytesIO(text.encode()))).as_dict()
+    assert summary["new"] + summary["duplicates"] == len(events)  # every event before and after the broken one
+    assert summary["rejected"] >= 1
+    reasons = [k.reason for k in app.views.rejected(limit=50)]
+    assert any(r.startswith(f"line {broken_line}: invalid JSON") for r in reasons), reasons  # where the value starts
