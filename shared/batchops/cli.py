@@ -160,7 +160,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     total_bytes = sum(Path(n).stat().st_size for n in args.files if n != "-")
-    show_progress = not args.quiet and total_bytes > 5_000_000 and sys.stderr.isatty()
+    # Big files, and standard input (its size is unknown): an event count on a terminal.
+    show_progress = not args.quiet and (total_bytes > 5_000_000 or "-" in args.files) and sys.stderr.isatty()
     try:
         with _progress_bar(show_progress, "ingest", None) as advance:
             ingestor = Ingestor(
