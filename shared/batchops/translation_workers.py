@@ -21,6 +21,7 @@ from batchops.facts import Parsed
 from batchops.views import RejectedEvent
 
 PARALLEL_CHUNK_LINES = 1000
+"""Lines a worker translates and hands back at a time."""
 PARALLEL_DEPTH = 8
 """Chunks a worker may translate ahead: more than a batch, so that it keeps working while a batch is recorded
 (with 4, it stalled a thousand lines short of each batch and ingest waited for it)."""
@@ -42,16 +43,20 @@ def line_chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
         yield lines
 
 
+def _settle_in() -> None:
+    """What a translating process does first."""
+    gc.disable()  # short-lived acyclic objects only, as in the ingestor
+    # Ctrl-C reaches the whole process group: the ingesting process ends this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _worker(path: str, offset: int, number: int, results: Any, compressed: bool) -> None:
     """The second process: read the file from `offset` (line `number` there) and translate it chunk by chunk, each
     result with the offset and line number after it; then None. The bounded queue keeps it a few chunks ahead.
 
     Compressed data that breaks off ends it with exit status 3 and no None: the ingesting process then reads on from
     the last chunk itself, and reports the break where it finds it."""
-    gc.disable()  # short-lived acyclic objects only, as in the ingestor
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # Ctrl-C reaches the whole process group: the ingesting process ends us
+    _settle_in()
     with open_events_file(path, compressed) as stream:
         stream.seek(offset)
         try:
@@ -110,8 +115,7 @@ def translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Ite
 def _fed_worker(handed: Any, results: Any) -> None:
     """A translating process fed by the ingesting process: (first line number, lines) in, their results out, in
     order, until None."""
-    gc.disable()  # short-lived acyclic objects only, as in the ingestor
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the process group: the ingesting process ends us
+    _settle_in()
     while (chunk := handed.get()) is not None:
         start, lines = chunk
         results.put(translation.translate_lines(start, lines))
