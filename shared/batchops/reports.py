@@ -61,13 +61,14 @@ def _console() -> Console:
     return _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 220)
 
 
-def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    """A terminal table of the most useful columns."""
+def print_table(rows: list[dict[str, Any]], title: str, *, more: bool = False) -> None:
+    """A terminal table of the most useful columns (`more`: these are the first of more rows)."""
     if not rows:
         _console().print(f"no {title}")
         return
     columns = _TABLE_COLUMNS.get(title) or tuple(rows[0])
-    table = Table(title=f"{len(rows):,} {title}", show_lines=False)
+    heading = f"the first {len(rows):,} {title} (more match)" if more else f"{len(rows):,} {title}"
+    table = Table(title=heading, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:

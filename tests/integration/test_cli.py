@@ -302,3 +302,22 @@ def test_a_reader_that_stops_early_ends_the_summary_quietly(tmp_path: Path, even
     summary.stdout.close()
     assert summary.wait(timeout=60) == 0
     assert b"Traceback" not in summary.stderr.read()
+
+
+def test_a_terminal_table_shows_the_first_rows_and_says_how_to_see_all(
+    tmp_path: Path, events_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batchops import cli
+
+    store = tmp_path / "b.db"
+    run(["ingest", str(events_file)], store)
+    monkeypatch.setattr(cli, "TABLE_ROWS", 5)  # the samples hold 9 jobs
+    assert cli.main(["--store", f"sqlite:///{store}", "jobs"]) == 0
+    shown = capsys.readouterr()
+    assert "the first 5 jobs (more match)" in shown.out
+    assert "more jobs match than the 5 shown" in shown.err and "--format csv or json" in shown.err
+    assert cli.main(["--store", f"sqlite:///{store}", "jobs", "--limit", "7"]) == 0  # asked for: no note
+    shown = capsys.readouterr()
+    assert "7 jobs" in shown.out and not shown.err
+    assert cli.main(["--store", f"sqlite:///{store}", "jobs", "--format", "json"]) == 0  # every row
+    assert len(json.loads(capsys.readouterr().out)) == 9
