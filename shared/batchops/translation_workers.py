@@ -107,9 +107,7 @@ def translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Ite
         return
     # The worker failed: translate the rest here, from the end of the last chunk it handed over.
     stream.seek(offset)
-    for lines in line_chunks(stream):
-        yield from translation.from_wire(translation.translate_lines(number, lines))
-        number += len(lines)
+    yield from _translate_here(line_chunks(stream), number)
 
 
 def _fed_worker(handed: Any, results: Any) -> None:
@@ -171,7 +169,12 @@ def translate_fed(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedE
         yield from translation.from_wire(translation.translate_lines(start, lines))
     if broken is not None:
         raise broken
-    for lines in lines_of:  # nothing, unless the worker failed before the end
+    yield from _translate_here(lines_of, number)  # nothing, unless the worker failed before the end
+
+
+def _translate_here(chunks: Iterator[list[bytes]], number: int) -> Iterator[Parsed | RejectedEvent]:
+    """Translate chunks of lines in this process (what a failed worker left), the first numbered `number`."""
+    for lines in chunks:
         yield from translation.from_wire(translation.translate_lines(number, lines))
         number += len(lines)
 

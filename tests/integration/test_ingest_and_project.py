@@ -332,17 +332,11 @@ def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(
     assert [r.reason for r in there.views.rejected()] == [r.reason for r in here.views.rejected()]
 
 
-def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
-    make_app, tmp_path: Path, monkeypatch
-) -> None:
-    path = _stream_file(tmp_path / "events.jsonl")
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
-    here = make_app("here")
-    expected = _ingest_file(here, path)
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)
-    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
+def _workers_die_after_three_chunks(monkeypatch) -> list[int]:
+    """Make a forked translation worker exit after its third chunk; the list collects the chunks this process
+    translates itself."""
     parent = os.getpid()
-    chunks = []
+    chunks: list[int] = []
     translate_lines = translation.translate_lines
 
     def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
@@ -353,6 +347,19 @@ def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
 
     monkeypatch.setattr(translation, "translate_lines", dies_after_three_chunks)
     assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    return chunks
+
+
+def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    path = _stream_file(tmp_path / "events.jsonl")
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
+    here = make_app("here")
+    expected = _ingest_file(here, path)
+    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
+    _workers_die_after_three_chunks(monkeypatch)
     crashed = make_app("crashed")
     assert _ingest_file(crashed, path) == expected
     assert rows_by_job(crashed) == rows_by_job(here)
@@ -485,18 +492,7 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
     assert ingest_piped(fed) == expected
     assert rows_by_job(fed) == rows_by_job(here)
 
-    parent = os.getpid()
-    chunks: list[int] = []
-    translate_lines = translation.translate_lines
-
-    def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
-        chunks.append(start)
-        if os.getpid() != parent and len(chunks) > 3:
-            os._exit(3)
-        return translate_lines(start, lines)
-
-    monkeypatch.setattr(translation, "translate_lines", dies_after_three_chunks)
-    assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    chunks = _workers_die_after_three_chunks(monkeypatch)
     crashed = make_app("crashed")
     assert ingest_piped(crashed) == expected
     assert chunks  # this process translated what the dead worker was handed, and the rest
