@@ -18,6 +18,10 @@ class StoreURLError(ValueError):
     """A --store URL batchops cannot open."""
 
 
+class StoreUnavailable(RuntimeError):
+    """A store that is named correctly but cannot be used: tables missing, no credentials, wrong region."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed settings, parsed once from arguments and the environment."""
@@ -44,8 +48,10 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-def build_application(settings: Settings, *, metrics: bool = True, project_inline: bool = True) -> BatchOpsApplication:
-    """Build the application for the configured store."""
+def build_application(
+    settings: Settings, *, metrics: bool = True, project_inline: bool = True, verify_store: bool = False
+) -> BatchOpsApplication:
+    """Build the application for the configured store; `verify_store` checks first that a remote one is usable."""
     if settings.store.startswith("sqlite:"):
         path = sqlite_path(settings.store)
         if path.parent and not path.parent.exists():
@@ -64,25 +70,29 @@ def build_application(settings: Settings, *, metrics: bool = True, project_inlin
         env = {"PERSISTENCE_MODULE": "batchops.store_sqlite:Factory", "SQLITE_DBNAME": str(path)}
         return BatchOpsApplication(views, env, metrics=metrics)
     if settings.store.startswith("dynamodb://"):
-        return _dynamodb_application(settings, metrics=metrics, project_inline=project_inline)
+        return _dynamodb_application(settings, metrics=metrics, project_inline=project_inline, verify=verify_store)
     raise StoreURLError(
         f"cannot open store {settings.store!r}: use sqlite:///PATH (e.g. sqlite:///./batchops.db) or dynamodb://PREFIX"
     )
 
 
-def _dynamodb_application(settings: Settings, *, metrics: bool, project_inline: bool) -> BatchOpsApplication:
+def _dynamodb_application(
+    settings: Settings, *, metrics: bool, project_inline: bool, verify: bool
+) -> BatchOpsApplication:
     """The central application on DynamoDB tables named <prefix>-events, -jobs, ... (standard AWS environment)."""
     from batchops.aws.central import CentralApplication
-    from batchops.aws.dynamodb_store import build_client
+    from batchops.aws.store_check import central_client, check_central_tables
     from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
 
     prefix = settings.store[len("dynamodb://") :].strip("/")
     if not prefix:
         raise StoreURLError("dynamodb:// needs a table prefix, e.g. dynamodb://batchops (tables batchops-events, ...)")
     create = os.environ.get("BATCHOPS_CREATE_TABLES", "").lower() in ("1", "y", "yes", "true")
-    client = build_client(dict(os.environ))
+    client = central_client(dict(os.environ), prefix)
     if create:
         ensure_view_tables(client, prefix)
+    elif verify:  # the CLI: one line instead of a traceback deep in a query (a Lambda's stack made its tables)
+        check_central_tables(client, prefix)
     retention = int(os.environ.get("BATCHOPS_RETENTION_DAYS", "90"))
     views = DynamoDBViewStore(client, prefix, retention_days=retention)
     env = {

@@ -16,7 +16,14 @@ from typing import IO, Any
 
 import orjson
 
-from batchops.bootstrap import DEFAULT_STORE, STORE_VARIABLE, Settings, StoreURLError, build_application
+from batchops.bootstrap import (
+    DEFAULT_STORE,
+    STORE_VARIABLE,
+    Settings,
+    StoreUnavailable,
+    StoreURLError,
+    build_application,
+)
 from batchops.projection import ATTEMPT_FIELDS, INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
 from batchops.views import JobFilter
 
@@ -126,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, StoreURLError) as exc:
         print(f"batchops: error: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        print(f"batchops: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:  # every write is a transaction: nothing half-written is left behind
@@ -138,7 +148,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open(args: argparse.Namespace, *, metrics: bool = False) -> Any:
-    return build_application(_settings(args), metrics=metrics)
+    return build_application(_settings(args), metrics=metrics, verify_store=True)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -151,7 +161,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for name in args.files:
         if name != "-" and not Path(name).is_file():
             raise UsageError(f"no such file: {name} (give event files, or '-' for standard input)")
-    app = build_application(settings, metrics=bool(args.emf_out))
+    app = build_application(settings, metrics=bool(args.emf_out), verify_store=True)
     emf_file: IO[bytes] | None = open(args.emf_out, "ab") if args.emf_out else None  # noqa: SIM115
 
     def write_points(points: list[Any]) -> None:
@@ -338,7 +348,7 @@ def _progress_bar(show: bool, label: str, total: int | None) -> Iterator[Callabl
 def cmd_summary(args: argparse.Namespace) -> int:
     """`batchops summary`"""
     settings = _settings(args)
-    app = build_application(settings, metrics=False)
+    app = build_application(settings, metrics=False, verify_store=True)
     from batchops.reports import print_summary
 
     print_summary(app.views, settings.store, as_json=args.format == "json")
