@@ -223,3 +223,82 @@ def test_on_moto_every_sample_the_core_consumes_is_forwarded_and_other_clusters_
     assert received == expected
     assert sum(expected.values()) == len(samples) and stays >= 2
     assert set(received) == {e["detail-type"] for e in samples}
+
+
+def test_every_rule_target_has_the_stacks_dead_letter_queue(template: dict[str, Any]) -> None:
+    rules = of_type(template, "AWS::Events::Rule")
+    (name, queue), *others = of_type(template, "AWS::SQS::Queue").items()
+    assert not others
+    for rule in rules.values():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [name, "Arn"]}}
+    props = queue["Properties"]
+    assert props["SqsManagedSseEnabled"] is True  # encrypted at rest without a key policy EventBridge must be in
+    assert props["MessageRetentionPeriod"] == 1209600  # 14 days, SQS's longest
+    assert props["QueueName"] == {"Fn::Sub": "${Prefix}-forward-dlq"}  # queue names are regional: one per region
+    assert len("a" * 32 + "-forward-dlq") <= 80
+    assert template["Outputs"]["ForwardDeadLetterQueueUrl"]["Value"] == {"Ref": name}
+    assert template["Outputs"]["ForwardDeadLetterQueueArn"]["Value"] == {"Fn::GetAtt": [name, "Arn"]}
+
+
+def test_only_these_rules_may_send_to_the_dead_letter_queue(template: dict[str, Any]) -> None:
+    (policy,) = of_type(template, "AWS::SQS::QueuePolicy").values()
+    props = policy["Properties"]
+    assert props["Queues"] == [{"Ref": "ForwardDeadLetters"}]
+    allow, deny = props["PolicyDocument"]["Statement"]
+    assert allow["Effect"] == "Allow"
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Resource"] == {"Fn::GetAtt": ["ForwardDeadLetters", "Arn"]}
+    (condition,) = allow["Condition"].values()
+    sources = condition["aws:SourceArn"]
+    assert sorted(s["Fn::GetAtt"][0] for s in sources) == sorted(of_type(template, "AWS::Events::Rule"))
+    assert all(s["Fn::GetAtt"][1] == "Arn" for s in sources)
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_an_alarm_sums_failed_invocations_of_every_rule(template: dict[str, Any]) -> None:
+    (alarm,) = of_type(template, "AWS::CloudWatch::Alarm").values()
+    props = alarm["Properties"]
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+    assert props["TreatMissingData"] == "notBreaching"  # no failure, no datapoint
+    queries = {m["Id"]: m for m in props["Metrics"]}
+    (result,) = [m for m in props["Metrics"] if m["ReturnData"]]
+    stats = [m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m]
+    assert {q.strip() for q in result["Expression"].split("+")} == {m["Id"] for m in props["Metrics"] if m != result}
+    assert all(queries[i]["ReturnData"] is False for i in queries if i != result["Id"])
+    assert all(s["Stat"] == "Sum" for s in stats)
+    assert {(s["Metric"]["Namespace"], s["Metric"]["MetricName"]) for s in stats} == {
+        ("AWS/Events", "FailedInvocations")
+    }
+    ruled = sorted(d["Value"]["Ref"] for s in stats for d in s["Metric"]["Dimensions"] if d["Name"] == "RuleName")
+    assert ruled == sorted(of_type(template, "AWS::Events::Rule"))
+
+
+@mock_aws
+def test_on_moto_the_targets_dead_letter_queue_exists_encrypted_for_14_days() -> None:
+    region = "eu-west-1"
+    events = boto3.client("events", region_name=region)
+    central = events.create_event_bus(Name="central")["EventBusArn"]
+    cfn = boto3.client("cloudformation", region_name=region)
+    with warnings.catch_warnings():
+        # moto creates neither AWS::SQS::QueuePolicy nor AWS::CloudWatch::Alarm from a template (asserted above).
+        warnings.simplefilter("ignore")
+        cfn.create_stack(
+            StackName="member",
+            TemplateBody=TEMPLATE.read_text(),
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+            Parameters=[{"ParameterKey": "CentralBusArn", "ParameterValue": central}],
+        )
+    (stack,) = cfn.describe_stacks(StackName="member")["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    sqs = boto3.client("sqs", region_name=region)
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs["ForwardDeadLetterQueueUrl"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert attributes["QueueArn"] == outputs["ForwardDeadLetterQueueArn"]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert attributes["MessageRetentionPeriod"] == "1209600"
+    for rule in outputs["RuleNames"].split(","):
+        (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": outputs["ForwardDeadLetterQueueArn"]}
