@@ -210,9 +210,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             emf_file.close()
     summary = ingestor.summary
     elapsed = time.perf_counter() - started
+    # Exit status 3: everything was read, but some events were kept aside as unusable (the summary says why).
+    status = 3 if summary.rejected else 0
     if args.json:
         print(orjson.dumps({**summary.as_dict(), "seconds": round(elapsed, 3)}).decode())
-        return 0
+        return status
     rate = summary.read / elapsed if elapsed > 0 else 0.0
     print(
         f"read {summary.read:,} events: {summary.new:,} new, {summary.duplicates:,} duplicates, "
@@ -222,7 +224,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"  {count:>8,}  {reason}")
     if summary.rejected or summary.ignored:
         print("  see them with: batchops rejected")
-    return 0
+    if summary.rejected:
+        print(f"batchops: {summary.rejected:,} events kept aside as unusable (exit status 3)", file=sys.stderr)
+    return status
 
 
 TABLE_ROWS = 200
@@ -364,7 +368,12 @@ def cmd_rejected(args: argparse.Namespace) -> int:
     for event in kept:
         kind = "rejected" if event.rejected else "ignored"
         where = f"{event.account_id or '?'}/{event.region or '?'}"
-        print(f"{event.received_at}  {kind:<8} {where:<28} {event.detail_type or '-'}: {event.reason}")
+        try:
+            position = orjson.loads(event.body).get("position")
+        except (orjson.JSONDecodeError, AttributeError):  # a record kept before records had a position
+            position = None
+        at = f" ({position})" if position and not event.reason.startswith(f"{position}:") else ""
+        print(f"{event.received_at}  {kind:<8} {where:<28} {event.detail_type or '-'}: {event.reason}{at}")
     return 0
 
 

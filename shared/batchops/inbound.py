@@ -8,10 +8,13 @@ parameters and commands are never copied out of an event.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
-from typing import Any, cast
+from functools import lru_cache
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from batchops.facts import (
     AttemptFact,
@@ -58,48 +61,105 @@ DETAIL_TYPES = frozenset(
 )
 
 
+JOB_STATES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"})
+"""AWS Batch job states."""
+SERVICE_JOB_STATES = JOB_STATES | {"SCHEDULED"}
+"""AWS Batch service job states (SageMaker training jobs submitted through Batch)."""
+KNOWN_STATES = JOB_STATES | SERVICE_JOB_STATES
+EARLIEST_MS = 1_136_073_600_000
+"""2006-01-01T00:00:00Z, before AWS: an earlier time is not a real one (seconds taken for milliseconds, a bool)."""
+LATEST_MS = 4_102_444_800_000
+"""2100-01-01T00:00:00Z: a later time is not a real one (microseconds taken for milliseconds)."""
+_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
+
+Text = Annotated[str, StringConstraints(pattern=_PRINTABLE)]
+"""A string with no control character but tab and line breaks (and, being valid Unicode, no lone surrogate)."""
+Id = Annotated[str, StringConstraints(min_length=1, pattern=_PRINTABLE)]
+EpochMs = Annotated[int, Field(ge=EARLIEST_MS, lt=LATEST_MS)]
+ExitCode = Annotated[int, Field(ge=-(2**31), lt=2**32)]
+Count = Annotated[int, Field(ge=0, lt=2**31)]
+Amount = Annotated[float, Field(ge=0, lt=1e12, allow_inf_nan=False)]
+
+
 class _Tolerant(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Unknown fields are ignored, but a field that is read has its type: a bool is no time, a number no name.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class FieldError(ValueError):
+    """A field read from an event has an impossible value; the message starts with the field's path."""
+
+
+@lru_cache(maxsize=4096)
+def valid_account(account: str) -> bool:
+    """True for an AWS account id (12 digits)."""
+    return _ACCOUNT.fullmatch(account) is not None
+
+
+@lru_cache(maxsize=4096)
+def valid_region(region: str) -> bool:
+    """True for a string of the shape of an AWS region (`us-east-1`, `us-gov-west-1`, `ap-southeast-5`)."""
+    return _REGION.fullmatch(region) is not None
+
+
+def _instant(text: str, where: str) -> int:
+    """An ISO-8601 instant in a plausible range, as epoch milliseconds."""
+    try:
+        at = parse_instant(text)
+    except (ValueError, OverflowError) as error:
+        raise FieldError(f"{where}: not an ISO-8601 time ({error})") from None
+    if not EARLIEST_MS <= at < LATEST_MS:
+        raise FieldError(f"{where}: {text[:40]!r} is outside 2006-2099")
+    return at
+
+
+def _log_group(options: dict[str, Any] | None, where: str) -> str | None:
+    group = options.get("awslogs-group") if options else None
+    if group is not None and not (isinstance(group, str) and re.match(_PRINTABLE, group)):
+        raise FieldError(f"{where}.logConfiguration.options.awslogs-group: not a string")
+    return group
 
 
 class ResourceRequirement(_Tolerant):
     """A VCPU / MEMORY / GPU requirement; values arrive as strings."""
 
-    type: str | None = None
-    value: str | float | int | None = None
+    type: Text | None = None
+    value: Text | float | int | None = None
 
 
 class LogConfiguration(_Tolerant):
     """A container's log driver settings (only the awslogs group is read)."""
 
-    logDriver: str | None = None
+    logDriver: Text | None = None
     options: dict[str, Any] | None = None
 
 
 class AttemptContainer(_Tolerant):
     """`attempts[].container` of a single-container job."""
 
-    containerInstanceArn: str | None = None
-    taskArn: str | None = None
-    exitCode: int | None = None
-    reason: str | None = None
-    logStreamName: str | None = None
+    containerInstanceArn: Text | None = None
+    taskArn: Text | None = None
+    exitCode: ExitCode | None = None
+    reason: Text | None = None
+    logStreamName: Text | None = None
 
 
 class AttemptTaskContainer(_Tolerant):
     """One container of an attempt of a multi-container job."""
 
-    name: str | None = None
-    exitCode: int | None = None
-    reason: str | None = None
-    logStreamName: str | None = None
+    name: Text | None = None
+    exitCode: ExitCode | None = None
+    reason: Text | None = None
+    logStreamName: Text | None = None
 
 
 class AttemptTask(_Tolerant):
     """`attempts[].taskProperties[]` of a multi-container job."""
 
-    containerInstanceArn: str | None = None
-    taskArn: str | None = None
+    containerInstanceArn: Text | None = None
+    taskArn: Text | None = None
     containers: list[AttemptTaskContainer] = []
 
 
@@ -108,33 +168,33 @@ class JobAttempt(_Tolerant):
 
     container: AttemptContainer | None = None
     taskProperties: list[AttemptTask] = []
-    startedAt: int | None = None
-    stoppedAt: int | None = None
-    statusReason: str | None = None
+    startedAt: EpochMs | None = None
+    stoppedAt: EpochMs | None = None
+    statusReason: Text | None = None
 
 
 class JobContainer(_Tolerant):
     """`detail.container` of a single-container job (legacy and current shapes)."""
 
-    vcpus: float | None = None
-    memory: float | None = None
+    vcpus: Amount | None = None
+    memory: Amount | None = None
     resourceRequirements: list[ResourceRequirement] = []
-    exitCode: int | None = None
-    reason: str | None = None
-    containerInstanceArn: str | None = None
-    taskArn: str | None = None
-    logStreamName: str | None = None
+    exitCode: ExitCode | None = None
+    reason: Text | None = None
+    containerInstanceArn: Text | None = None
+    taskArn: Text | None = None
+    logStreamName: Text | None = None
     logConfiguration: LogConfiguration | None = None
 
 
 class EcsContainer(_Tolerant):
     """A container of a multi-container (`ecsProperties`) job."""
 
-    name: str | None = None
+    name: Text | None = None
     essential: bool | None = None
-    exitCode: int | None = None
-    reason: str | None = None
-    logStreamName: str | None = None
+    exitCode: ExitCode | None = None
+    reason: Text | None = None
+    logStreamName: Text | None = None
     resourceRequirements: list[ResourceRequirement] = []
     logConfiguration: LogConfiguration | None = None
 
@@ -142,8 +202,8 @@ class EcsContainer(_Tolerant):
 class EcsTask(_Tolerant):
     """`ecsProperties.taskProperties[]`."""
 
-    containerInstanceArn: str | None = None
-    taskArn: str | None = None
+    containerInstanceArn: Text | None = None
+    taskArn: Text | None = None
     containers: list[EcsContainer] = []
 
 
@@ -156,37 +216,37 @@ class EcsProperties(_Tolerant):
 class ArrayProperties(_Tolerant):
     """`detail.arrayProperties`: size on a parent, index on a child."""
 
-    size: int | None = None
-    index: int | None = None
+    size: Count | None = None
+    index: Count | None = None
 
 
 class BatchJob(_Tolerant):
     """`detail` of Batch Job State Change and Batch Job Queue Blocked."""
 
-    jobArn: str | None = None
-    jobName: str | None = None
-    jobId: str
-    jobQueue: str | None = None
-    status: str
-    statusReason: str | None = None
+    jobArn: Text | None = None
+    jobName: Text | None = None
+    jobId: Id
+    jobQueue: Text | None = None
+    status: Text
+    statusReason: Text | None = None
     attempts: list[JobAttempt] = []
-    createdAt: int | None = None
-    startedAt: int | None = None
-    stoppedAt: int | None = None
-    jobDefinition: str | None = None
+    createdAt: EpochMs | None = None
+    startedAt: EpochMs | None = None
+    stoppedAt: EpochMs | None = None
+    jobDefinition: Text | None = None
     container: JobContainer | None = None
     ecsProperties: EcsProperties | None = None
     eksProperties: dict[str, Any] | None = None
     eksAttempts: list[Any] = []
-    platformCapabilities: list[str] = []
+    platformCapabilities: list[Text] = []
     arrayProperties: ArrayProperties | None = None
 
 
 class NameValue(_Tolerant):
     """A `{name, value}` pair (environment variables, ECS attributes)."""
 
-    name: str | None = None
-    value: str | None = None
+    name: Text | None = None
+    value: Text | None = None
 
 
 class ContainerOverride(_Tolerant):
@@ -204,34 +264,34 @@ class TaskOverrides(_Tolerant):
 class EcsTaskDetail(_Tolerant):
     """`detail` of ECS Task State Change."""
 
-    clusterArn: str | None = None
-    containerInstanceArn: str | None = None
-    taskArn: str | None = None
-    lastStatus: str | None = None
-    availabilityZone: str | None = None
-    launchType: str | None = None
-    version: int | None = None
-    startedAt: str | None = None
-    stoppedAt: str | None = None
-    stopCode: str | None = None
-    stoppedReason: str | None = None
+    clusterArn: Text | None = None
+    containerInstanceArn: Text | None = None
+    taskArn: Text | None = None
+    lastStatus: Text | None = None
+    availabilityZone: Text | None = None
+    launchType: Text | None = None
+    version: Count | None = None
+    startedAt: Text | None = None
+    stoppedAt: Text | None = None
+    stopCode: Text | None = None
+    stoppedReason: Text | None = None
     overrides: TaskOverrides | None = None
 
 
 class RegisteredResource(_Tolerant):
     """`registeredResources[]` of a container instance."""
 
-    name: str | None = None
-    integerValue: int | None = None
+    name: Text | None = None
+    integerValue: Count | None = None
 
 
 class ContainerInstanceDetail(_Tolerant):
     """`detail` of ECS Container Instance State Change."""
 
-    clusterArn: str | None = None
-    containerInstanceArn: str | None = None
-    ec2InstanceId: str | None = None
-    status: str | None = None
+    clusterArn: Text | None = None
+    containerInstanceArn: Text | None = None
+    ec2InstanceId: Text | None = None
+    status: Text | None = None
     attributes: list[NameValue] = []
     registeredResources: list[RegisteredResource] = []
 
@@ -240,8 +300,8 @@ class Ec2InstanceDetail(_Tolerant):
     """`detail` of the EC2 instance events (state change, spot warning, rebalance)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    instance_id: str | None = None
-    state: str | None = None
+    instance_id: Text | None = None
+    state: Text | None = None
 
     @classmethod
     def read(cls, detail: dict[str, Any]) -> Ec2InstanceDetail:
@@ -252,39 +312,39 @@ class Ec2InstanceDetail(_Tolerant):
 class AutoScalingDetail(_Tolerant):
     """`detail` of the Auto Scaling launch/terminate events."""
 
-    EC2InstanceId: str | None = None
+    EC2InstanceId: Text | None = None
     Details: dict[str, Any] | None = None
-    StatusCode: str | None = None
+    StatusCode: Text | None = None
 
 
 class ComputeResources(_Tolerant):
     """`computeResources` of a CreateComputeEnvironment request."""
 
-    type: str | None = None
-    allocationStrategy: str | None = None
+    type: Text | None = None
+    allocationStrategy: Text | None = None
 
 
 class CloudTrailRequest(_Tolerant):
     """`requestParameters` of Create/UpdateComputeEnvironment."""
 
-    computeEnvironmentName: str | None = None
-    computeEnvironment: str | None = None
+    computeEnvironmentName: Text | None = None
+    computeEnvironment: Text | None = None
     computeResources: ComputeResources | None = None
 
 
 class CloudTrailResponse(_Tolerant):
     """`responseElements` of Create/UpdateComputeEnvironment."""
 
-    computeEnvironmentName: str | None = None
-    computeEnvironmentArn: str | None = None
+    computeEnvironmentName: Text | None = None
+    computeEnvironmentArn: Text | None = None
 
 
 class CloudTrailDetail(_Tolerant):
     """`detail` of an AWS API Call via CloudTrail record."""
 
-    eventName: str | None = None
-    eventSource: str | None = None
-    errorCode: str | None = None
+    eventName: Text | None = None
+    eventSource: Text | None = None
+    errorCode: Text | None = None
     requestParameters: CloudTrailRequest | None = None
     responseElements: CloudTrailResponse | None = None
 
@@ -300,58 +360,59 @@ class Unusable:
     region: str | None
 
 
-class EnvelopeError(ValueError):
-    """The event is not an EventBridge envelope batchops can read."""
-
-
 def translate(event: Any) -> Parsed | Unusable:
-    """Turn one EventBridge event (a decoded JSON value) into a routed fact, or say why not."""
+    """Turn one EventBridge event (a decoded JSON value) into a routed fact, or say why not (naming the field)."""
     if not isinstance(event, dict):
-        return Unusable(True, f"not a JSON object but {type(event).__name__}", None, None, None)
+        return Unusable(True, f"not a JSON object but {_shown(event)}", None, None, None)
     detail_type = event.get("detail-type")
     account = event.get("account")
     region = event.get("region")
-    account_s = account if isinstance(account, str) else None
-    region_s = region if isinstance(region, str) else None
+    account_s = account if isinstance(account, str) and valid_account(account) else None
+    region_s = region if isinstance(region, str) and valid_region(region) else None
+    if not isinstance(detail_type, str):
+        return Unusable(True, "no 'detail-type': not an EventBridge event", None, account_s, region_s)
+    if detail_type not in DETAIL_TYPES:
+        shown = repr(detail_type[:100])
+        kept = detail_type if re.match(_PRINTABLE, detail_type) and len(detail_type) <= 200 else None
+        return Unusable(True, f"unknown detail-type {shown}", kept, account_s, region_s)
     try:
-        if not isinstance(detail_type, str):
-            raise EnvelopeError("no 'detail-type': not an EventBridge event")
-        if detail_type not in DETAIL_TYPES:
-            return Unusable(True, f"unknown detail-type {detail_type!r}", detail_type, account_s, region_s)
-        if not account_s or not region_s:
-            raise EnvelopeError("envelope lacks 'account' or 'region'")
+        if account_s is None:
+            raise FieldError(f"account: {_shown(account)} is not an AWS account id (12 digits)")
+        if region_s is None:
+            raise FieldError(f"region: {_shown(region)} is not an AWS region")
         time = event.get("time")
         if not isinstance(time, str):
-            raise EnvelopeError("envelope lacks 'time'")
-        at = parse_instant(time)
+            raise FieldError(f"time: {_shown(time)} is not an ISO-8601 time")
+        at = _instant(time, "time")
         detail = event.get("detail")
         if not isinstance(detail, dict):
-            raise EnvelopeError("envelope lacks a 'detail' object")
-        resources = event.get("resources")
-        return _translate_detail(
-            detail_type,
-            account_s,
-            region_s,
-            at,
-            detail,
-            resources if isinstance(resources, list) else [],
-        )
+            raise FieldError(f"detail: {_shown(detail)} is not an object")
+        resources = event.get("resources", [])
+        if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+            raise FieldError("resources: not an array of strings")
+        return _translate_detail(detail_type, account_s, region_s, at, detail, resources)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return Unusable(
-            True,
-            f"invalid {detail_type}: {where}: {first.get('msg')}",
-            _str(detail_type),
-            account_s,
-            region_s,
-        )
-    except (EnvelopeError, ValueError, TypeError) as exc:
-        return Unusable(True, str(exc), _str(detail_type), account_s, region_s)
+        where = ".".join(str(p) for p in first.get("loc", ())).replace("instance_id", "instance-id")
+        problem = first.get("msg")
+        if first.get("type") == "string_pattern_mismatch":
+            problem = "contains a control character"
+        elif first.get("type") == "string_too_short":
+            problem = "is empty"
+        return Unusable(True, f"invalid {detail_type}: detail.{where}: {problem}", detail_type, account_s, region_s)
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        return Unusable(True, f"invalid {detail_type}: {exc}", detail_type, account_s, region_s)
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _shown(value: Any) -> str:
+    """A value as a reason shows it: a string (cut short, escaped), or the JSON type of anything else."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _translate_detail(
@@ -372,19 +433,23 @@ def _translate_detail(
     return _auto_scaling(detail_type, AutoScalingDetail.model_validate(detail), account, region, at)
 
 
-def _number(value: str | float | int | None) -> float | None:
+def _number(value: str | float | int | None, where: str) -> float | None:
+    """A resource amount (AWS sends strings or numbers); anything but a finite, non-negative number is an error."""
     if value is None:
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+        amount = float(value)
+    except ValueError:
+        raise FieldError(f"{where}: {_shown(value)} is not a number") from None
+    if not (math.isfinite(amount) and 0 <= amount < 1e12):
+        raise FieldError(f"{where}: {_shown(value)} is not a plausible amount")
+    return amount
 
 
-def _resources(requirements: list[ResourceRequirement]) -> dict[str, float]:
+def _resources(requirements: list[ResourceRequirement], where: str) -> dict[str, float]:
     totals: dict[str, float] = {}
-    for requirement in requirements:
-        amount = _number(requirement.value)
+    for i, requirement in enumerate(requirements):
+        amount = _number(requirement.value, f"{where}.resourceRequirements.{i}.value")
         if requirement.type and amount is not None:
             kind = requirement.type.upper()
             totals[kind] = totals.get(kind, 0.0) + amount
@@ -450,27 +515,28 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
     exit_code: int | None = None
     if job.container is not None:
         c = job.container
-        requirements = _resources(c.resourceRequirements)
+        requirements = _resources(c.resourceRequirements, "detail.container")
         if c.vcpus is not None:
             requirements.setdefault("VCPU", c.vcpus)
         if c.memory is not None:
             requirements.setdefault("MEMORY", c.memory)
-        if c.logConfiguration and c.logConfiguration.options:
-            log_group = c.logConfiguration.options.get("awslogs-group")
+        if c.logConfiguration:
+            log_group = _log_group(c.logConfiguration.options, "detail.container")
         current = {"ci": c.containerInstanceArn, "task": c.taskArn, "stream": c.logStreamName}
         exit_code = c.exitCode
     elif job.ecsProperties is not None and job.ecsProperties.taskProperties:
         tasks = job.ecsProperties.taskProperties
-        for task in tasks:
-            for container in task.containers:
-                for kind, amount in _resources(container.resourceRequirements).items():
+        for t, task in enumerate(tasks):
+            for n, container in enumerate(task.containers):
+                where = f"detail.ecsProperties.taskProperties.{t}.containers.{n}"
+                for kind, amount in _resources(container.resourceRequirements, where).items():
                     requirements[kind] = requirements.get(kind, 0.0) + amount
                 if container.essential and essential is None:
                     essential = container.name
                     exit_code = container.exitCode
                     current["stream"] = container.logStreamName
-                if log_group is None and container.logConfiguration and container.logConfiguration.options:
-                    log_group = container.logConfiguration.options.get("awslogs-group")
+                if container.logConfiguration:
+                    log_group = log_group or _log_group(container.logConfiguration.options, where)
         current.update(ci=tasks[0].containerInstanceArn, task=tasks[0].taskArn)
         if essential is None and tasks[0].containers:
             first = tasks[0].containers[0]
@@ -492,9 +558,11 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
         index = job.arrayProperties.index
     if ":" in job.jobId:
         parent, _, raw_index = job.jobId.rpartition(":")
-        if index is None and raw_index.isdigit():
+        if index is None and raw_index.isascii() and raw_index.isdigit() and len(raw_index) <= 9:
             index = int(raw_index)
     status = job.status.upper()
+    if status not in KNOWN_STATES:
+        raise FieldError(f"detail.status: {_shown(job.status)} is not a Batch job state")
     live: AttemptFact | None = None
     if status in ("STARTING", "RUNNING"):
         live_values = compact({**current, "n": done + 1})
@@ -558,21 +626,21 @@ def _task(detail: EcsTaskDetail, account: str, region: str, at: int) -> Parsed |
         )
     attempt = variables.get("AWS_BATCH_JOB_ATTEMPT", "")
     array_index = variables.get("AWS_BATCH_JOB_ARRAY_INDEX")
-    if array_index is not None and ":" not in job_id and array_index.isdigit():
+    if array_index is not None and ":" not in job_id and array_index.isascii() and array_index.isdigit():
         job_id = f"{job_id}:{array_index}"
     cluster = cluster_of(detail.clusterArn) or cluster_of(detail.taskArn)
     fact: dict[str, Any] = compact(
         {
             "at": at,
-            "n": int(attempt) if attempt.isdigit() else None,
+            "n": int(attempt) if attempt.isascii() and attempt.isdigit() and len(attempt) <= 9 else None,
             "task": detail.taskArn,
             "ci": detail.containerInstanceArn,
             "az": detail.availabilityZone,
             "ce": variables.get("AWS_BATCH_CE_NAME") or compute_environment_of_cluster(cluster),
             "status": detail.lastStatus,
             "launch": detail.launchType,
-            "started": parse_instant(detail.startedAt) if detail.startedAt else None,
-            "stopped": parse_instant(detail.stoppedAt) if detail.stoppedAt else None,
+            "started": _instant(detail.startedAt, "detail.startedAt") if detail.startedAt else None,
+            "stopped": _instant(detail.stoppedAt, "detail.stoppedAt") if detail.stoppedAt else None,
             "stop_code": detail.stopCode,
             "stopped_reason": detail.stoppedReason,
         }
@@ -648,7 +716,9 @@ def _auto_scaling(detail_type: str, detail: AutoScalingDetail, account: str, reg
         ASG_TERMINATE_FAILED: "terminate_failed",
     }[detail_type]
     az = (detail.Details or {}).get("Availability Zone")
-    fact = compact({"at": at, "kind": kind, "az": az if isinstance(az, str) else None})
+    if az is not None and not (isinstance(az, str) and re.match(_PRINTABLE, az)):
+        raise FieldError("detail.Details.Availability Zone: not a string")
+    fact = compact({"at": at, "kind": kind, "az": az})
     fact["fp"] = fingerprint(fact)
     return Parsed("instance", account, region, detail.EC2InstanceId, fact)
 

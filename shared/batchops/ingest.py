@@ -25,7 +25,7 @@ from batchops.compressed import UnreadableInput, decompressed
 from batchops.facts import Parsed
 from batchops.json_values import json_values
 from batchops.metrics import MetricPoint
-from batchops.translation import RawEvent, expand, translate_raw
+from batchops.translation import READ_LINE_BYTES, RawEvent, bounded_lines, decode_line, translate_raw
 from batchops.translation_workers import translate_fed, translate_in_worker
 from batchops.views import RejectedEvent
 
@@ -45,7 +45,7 @@ REASONS_KEPT = 100
 the summary's memory stays flat whatever a file holds (each rejected event keeps its own reason in the store)."""
 OTHER_REASONS = "other reasons (see them with `batchops rejected`)"
 _LINE_PREFIX = re.compile(r"^line \d+: ")
-_POSITION = re.compile(r": line \d+ column \d+ \(char \d+\)$")
+_POSITION = re.compile(r"(?:: line \d+ column \d+ \(char \d+\)| at line \d+ column \d+)$")
 
 
 @dataclass
@@ -135,17 +135,14 @@ class EventReader(Iterator[RawEvent]):
         piped = self._is_pipe()
         start = None if piped else stream.tell()
         first = _first_line(stream)
-        try:
-            head = orjson.loads(first) if first else None
-        except orjson.JSONDecodeError:
-            head = None
         self._events = iter(())
-        if head is None:  # empty, or not JSON Lines: the sequential reader knows every other shape
+        if not first or _spans_lines(first) or not _is_json(first):
+            # Empty, or not JSON Lines: the sequential reader knows every other shape.
             if start is not None:
                 stream.seek(start)
             yield from map(translate_raw, _read(stream, first if start is None else None))
             return
-        yield from map(translate_raw, expand(head, 1))
+        yield from map(translate_raw, decode_line(1, first))
         if piped:
             yield from translate_fed(stream, 2)
         else:
@@ -161,10 +158,32 @@ def read_events(stream: IO[bytes]) -> EventReader:
 def _first_line(stream: IO[bytes]) -> bytes:
     """The first line that is not blank, without the UTF-8 byte order mark some Windows tools write at the start of a
     file (as the first event's bytes it is not JSON)."""
-    first = stream.readline().removeprefix(UTF8_BOM)
+    first = stream.readline(READ_LINE_BYTES).removeprefix(UTF8_BOM)
     while first and not first.strip():
-        first = stream.readline()
+        first = stream.readline(READ_LINE_BYTES)
     return first
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _spans_lines(first: bytes) -> bool:
+    """True when the first line is only the start of a value: pretty-printed JSON, a big array, values as `jq` prints
+    them (or a line too long to be read whole)."""
+    if first.lstrip()[:1] not in (b"{", b"["):
+        return False
+    if len(first) >= READ_LINE_BYTES and not first.endswith(b"\n"):
+        return True
+    try:
+        orjson.loads(first)
+    except orjson.JSONDecodeError as error:
+        return error.pos >= len(first.rstrip())
+    return False
 
 
 def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
@@ -173,25 +192,13 @@ def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
         first = _first_line(stream)
     if not first:
         return
-    try:
-        head = orjson.loads(first)
-    except orjson.JSONDecodeError as error:
-        if first.lstrip()[:1] in (b"{", b"[") and error.pos >= len(first.rstrip()):
-            # The first line is only the start of a value: pretty-printed JSON, a big array, values as `jq` prints them.
-            yield from json_values(stream, first)
-            return
-        yield RawEvent(None, 1, "invalid JSON", first[:4000].decode("utf-8", "replace"))
-    else:
-        yield from expand(head, 1)
-    for number, line in enumerate(stream, start=2):
-        if not line.strip():
-            continue
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield RawEvent(None, number, f"invalid JSON: {exc}", line[:4000].decode("utf-8", "replace"))
-            continue
-        yield from expand(value, number)
+    if _spans_lines(first):
+        yield from json_values(stream, first)
+        return
+    yield from decode_line(1, first)
+    for number, line in enumerate(bounded_lines(stream), start=2):
+        if line.strip():
+            yield from decode_line(number, line)
 
 
 class Ingestor:

@@ -30,10 +30,11 @@ PARALLEL_DEPTH = 8
 def line_chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
     """The stream's lines, `PARALLEL_CHUNK_LINES` at a time. Where compressed data breaks off, the lines read before
     the break come first, then the break (`UnreadableInput`)."""
+    source = translation.bounded_lines(stream)
     while True:
         lines: list[bytes] = []
         try:
-            lines.extend(itertools.islice(stream, PARALLEL_CHUNK_LINES))
+            lines.extend(itertools.islice(source, PARALLEL_CHUNK_LINES))
         except UnreadableInput:
             if lines:
                 yield lines

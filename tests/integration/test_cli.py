@@ -70,8 +70,9 @@ def test_stdin_and_json_arrays_are_read(tmp_path: Path) -> None:
 def test_a_bad_line_is_kept_and_reported_but_the_rest_is_ingested(tmp_path: Path) -> None:
     store = tmp_path / "b.db"
     good = json.dumps(sample("aws-batch--batch-job-state-change--succeeded"))
-    out = run(["ingest", "-", "--json"], store, stdin=f'{{"value": "secret-in-a-broken-line", \n{good}\n').stdout
-    summary = json.loads(out)
+    done = run(["ingest", "-", "--json"], store, stdin=f'{{"value": "secret-in-a-broken-line", \n{good}\n', check=False)
+    assert done.returncode == 3  # read to the end, but something was kept aside
+    summary = json.loads(done.stdout)
     assert (summary["read"], summary["new"], summary["rejected"]) == (2, 1, 1)
     listed = run(["rejected"], store).stdout
     assert "line 1: invalid JSON" in listed
@@ -190,7 +191,9 @@ def test_a_big_file_is_parsed_in_a_second_process_with_the_same_result(tmp_path:
     lines.insert(5, '{"broken": ')  # a bad line in the middle: kept aside, the rest goes on
     stream.write_text("\n".join(lines) + "\n")
     assert stream.stat().st_size > 8_000_000, "big enough for the parallel path"
-    summary = json.loads(run(["ingest", str(stream), "--json"], tmp_path / "big.db").stdout)
+    done = run(["ingest", str(stream), "--json"], tmp_path / "big.db", check=False)
+    assert done.returncode == 3
+    summary = json.loads(done.stdout)
     assert (summary["read"], summary["rejected"]) == (len(events) + 1, 1)
     parallel = json.loads(run(["jobs", "--format", "json"], tmp_path / "big.db").stdout)
     app = build_application(Settings(store=f"sqlite:///{tmp_path / 'serial.db'}"))

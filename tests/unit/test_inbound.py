@@ -159,8 +159,8 @@ def test_cluster_of_task_and_container_instance_arns() -> None:
         (
             {
                 "detail-type": "Something New",
-                "account": "1",
-                "region": "r",
+                "account": "123456789012",
+                "region": "us-east-1",
                 "time": "2025-01-01T00:00:00Z",
                 "detail": {},
             },
@@ -169,18 +169,18 @@ def test_cluster_of_task_and_container_instance_arns() -> None:
         (
             {
                 "detail-type": "Batch Job State Change",
-                "account": "1",
-                "region": "r",
+                "account": "123456789012",
+                "region": "us-east-1",
                 "time": "2025-01-01T00:00:00Z",
                 "detail": {"status": "RUNNING"},
             },
-            "invalid Batch Job State Change: jobId",
+            "invalid Batch Job State Change: detail.jobId: Field required",
         ),
         (
             {
                 "detail-type": "Batch Job State Change",
-                "account": "1",
-                "region": "r",
+                "account": "123456789012",
+                "region": "us-east-1",
                 "time": "yesterday",
                 "detail": {"jobId": "j", "status": "RUNNING"},
             },
@@ -194,14 +194,64 @@ def test_bad_events_are_rejected_with_a_reason(event: object, reason: str) -> No
     assert reason in result.reason
 
 
-def test_redaction_keeps_batch_variables_and_drops_everything_secret() -> None:
+def test_redaction_replaces_every_value_under_a_user_data_key_and_keeps_the_rest() -> None:
     event = sample("ecs-task-stopped-batch-fargate-failed-to-start--jit-batch-job-event-mock")
     event["detail"]["overrides"]["containerOverrides"][0]["command"] = ["run", "--password=hunter2"]
     clean = json.dumps(redact(event))
     assert "hunter2" not in clean and "runtime-misconfig" not in clean and "eu-central-1" not in clean
-    assert "AWS_BATCH_JOB_ID" in clean and "0268d907-34a3-43e3-9905-f3d3a20f3842" in clean
+    assert "0268d907-34a3-43e3-9905-f3d3a20f3842" not in clean  # AWS_BATCH_JOB_ID's value too: it is an env value
+    assert event["detail"]["taskArn"] in clean and event["id"] in clean
     job = redact(sample("batch-runnable-ecsproperties-ec2--aws-batch-runtime-monitoring"))
-    assert job["detail"]["parameters"] == "<redacted>"
     assert (
-        job["detail"]["ecsProperties"]["taskProperties"][0]["containers"][0]["environment"][0]["value"] == "<redacted>"
+        job["detail"]["jobId"]
+        == sample("batch-runnable-ecsproperties-ec2--aws-batch-runtime-monitoring")["detail"]["jobId"]
     )
+    container = job["detail"]["ecsProperties"]["taskProperties"][0]["containers"][0]
+    assert {v for e in container["environment"] for v in e.values()} == {"<redacted>"}
+
+
+VALID_JOB = sample("aws-batch--batch-job-state-change--running")
+
+
+def _with(path: tuple[str, ...], value: object) -> dict:
+    event = copy.deepcopy(VALID_JOB)
+    target = event
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (("detail", "status"), "", "detail.status"),
+        (("detail", "status"), "123", "detail.status"),
+        (("detail", "status"), "NAN", "detail.status"),
+        (("detail", "jobId"), "", "detail.jobId"),
+        (("account",), "123", "account"),
+        (("region",), "NaN", "region"),
+        (("detail", "createdAt"), True, "detail.createdAt"),
+        (("detail", "createdAt"), 1509078455, "detail.createdAt"),  # seconds taken for milliseconds
+        (("detail", "createdAt"), 10**30, "detail.createdAt"),
+        (("detail", "jobName"), "a\x00b", "detail.jobName"),
+        (("time",), "1900-01-01T00:00:00Z", "time"),
+        (("resources",), "arn:aws:batch:x", "resources"),
+        (
+            ("detail", "container", "resourceRequirements"),
+            [{"type": "VCPU", "value": "inf"}],
+            "detail.container.resourceRequirements.0.value",
+        ),
+        (("detail", "container", "exitCode"), 2**70, "detail.container.exitCode"),
+    ],
+)
+def test_an_impossible_value_is_kept_aside_with_a_reason_naming_its_field(
+    path: tuple[str, ...], value: object, named: str
+) -> None:
+    result = translate(_with(path, value))
+    assert isinstance(result, Unusable) and result.rejected, result
+    assert f": {named}" in result.reason, result.reason
+
+
+def test_the_service_job_state_scheduled_is_a_state() -> None:
+    assert parsed(_with(("detail", "status"), "SCHEDULED")).fact["status"] == "SCHEDULED"

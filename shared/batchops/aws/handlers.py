@@ -28,10 +28,8 @@ from batchops.aws.dynamodb_store import stored_event_from_stream_record
 from batchops.bootstrap import Settings, build_application
 from batchops.emf import emf_documents
 from batchops.facts import Parsed
-from batchops.inbound import translate
 from batchops.metrics import MetricPoint
-from batchops.translation import RawEvent, kept_aside, scrub_text
-from batchops.views import RejectedEvent
+from batchops.translation import poison_record, translate_body
 
 logger = Logger(service="batchops")
 tracer = Tracer(service="batchops")
@@ -61,12 +59,11 @@ def handle_sqs_batch(app: CentralApplication, event: dict[str, Any], context: An
     counters: dict[tuple[str, str], list[int]] = {}
     try:
         for record in records:
-            value = orjson.loads(record["body"])
-            result = translate(value)
+            result = translate_body(record["body"], _position(record["messageId"]))
             if isinstance(result, Parsed):
                 facts.append(result)
             else:
-                kept = kept_aside(result, RawEvent(value, 0))
+                kept = result
                 unusable.append(kept)
                 slot = counters.setdefault((kept.account_id or "unknown", kept.region or "unknown"), [0, 0, 0, 0])
                 slot[2 if kept.rejected else 3] += 1
@@ -105,15 +102,14 @@ def _one_by_one(
 
     def record_one(record: SQSRecord) -> None:
         try:
-            value = orjson.loads(record.body)
-            result = translate(value)
+            result = translate_body(record.body, _position(record.message_id))
             if isinstance(result, Parsed):
                 outcome = app.record_with_retry([result])
                 app.save_counters(outcome, {})
                 _emit([*outcome.points, *pipeline_metric_points(outcome.counters, result.fact["at"])], namespace)
             else:
                 # Counted as in a whole batch: the pipeline's figures do not depend on a poison neighbour.
-                kept = kept_aside(result, RawEvent(value, 0))
+                kept = result
                 app.views.keep_rejected([kept])
                 slots = [0, 0, 1, 0] if kept.rejected else [0, 0, 0, 1]
                 counters = {(kept.account_id or "unknown", kept.region or "unknown"): slots}
@@ -126,21 +122,15 @@ def _one_by_one(
                 f" {type(error).__name__}: {error}"
             )
             logger.exception("poison message", extra={"message_id": record.message_id, "reason": reason})
-            app.views.keep_rejected(
-                [
-                    RejectedEvent(
-                        reason=reason,
-                        rejected=True,
-                        detail_type=None,
-                        account_id=None,
-                        region=None,
-                        body=scrub_text(record.body[:4000]),
-                    )
-                ]
-            )
+            app.views.keep_rejected([poison_record(reason, record.body, _position(record.message_id))])
             raise
 
     return process_partial_response(event=event, record_handler=record_one, processor=processor, context=context)
+
+
+def _position(message_id: str) -> str:
+    """Where a kept-aside event was in the input: its SQS message."""
+    return f"SQS message {message_id}"
 
 
 def handle_stream_batch(app: CentralApplication, event: dict[str, Any]) -> PartialItemFailureResponse:
