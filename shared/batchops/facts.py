@@ -117,9 +117,17 @@ class ComputeEnvironmentFact(TypedDict, total=False):
 
 def fingerprint(fact: dict[str, Any]) -> str:
     """A short stable digest of a fact's content, ignoring its time and previous fingerprint."""
-    content = {k: v for k, v in fact.items() if k not in ("at", "fp")}
-    digest = hashlib.blake2b(orjson.dumps(content, option=orjson.OPT_SORT_KEYS), digest_size=10)
-    return digest.hexdigest()
+    return fingerprint_of(content_json(fact))
+
+
+def content_json(fact: dict[str, Any]) -> bytes:
+    """The JSON a fact's fingerprint is taken of: its content, without its time and previous fingerprint."""
+    return orjson.dumps({k: v for k, v in fact.items() if k not in ("at", "fp")}, option=orjson.OPT_SORT_KEYS)
+
+
+def fingerprint_of(content: bytes) -> str:
+    """The fingerprint of a fact's `content_json`."""
+    return hashlib.blake2b(content, digest_size=10).hexdigest()
 
 
 def compact(values: dict[str, Any]) -> dict[str, Any]:

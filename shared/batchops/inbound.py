@@ -24,7 +24,8 @@ from batchops.facts import (
     Parsed,
     TaskFact,
     compact,
-    fingerprint,
+    content_json,
+    fingerprint_of,
 )
 from batchops.names import cluster_of, compute_environment_of_cluster
 from batchops.redaction import BATCH_VARIABLE_PREFIX
@@ -74,8 +75,8 @@ _PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 
-Text = Annotated[str, StringConstraints(pattern=_PRINTABLE)]
-"""A string with no control character but tab and line breaks (and, being valid Unicode, no lone surrogate)."""
+Text = str
+"""A string (valid Unicode: no lone surrogate); control characters are looked for once per fact (`_seal`)."""
 Id = Annotated[str, StringConstraints(min_length=1, pattern=_PRINTABLE)]
 EpochMs = Annotated[int, Field(ge=EARLIEST_MS, lt=LATEST_MS)]
 ExitCode = Annotated[int, Field(ge=-(2**31), lt=2**32)]
@@ -115,9 +116,64 @@ def _instant(text: str, where: str) -> int:
     return at
 
 
+_SUSPECTS = (b"\\u00", b"\\b", b"\\f", b"\x7f")
+"""What a control character other than tab and line breaks looks like in orjson's output (a literal backslash can
+look like one too: then the strings are looked at one by one)."""
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FIELD_OF_FACT = {
+    "name": "detail.jobName",
+    "arn": "detail.jobArn",
+    "queue": "detail.jobQueue",
+    "definition": "detail.jobDefinition",
+    "reason": "detail.statusReason",
+    "platform": "detail.platformCapabilities",
+    "parent": "detail.jobId",
+    "attempts": "detail.attempts",
+    "current": "detail.container",
+    "task": "detail.taskArn",
+    "ci": "detail.containerInstanceArn",
+    "az": "detail.availabilityZone",
+    "status": "detail.lastStatus",
+    "launch": "detail.launchType",
+    "stop_code": "detail.stopCode",
+    "stopped_reason": "detail.stoppedReason",
+    "type": "detail.type",
+    "arch": "detail.attributes",
+    "state": "detail.state",
+    "strategy": "detail.requestParameters.computeResources.allocationStrategy",
+}
+
+
+def _seal(fact: dict[str, Any], key: str, key_field: str) -> None:
+    """Give a fact its fingerprint, once no string in it (or in its key) holds a control character."""
+    content = content_json(fact)
+    # One byte looked for in the common case: orjson writes every control character as an escape.
+    if (b"\\" in content and any(suspect in content for suspect in _SUSPECTS)) or b"\x7f" in content:
+        _look_for_control_characters(fact)
+    if not key.isprintable():
+        raise FieldError(f"{key_field}: contains a character that is not printable")
+    fact["fp"] = fingerprint_of(content)
+
+
+def _look_for_control_characters(fact: dict[str, Any]) -> None:
+    for name, value in fact.items():
+        if _holds_control_character(value):
+            raise FieldError(f"{_FIELD_OF_FACT.get(name, 'detail.' + name)}: contains a control character")
+
+
+def _holds_control_character(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNPRINTABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_control_character(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_control_character(v) for v in value)
+    return False
+
+
 def _log_group(options: dict[str, Any] | None, where: str) -> str | None:
     group = options.get("awslogs-group") if options else None
-    if group is not None and not (isinstance(group, str) and re.match(_PRINTABLE, group)):
+    if group is not None and not isinstance(group, str):
         raise FieldError(f"{where}.logConfiguration.options.awslogs-group: not a string")
     return group
 
@@ -598,7 +654,7 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
             "current": live,
         }
     )
-    observation["fp"] = fingerprint(observation)
+    _seal(observation, job.jobId, "detail.jobId")
     return cast(JobObservation, observation)
 
 
@@ -645,7 +701,7 @@ def _task(detail: EcsTaskDetail, account: str, region: str, at: int) -> Parsed |
             "stopped_reason": detail.stoppedReason,
         }
     )
-    fact["fp"] = fingerprint(fact)
+    _seal(fact, job_id, "detail.overrides.containerOverrides.environment.AWS_BATCH_JOB_ID")
     return Parsed("job_task", account, region, job_id, dict(TaskFact(**fact)))  # type: ignore[typeddict-item]
 
 
@@ -676,7 +732,7 @@ def _container_instance(detail: ContainerInstanceDetail, account: str, region: s
             "state": status or None,
         }
     )
-    fact["fp"] = fingerprint(fact)
+    _seal(fact, detail.ec2InstanceId, "detail.ec2InstanceId")
     return Parsed("instance", account, region, detail.ec2InstanceId, dict(InstanceFact(**fact)))  # type: ignore[typeddict-item]
 
 
@@ -702,7 +758,7 @@ def _ec2(
     else:
         values = {"at": at, "kind": "rebalance", "az": _az_in_arn(resources)}
     fact = compact(values)
-    fact["fp"] = fingerprint(fact)
+    _seal(fact, detail.instance_id, "detail.instance-id")
     return Parsed("instance", account, region, detail.instance_id, fact)
 
 
@@ -716,10 +772,10 @@ def _auto_scaling(detail_type: str, detail: AutoScalingDetail, account: str, reg
         ASG_TERMINATE_FAILED: "terminate_failed",
     }[detail_type]
     az = (detail.Details or {}).get("Availability Zone")
-    if az is not None and not (isinstance(az, str) and re.match(_PRINTABLE, az)):
+    if az is not None and not isinstance(az, str):
         raise FieldError("detail.Details.Availability Zone: not a string")
     fact = compact({"at": at, "kind": kind, "az": az})
-    fact["fp"] = fingerprint(fact)
+    _seal(fact, detail.EC2InstanceId, "detail.EC2InstanceId")
     return Parsed("instance", account, region, detail.EC2InstanceId, fact)
 
 
@@ -750,5 +806,5 @@ def _cloudtrail(detail: CloudTrailDetail, account: str, region: str, at: int) ->
             "arn": response.computeEnvironmentArn,
         }
     )
-    fact["fp"] = fingerprint(fact)
+    _seal(fact, name, "detail.requestParameters.computeEnvironmentName")
     return Parsed("compute_environment", account, region, name, dict(ComputeEnvironmentFact(**fact)))  # type: ignore[typeddict-item]

@@ -115,15 +115,15 @@ def expand(value: Any, line: int) -> Iterator[RawEvent]:
 
 def translate_raw(raw: RawEvent) -> Parsed | RejectedEvent:
     """A decoded event's fact, or the record of why it cannot be used."""
-    position = f"line {raw.line}"
     if raw.error is not None:
+        position = f"line {raw.line}"
         if raw.size is not None:
             return _record(f"{position}: {raw.error}", True, position, raw.value, raw.text, raw.size, excerpt=False)
         return _record(f"{position}: {raw.error}", True, position, None, raw.text or "", None)
     result = translate(raw.value)
     if isinstance(result, Parsed):
         return result
-    return kept_aside(result, raw.value, position)
+    return kept_aside(result, raw.value, f"line {raw.line}")
 
 
 def translate_body(body: str, position: str) -> Parsed | RejectedEvent:
@@ -237,9 +237,20 @@ def translate_lines(start: int, lines: list[bytes]) -> bytes:
     for number, line in enumerate(lines, start=start):
         if not line.strip():
             continue
-        raws: Iterable[RawEvent] = decode_line(number, line)
-        for raw in raws:
-            result = translate_raw(raw)
+        results: Iterable[Parsed | RejectedEvent]
+        if len(line) <= MAX_EVENT_BYTES:  # the common case, without the detours of `decode_line`
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                value = None
+            if isinstance(value, dict):
+                fact = translate(value)
+                results = (fact if isinstance(fact, Parsed) else kept_aside(fact, value, f"line {number}"),)
+            else:
+                results = map(translate_raw, decode_line(number, line))
+        else:
+            results = map(translate_raw, decode_line(number, line))
+        for result in results:
             if isinstance(result, Parsed):
                 out.append([result.kind, result.account, result.region, result.key, result.fact])
             else:
