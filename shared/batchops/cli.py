@@ -212,6 +212,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     # Exit status 3: everything was read, but some events were kept aside as unusable (the summary says why).
     status = 3 if summary.rejected else 0
+    if summary.rejected:
+        print(f"batchops: {summary.rejected:,} events kept aside as unusable (exit status 3)", file=sys.stderr)
     if args.json:
         print(orjson.dumps({**summary.as_dict(), "seconds": round(elapsed, 3)}).decode())
         return status
@@ -224,8 +226,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"  {count:>8,}  {reason}")
     if summary.rejected or summary.ignored:
         print("  see them with: batchops rejected")
-    if summary.rejected:
-        print(f"batchops: {summary.rejected:,} events kept aside as unusable (exit status 3)", file=sys.stderr)
     return status
 
 

@@ -28,9 +28,18 @@ LONGEST_VALUE = 16 * MAX_EVENT_BYTES
 """Characters a value may span (whitespace included) before it is skipped unread as too big to be an event."""
 _BLANK = re.compile(r"[ \t\n\r]*")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # the bytes that are not UTF-8, as `surrogateescape` keeps them
-_BRACKET_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+_BRACKET_OR_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]', re.DOTALL)
 _LINE_OPENING = re.compile(r"\n([ \t]*)[{\[]")
+_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 _BARE = re.compile(r"[^\s,\]}]*")
+
+
+def _closed(token: str) -> bool:
+    """True for a whole string token (its last quote not escaped)."""
+    if len(token) < 2 or not token.endswith('"'):
+        return False
+    body = token[1:-1]
+    return (len(body) - len(body.rstrip("\\"))) % 2 == 0
 
 
 def _constant(name: str) -> Any:
@@ -81,11 +90,19 @@ def json_values(stream: IO[bytes], first: bytes) -> Iterator[RawEvent]:
             size = len(text[pos:end].encode("utf-8", "surrogateescape"))
             advance(max(end, pos + 1))
             return size
+        in_string = False
         while True:
-            for match in _BRACKET_OR_STRING.finditer(text, scan):
+            if in_string:  # a string that went on past the last buffer
+                rest = _STRING_REST.match(text, scan)
+                assert rest is not None  # the pattern matches the empty string
+                scan = rest.end()
+                in_string = not (rest.group().endswith('"') and rest.end() > rest.start())
+            for match in [] if in_string else _BRACKET_OR_STRING.finditer(text, scan):
                 token = match.group()
-                if match.end() >= len(text) and not ended and token[0] == '"':
-                    break  # a string may go on past what is read
+                if match.end() >= len(text) - 1 and not ended and token[0] == '"' and not _closed(token):
+                    in_string = True  # it goes on past what is read: what is read of it is skipped
+                    scan = match.end()
+                    break
                 scan = match.end()
                 if token[0] == '"':
                     continue
@@ -95,7 +112,8 @@ def json_values(stream: IO[bytes], first: bytes) -> Iterator[RawEvent]:
                     advance(scan)
                     return size
             else:
-                scan = len(text)
+                if not in_string:
+                    scan = len(text)
             if ended:
                 size += len(text[pos:].encode("utf-8", "surrogateescape"))
                 advance(len(text))
@@ -118,8 +136,8 @@ def json_values(stream: IO[bytes], first: bytes) -> Iterator[RawEvent]:
             if ended:
                 advance(len(text))
                 return
-            if cut > pos:
-                advance(cut)  # keep the last line start: an opening may follow it
+            # Keep the last line start (an opening may follow it), or a short tail of a long line already looked at.
+            advance(max(cut, len(text) - 256, pos))
             read_more()
 
     def kept(reason: str, start_line: int, size: int | None = None) -> RawEvent:
@@ -147,7 +165,10 @@ def json_values(stream: IO[bytes], first: bytes) -> Iterator[RawEvent]:
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as error:
-            if not ended and error.pos >= len(text) - NEAR_END:
+            # An error near the end of what is read, or a string still open there (the error is where it starts),
+            # may be the value going on past it.
+            going_on = error.pos >= len(text) - NEAR_END or error.msg.startswith("Unterminated string")
+            if not ended and going_on:
                 if len(text) - pos > LONGEST_VALUE:
                     head = text[pos : pos + SCRUB_WINDOW]
                     size = skip_value()  # its bytes as written, whitespace included: it is not decoded
@@ -157,7 +178,7 @@ def json_values(stream: IO[bytes], first: bytes) -> Iterator[RawEvent]:
                 continue
             where = f"at line {line + text.count(chr(10), pos, error.pos)} column {column(error.pos) + 1}"
             undecodable_here = undecodable and _UNDECODABLE.search(text, pos, error.pos + 1)
-            problem = "the text is not UTF-8" if undecodable_here else error.msg
+            problem = "the text is not UTF-8" if undecodable_here else error.msg.removesuffix(" at")
             yield kept(f"invalid JSON: {problem} {where}", start_line)
             indent = column(pos)
             advance(pos + 1)

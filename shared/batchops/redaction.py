@@ -79,7 +79,7 @@ def without_surrogates(text: str) -> str:
 
 
 _TOKEN = re.compile(
-    r'"(?:[^"\\\n]|\\.)*(?:"|\\?$)'  # a string, or an unclosed one up to the end of its line
+    r'"(?:[^"\\\n]++|\\.)*+(?:"|\\?$)'  # a string, or an unclosed one up to the end of its line
     r"|[{}\[\]:,]"
     r'|[^\s"{}\[\]:,]+',  # anything else that is not blank: a number, true/false/null, or not JSON at all
     re.MULTILINE,

@@ -50,7 +50,7 @@ class RawEvent:
 
 
 class OversizedLine(bytes):
-    """The first bytes of a line too long to be read whole, with the line's full size."""
+    """The first bytes of a line too long to be read whole (more than an event holds), with the line's full size."""
 
     size: int
 
@@ -66,7 +66,7 @@ def bounded_lines(stream: IO[bytes]) -> Iterator[bytes]:
         rest = line
         while not rest.endswith(b"\n") and (rest := stream.readline(1 << 20)):
             size += len(rest)
-        long = OversizedLine(line[:SCRUB_WINDOW])
+        long = OversizedLine(line[: MAX_EVENT_BYTES + 1])  # longer than an event: the fast paths never take it
         long.size = size - 1 if rest.endswith(b"\n") else size
         yield long
 
@@ -92,7 +92,8 @@ def decode_line(number: int, line: bytes) -> Iterator[RawEvent]:
         yield from expand(value, number)
         return
     if isinstance(line, OversizedLine):
-        yield RawEvent(None, number, oversized(line.size), line.decode("utf-8", "replace"), line.size)
+        head = line[:SCRUB_WINDOW].decode("utf-8", "replace")
+        yield RawEvent(None, number, oversized(line.size), head, line.size)
         return
     try:
         value = orjson.loads(line)
