@@ -21,6 +21,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.markup import escape
 from rich.prompt import Confirm
 
 from batchops.aws.grafana_workspace import GrafanaProvisioningError
@@ -102,7 +103,11 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     local = main.add_argument_group("the local Organization (an AWS emulator on this machine)")
     local.add_argument("--local", action="store_true", help="deploy to an emulated Organization and run a workload")
-    local.add_argument("--jobs", type=int, default=LocalSettings.jobs_per_account, help="simulated jobs per account")
+    local.add_argument(
+        "--jobs", type=int, default=LocalSettings.jobs,
+        help="simulated jobs submitted in all, across the accounts and regions, as `batchops simulate --jobs`"
+        f" (default {LocalSettings.jobs}); an array job is one, and the summary counts its children too",
+    )  # fmt: skip
     local.add_argument("--seed", type=int, default=LocalSettings.seed, help="seed of the simulated workload")
     local.add_argument("--keep-running", action="store_true", help="leave the emulator up until Ctrl-C")
     local.add_argument("--out", type=Path, default=LocalSettings.out, help="EMF, dashboards, cached artifact")
@@ -151,7 +156,7 @@ def local_settings_from(args: argparse.Namespace) -> LocalSettings:
     return LocalSettings(
         org_unit=args.org_unit[0] if args.org_unit else LocalSettings.org_unit,
         regions=tuple(args.regions) or LocalSettings.regions,
-        jobs_per_account=args.jobs,
+        jobs=args.jobs,
         seed=args.seed,
         prefix=args.prefix,
         out=args.out,
@@ -195,16 +200,16 @@ def main(
     except PreflightError as error:
         out.print("[red]preflight found problems:[/]")
         for problem in error.problems:
-            out.print(f"  - {problem}", soft_wrap=True)
+            out.print(f"  - {escape(str(problem))}", soft_wrap=True)
         return 2
     except (RolloutError, GrafanaProvisioningError, LocalRunError, GrafanaError, ValueError) as error:
-        out.print(f"[red]error:[/] {error}", soft_wrap=True)
+        out.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         return 1
     except WriteRefused as error:
-        out.print(f"[red]bug:[/] {error}")
+        out.print(f"[red]bug:[/] {escape(str(error))}")
         return 1
     except (ClientError, BotoCoreError) as error:
-        out.print(f"[red]AWS error:[/] {error}", soft_wrap=True)
+        out.print(f"[red]AWS error:[/] {escape(str(error))}", soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         if getattr(args, "local", False):

@@ -97,12 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(rejected, top=False)
     rejected.add_argument("--limit", type=int, default=20)
 
-    simulate = commands.add_parser("simulate", help="write a realistic multi-account event stream to stdout")
-    simulate.add_argument("--accounts", type=int, default=3)
-    simulate.add_argument("--regions", type=int, default=2)
-    simulate.add_argument("--jobs", type=int, default=1000)
-    simulate.add_argument("--seed", type=int, default=0)
-    simulate.add_argument("--chaos", action="store_true", help="EventBridge-like duplicates and reordering")
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a realistic multi-account event stream to stdout",
+        description="Write a deterministic EventBridge stream (JSON Lines) of AWS Batch and its ECS, EC2 and Auto"
+        " Scaling events across simulated accounts and regions: the same options give the same bytes.",
+    )
+    simulate.add_argument("--accounts", type=int, default=3, help="simulated member accounts (default 3)")
+    simulate.add_argument(
+        "--regions", type=int, default=2, help="regions per account, from us-east-1, eu-west-1, ... (default 2)"
+    )
+    simulate.add_argument(
+        "--jobs", type=int, default=1000,
+        help="jobs submitted in all, spread over the accounts and regions (default 1,000), as `deploy.py --local"
+        " --jobs`; an array job is one submission, and its children are jobs of their own in the views",
+    )  # fmt: skip
+    simulate.add_argument("--seed", type=int, default=0, help="seed of the workload: another seed, another stream")
+    simulate.add_argument(
+        "--chaos", action="store_true", help="deliver like EventBridge: some duplicates, some events reordered"
+    )
     simulate.add_argument("--out", help="write to this file instead of standard output")
 
     redrive = commands.add_parser("redrive", help="move the aggregator's dead-letter messages back to its queue")

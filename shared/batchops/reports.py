@@ -174,9 +174,10 @@ def store_summary(views: ViewStore) -> dict[str, Any]:
     queue_times: dict[str, list[float]] = defaultdict(list)
     failures: Counter[str] = Counter()
     regions: set[tuple[str, str]] = set()
-    jobs = 0
+    jobs = array_children = 0
     for job in views.jobs():
         jobs += 1
+        array_children += job.get("array_parent_id") is not None
         regions.add((job["account_id"], job["region"]))
         per_account[job["account_id"]][job["status"] or "UNKNOWN"] += 1
         if job["queue_seconds"] is not None:
@@ -193,7 +194,8 @@ def store_summary(views: ViewStore) -> dict[str, Any]:
     return {
         "accounts": sorted({a for a, _ in regions}),
         "account_regions": len(regions),
-        "jobs": jobs,
+        "jobs": jobs,  # rows of the job view: each array child is one, beside its parent
+        "array_children": array_children,
         "instances": instances,
         "jobs_by_status": {a: dict(sorted(c.items())) for a, c in sorted(per_account.items())},
         "queue_seconds": {

@@ -966,3 +966,58 @@ def test_status_classifies_every_account_and_region() -> None:
         [OrgUnit("ou-1", "batch", accounts[2:3])], ["us-east-1"], [], auto_deployment=False, management_account_id="x"
     )
     assert [row.state for row in without_auto] == [rollout.MISSING]
+
+
+def run_80(org: Org, *args: str) -> tuple[int, str]:
+    """`python deploy.py ...` on an 80-column console, as a terminal of that width shows it."""
+    session = boto3.Session(region_name="us-east-1")
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto: "No Moto CloudFormation support for AWS::CloudWatch::Alarm"
+        code = deploy.main(list(args), session=session, console=Console(file=out, width=80, color_system=None))
+    return code, out.getvalue()
+
+
+def test_on_80_columns_the_deploy_and_status_tables_cut_nothing_and_the_bus_policy_is_there(org: Org) -> None:
+    code, out = run_80(org, *deploy_args(org, "--yes"))
+    assert code == 0, out
+    # The emulator creates the bus policy of the template (moto's CloudFormation skips it): the check finds it.
+    assert "no resource policy" not in out and "warning" not in out, out
+    bus = boto3.client("events", region_name="us-east-1").describe_event_bus(Name=f"{PREFIX}-central")
+    (statement,) = json.loads(bus["Policy"])["Statement"]
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": org.id}}
+    assert "AWS::Events::EventBusPolicy" in out  # the change set's type column folds, never cuts
+    # The StackSet operation's table ends its line before the list of changes.
+    assert "\nchanged:\n" in out and "┘changed" not in out, out
+
+    code, status_out = run_80(org, "status", "--org-unit", org.ou, "--regions", ",".join(REGIONS), "--prefix", PREFIX)
+    assert code == 0, status_out
+    for printed in (out, status_out):
+        assert "…" not in printed, printed
+        assert max(len(line) for line in printed.splitlines()) <= 80
+    rows = [line for line in status_out.splitlines() if line.startswith("│")]
+    assert len(rows) == len(org.members) * len(REGIONS), status_out
+    for account in org.members:
+        assert sum(1 for row in rows if account in row and "deployed" in row) == 2, status_out
+    assert f"OU {org.ou}" in status_out  # one OU: said once, above the table
+
+
+def test_the_status_table_keeps_every_column_that_differs_and_folds_long_values() -> None:
+    rows = [
+        rollout.CoverageRow("000000000001", "ok", "ou-aaaa-11111111", "ap-southeast-2", rollout.DEPLOYED, "SUCCEEDED",
+                            "IN_SYNC"),
+        rollout.CoverageRow("000000000002", "broken", "ou-bbbb-22222222", "us-east-1", rollout.FAILED,
+                            "ResourceLogicalId:ForwardRole, ResourceType:AWS::IAM::Role, the role already exists",
+                            "NOT_CHECKED"),
+    ]  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(rollout.coverage_table(rows))
+    printed = out.getvalue()
+    assert "…" not in printed and max(len(line) for line in printed.splitlines()) <= 80, printed
+    assert "drift" in printed and "OU" in printed
+    # Account ids stay whole; the other values fold within their cells (their words all there).
+    assert all(
+        sum(account in line for line in printed.splitlines()) == 1 for account in ("000000000001", "000000000002")
+    )
+    assert all(word in printed for word in ("IN_SYNC", "broken", "already", "exists")), printed

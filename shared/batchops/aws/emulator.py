@@ -337,6 +337,66 @@ def _item_size_checked_incrementally(original: Any) -> Any:
     return setitem
 
 
+class _EventBusPolicy:
+    """AWS::Events::EventBusPolicy, which moto's CloudFormation skips (the bus keeps no policy, so the rollout's check
+    of the policy would fail on the emulator alone): one statement of the bus's policy, keyed by its StatementId."""
+
+    def __init__(self, account_id: str, region_name: str, bus_name: str, statement_id: str) -> None:
+        self.account_id, self.region_name = account_id, region_name
+        self.bus_name, self.physical_resource_id = bus_name, statement_id
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Events::EventBusPolicy"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> _EventBusPolicy:
+        from moto.events.models import EventBusPolicyStatement, events_backends
+
+        properties = cloudformation_json["Properties"]
+        bus_name = properties.get("EventBusName") or "default"
+        sid = properties["StatementId"]
+        backend = events_backends[account_id][region_name]
+        statement = properties.get("Statement")
+        if statement:
+            bus = backend.describe_event_bus(bus_name)
+            bus._statements[sid] = EventBusPolicyStatement.from_dict({**statement, "Sid": sid})
+        else:  # the older properties: one principal (an account or "*"), optionally one condition
+            action = properties.get("Action", "events:PutEvents")
+            backend.put_permission(bus_name, action, properties["Principal"], sid, properties.get("Condition"), "")
+        return cls(account_id, region_name, bus_name, sid)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> _EventBusPolicy:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.events.models import events_backends
+
+        bus = events_backends[account_id][region_name].event_buses.get(self.bus_name)
+        if bus is not None:  # the bus may be gone first
+            bus.remove_statement(self.physical_resource_id)
+
+
+def _with_event_bus_policy(original: Any) -> Any:
+    def resource_class(resource_type: str) -> Any:
+        return _EventBusPolicy if resource_type == _EventBusPolicy.cloudformation_type() else original(resource_type)
+
+    return resource_class
+
+
 def _receipt_handle() -> str:
     """moto draws a receipt handle's 185 characters one call at a time from its seeded random."""
     return "".join(random.choices(string.ascii_lowercase, k=185))
@@ -361,6 +421,7 @@ def patch_moto(setter: Setter | None = None) -> None:
     from moto import backends
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation import models as cfn_models
+    from moto.cloudformation import parsing as cfn_parsing
     from moto.cloudformation import responses as cfn_responses
     from moto.core import responses as core_responses
     from moto.core import utils as core_utils
@@ -397,6 +458,7 @@ def patch_moto(setter: Setter | None = None) -> None:
     dynamodb = dynamodb_models.DynamoDBBackend
     setter(dynamodb, "transact_write_items", _transact_with_item_backups(dynamodb.transact_write_items))
     setter(LambdaBackend, "send_dynamodb_items", _skip_disabled_stream_mappings(LambdaBackend.send_dynamodb_items))
+    setter(cfn_parsing, "resource_class_from_type", _with_event_bus_policy(cfn_parsing.resource_class_from_type))
     backend = cfn_models.CloudFormationBackend
     setter(backend, "execute_change_set", _execute_change_set_with_outputs(backend.execute_change_set))
     response = cfn_responses.CloudFormationResponse

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import re
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -56,7 +58,7 @@ class LocalSettings:
     org_unit: str = "ou-demo"
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
     accounts: int = 3
-    jobs_per_account: int = 200
+    jobs: int = 600  # submitted jobs in all (as `batchops simulate --jobs`): an array job is one, its children more
     seed: int = 7
     prefix: str = "batchops"
     out: Path = Path("out/local")
@@ -104,21 +106,77 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(port: int, ready: Any, stop: Any, verify: bool) -> None:
-    """The emulator's process: a moto server with the patches until `stop` is set (Ctrl-C is the parent's)."""
+# What `make demo` installs (pyproject.toml's `local` extra): moto's server needs Flask and Flask-CORS besides moto.
+EMULATOR_MODULES = ("moto", "flask", "flask_cors")
+EMULATOR_REQUIREMENT = "moto[server]>=5.2.5,<6"
+
+
+class EmulatorMissing(LocalRunError):
+    """What the AWS emulator needs is not installed."""
+
+
+def _shown(path: Path) -> str:
+    """A path as a user would type it here: relative to the working directory when under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def install_command() -> str:
+    """The command that installs the emulator into the Python running this."""
+    python = _shown(Path(sys.executable))
+    root = Path(__file__).resolve().parents[3]
+    if (root / "pyproject.toml").is_file() and (root / "deploy.py").is_file():
+        here = _shown(root)
+        return f"{python} -m pip install -e '{'.' if here == '.' else here}[local]'"
+    return f"{python} -m pip install '{EMULATOR_REQUIREMENT}'"
+
+
+def _missing_emulator(module: str, why: str) -> EmulatorMissing:
+    return EmulatorMissing(
+        f"the local Organization needs the AWS emulator {EMULATOR_REQUIREMENT} ({why}): install it with "
+        f"`make demo` or `{install_command()}`"
+    )
+
+
+def require_emulator() -> None:
+    """Fail at once, in one line, when the emulator's packages are not installed (before anything starts)."""
+    for module in EMULATOR_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise _missing_emulator(module, f"no module named {module!r}")
+
+
+def _serve(port: int, report: Any, stop: Any, verify: bool) -> None:
+    """The emulator's process: a moto server with the patches until `stop` is set (Ctrl-C is the parent's). It
+    sends ("ready",) on `report` once it serves, or ("missing", module, message) when moto cannot be imported."""
     import signal
 
-    from moto.server import ThreadedMotoServer
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # moto warns about every resource type its CloudFormation skips (alarms, Glue, Athena, ...), in this process:
+    # the parent's filters do not reach it. The rollout does not depend on them (see batchops.aws.emulator).
+    warnings.filterwarnings("ignore", message=r"Tried to parse .* not supported by moto", category=UserWarning)
+    logging.getLogger("moto").setLevel(logging.ERROR)  # "No Moto CloudFormation support for AWS::..."
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as error:
+        report.send(("missing", error.name or "moto", str(error)))
+        return
     emulator_patches.VERIFY_FAST_PATHS = verify  # the tests' setting, in this process too
     patch_moto()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    ready.set()
+    report.send(("ready",))
     stop.wait()
     server.stop()
+
+
+EMULATOR_START_SECONDS = 120
 
 
 @contextlib.contextmanager
@@ -127,21 +185,40 @@ def emulator() -> Iterator[str]:
 
     It runs in its own process: moto's request handling and the handlers' boto3 calls are both Python, and in one
     process they would take turns on one core; apart, the emulator and this process each have one of two cores.
+    A process that ends before it serves is reported at once, not after the wait.
     """
     import multiprocessing
+    from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("spawn")
-    ready, stop = context.Event(), context.Event()
+    reports, report = context.Pipe(duplex=False)
+    stop = context.Event()
     port = _free_port()
     verify = emulator_patches.VERIFY_FAST_PATHS
-    process = context.Process(target=_serve, args=(port, ready, stop, verify), name="batchops-emulator", daemon=True)
+    process = context.Process(target=_serve, args=(port, report, stop, verify), name="batchops-emulator", daemon=True)
     process.start()
+    report.close()  # the child's end: only the child holds it now, so its exit ends the pipe
     try:
-        if not ready.wait(120):
-            raise LocalRunError("the AWS emulator (moto server) did not start within 2 minutes")
+        message: tuple[Any, ...] | None = None
+        if wait([reports, process.sentinel], timeout=EMULATOR_START_SECONDS):
+            with contextlib.suppress(EOFError):
+                message = reports.recv() if reports.poll() else None
+            if message is None:
+                process.join(5)
+                raise LocalRunError(
+                    f"the AWS emulator's process (moto server) ended with exit code {process.exitcode} before it "
+                    "served (its error is above)"
+                )
+            if message[0] == "missing":
+                raise _missing_emulator(message[1], message[2])
+        else:
+            raise LocalRunError(
+                f"the AWS emulator (moto server) did not start within {EMULATOR_START_SECONDS // 60} minutes"
+            )
         yield f"http://127.0.0.1:{port}"
     finally:
         stop.set()
+        reports.close()
         process.join(10)
         if process.is_alive():
             process.kill()
@@ -264,7 +341,7 @@ def workload(settings: LocalSettings, members: Sequence[str]) -> list[dict[str, 
     simulated = SimulationSettings(
         accounts=len(members),
         regions=len(settings.regions),
-        jobs=settings.jobs_per_account * len(members),
+        jobs=settings.jobs,
         seed=settings.seed,
         chaos=True,
     )
@@ -421,6 +498,7 @@ def run_local(
 ) -> LocalFigures:
     """Set up the local Organization, deploy, drive the workload, print the summary; with keep_running, wait
     (for `while_running`, or for Ctrl-C) before the emulator stops."""
+    require_emulator()
     figures = LocalFigures(store=settings.store)
     phase = _Phases(figures, console)
     home = settings.regions[0]
@@ -522,9 +600,9 @@ def _drive(
     with phase("simulated workload"):
         events = workload(settings, figures.members)
         console.print(
-            f"{len(events):,} member events: {settings.jobs_per_account:,} jobs per account, "
-            f"{len(figures.members)} accounts x {len(settings.regions)} regions, seed {settings.seed}, with "
-            "duplicates and reordering"
+            f"{len(events):,} member events: {settings.jobs:,} jobs submitted in all (array jobs among them, each "
+            f"with its children), {len(figures.members)} accounts x {len(settings.regions)} regions, seed "
+            f"{settings.seed}, with duplicates and reordering"
         )
         patterns = {
             (account, region): rule_patterns(clients.client("events", region, account), f"{settings.prefix}-")
@@ -553,9 +631,9 @@ def _drive(
             figures.emf_file.open("w") as emf,
             Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False) as progress,
         ):
-            sent = progress.add_task("member events", total=len(events))
-            recorded = progress.add_task("aggregated", total=None)
-            projected = progress.add_task("projected", total=None)
+            sent = progress.add_task("member events sent", total=len(events))
+            recorded = progress.add_task("SQS messages aggregated", total=None)
+            projected = progress.add_task("stream records projected", total=None)
             # The projector follows the stream while the member events are forwarded and aggregated, as the
             # projector Lambda does on AWS: in its own process (see _StreamFollower).
             projector = _StreamFollower(
@@ -587,6 +665,14 @@ def _drive(
 
             figures.grafana_changes = push_dashboards(settings.grafana_url, settings.grafana_token, outputs, home)
             console.print(f"pushed to {settings.grafana_url}: {', '.join(figures.grafana_changes) or 'no changes'}")
+
+
+def rerun_command(settings: LocalSettings) -> str:
+    """This run's command line again, with --keep-running."""
+    jobs = f" --jobs {settings.jobs}" if settings.jobs != LocalSettings.jobs else ""
+    seed = f" --seed {settings.seed}" if settings.seed != LocalSettings.seed else ""
+    python = _shown(Path(sys.executable))
+    return f"{python} deploy.py --org-unit {settings.org_unit} --local{jobs}{seed} --keep-running"
 
 
 def try_commands(settings: LocalSettings, figures: LocalFigures) -> list[str]:
@@ -643,16 +729,26 @@ def print_local_summary(console: Console, settings: LocalSettings, figures: Loca
         f"{len(regions)} regions ({', '.join(regions)}): {len(deployed)} of {len(figures.covered)} stack instances "
         "deployed"
     )
-    print_job_figures(console, summary, title=f"{summary['jobs']:,} jobs per status per account")
+    children = summary.get("array_children", 0)
+    print_job_figures(
+        console,
+        summary,
+        title=f"{summary['jobs']:,} jobs: {summary['jobs'] - children:,} submitted + {children:,} array children",
+    )
     spot = summary["spot_interruptions"]
     where = ", ".join(f"{k}: {v}" for k, v in list(spot.items())[:6]) or "none"
     console.print(f"spot interruptions: {sum(spot.values())} ({where})")
     p, stored = figures.pipeline, summary["pipeline"]
+    handled = stored["ingested"] + stored["duplicates_dropped"] + stored["rejected"] + stored["ignored"]
     console.print(
-        f"pipeline: {p.member_events:,} member events, {p.forwarded:,} forwarded by the member rules, "
-        f"{p.filtered_out:,} filtered out; {stored['ingested']:,} recorded, {stored['duplicates_dropped']:,} "
-        f"duplicates dropped, {stored['rejected']:,} rejected, {stored['ignored']:,} ignored; "
-        f"{figures.events_per_second:,.0f} events/s end to end ({figures.pipeline_seconds:.1f} s)"
+        f"pipeline: {p.member_events:,} member events sent, {p.forwarded:,} forwarded by the member rules to the "
+        f"central queue, {p.filtered_out:,} filtered out. The aggregator took {handled:,} messages from the queue: "
+        f"{stored['ingested']:,} new events recorded, {stored['duplicates_dropped']:,} duplicates dropped (the "
+        f"workload redelivers some), {stored['rejected']:,} rejected, {stored['ignored']:,} ignored. The projector "
+        f"read {p.stream_records:,} records of the events table's stream: the stored events, which are the recorded "
+        f"ones and the first event of each job, instance and compute environment "
+        f"({p.stream_records - stored['ingested']:,}). {figures.events_per_second:,.0f} member events/s end to end "
+        f"({figures.pipeline_seconds:.1f} s)"
     )
     steps = Table(title="where the time goes")
     steps.add_column("step")
@@ -673,6 +769,11 @@ def print_local_summary(console: Console, settings: LocalSettings, figures: Loca
             "request at a time and slows as its tables grow: large volumes are the embedded store's and the "
             "benchmark's job (make demo-sqlite, make bench)"
         )
-    console.print(f"store: {figures.store} at {figures.endpoint}", highlight=False)
     console.print(f"EMF metrics: {figures.emf_file}")
     console.print(f"dashboards: {settings.out / 'dashboards'} ({len(figures.dashboards)} files)")
+    if not settings.keep_running:
+        console.print(
+            f"the emulator stops now and its store ({figures.store}) with it: to query the store, run again with "
+            f"--keep-running (`{rerun_command(settings)}`), which prints the commands to try",
+            highlight=False,
+        )

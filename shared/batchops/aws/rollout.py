@@ -22,9 +22,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from batchops.aws.preflight import (
     Caller,
@@ -527,11 +528,13 @@ def _change_rows(changes: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 def show_changes(console: Console, title: str, rows: Sequence[Mapping[str, str]]) -> None:
     """A change set as a table."""
+    # A replacement column only when some change replaces; long values fold, never cut to "…" (80 columns).
+    keys = ["action", "logical_id", "type"] + (["replacement"] if any(r["replacement"] for r in rows) else [])
     table = Table(title=title, show_lines=False)
-    for column in ("action", "logical id", "type", "replacement"):
-        table.add_column(column)
+    for key in keys:
+        table.add_column(key.replace("_", " "), overflow="fold")
     for row in rows:
-        table.add_row(row["action"], row["logical_id"], row["type"], row["replacement"])
+        table.add_row(*(row[key] for key in keys))
     console.print(table)
 
 
@@ -877,8 +880,10 @@ class OperationOutcome:
         return self.count("FAILED") * 100 > percentage * total
 
 
-def _progress_table(name: str, outcome: OperationOutcome) -> Table:
-    table = Table(title=f"StackSet {name} operation {outcome.operation_id}: {outcome.status}")
+def _progress_table(name: str, outcome: OperationOutcome) -> Group:
+    # The heading on a line of its own: as a title it would wrap to the narrow table's width.
+    heading = Text(f"StackSet {name} operation {outcome.operation_id}: {outcome.status}")
+    table = Table()
     for column in ("done", "failed", "running", "pending"):
         table.add_column(column, justify="right")
     table.add_row(
@@ -887,7 +892,7 @@ def _progress_table(name: str, outcome: OperationOutcome) -> Table:
         str(outcome.count("RUNNING")),
         str(outcome.count("PENDING")),
     )
-    return table
+    return Group(heading, table)
 
 
 def _failures_table(outcome: OperationOutcome, names: Mapping[str, str]) -> Table:
@@ -946,6 +951,8 @@ def watch_operation(
             if time.monotonic() > deadline:
                 raise RolloutError(f"StackSet operation {operation_id} still {outcome.status} after {timeout_seconds}s")
             time.sleep(poll_seconds)
+    if not console.is_terminal:
+        console.line()  # off a terminal Live prints its last table without the line's end
     if outcome.failures:
         console.print(_failures_table(outcome, account_names or {}))
     return outcome
@@ -1216,16 +1223,49 @@ def coverage(
 
 
 def coverage_table(rows: Sequence[CoverageRow]) -> Table:
-    """The status table."""
-    table = Table(title="member accounts x regions")
-    for column in ("account", "name", "OU", "region", "state", "drift", "detail"):
-        table.add_column(column)
-    colours = {DEPLOYED: "green", FAILED: "red", MISSING: "red", AUTO_DEPLOYMENT_PENDING: "yellow"}
+    """The status table, to fit 80 columns: a column all rows agree on goes to the title, a detail that only repeats
+    the state is left out, and long values fold (never cut to "…")."""
+    org_units = {row.org_unit for row in rows}
+    drifts = {row.drift for row in rows}
+    said: list[str] = []
+    columns: list[tuple[str, Callable[[CoverageRow], str]]] = [
+        ("account", lambda row: row.account_id),
+        ("name", lambda row: row.account_name),
+    ]
+    if len(org_units) > 1:
+        columns.append(("OU", lambda row: row.org_unit))
+    elif org_units and "" not in org_units:
+        said.append(f"OU {next(iter(org_units))}")
+    columns += [("region", lambda row: row.region), ("state", _coloured_state)]
+    if len(drifts) > 1:
+        columns.append(("drift", lambda row: row.drift))
+    elif drifts and "" not in drifts:
+        said.append(f"drift {next(iter(drifts))}")
+    if any(_detail(row) for row in rows):
+        columns.append(("detail", _detail))
+    title = "member accounts x regions" + (f" ({', '.join(said)})" if said else "")
+    table = Table(title=title, min_width=len(title))  # as wide as its title, which would wrap otherwise
+    for name, _ in columns:
+        if name == "account":  # an account id cut in two is no use: the other columns fold first
+            table.add_column(name, no_wrap=True, min_width=12)
+        else:
+            table.add_column(name, overflow="fold")
     for row in rows:
-        colour = colours.get(row.state, "")
-        state = f"[{colour}]{row.state}[/]" if colour else row.state
-        table.add_row(row.account_id, row.account_name, row.org_unit, row.region, state, row.drift, row.detail)
+        table.add_row(*(cell(row) for _, cell in columns))
     return table
+
+
+_STATE_COLOURS = {DEPLOYED: "green", FAILED: "red", MISSING: "red", AUTO_DEPLOYMENT_PENDING: "yellow"}
+
+
+def _coloured_state(row: CoverageRow) -> str:
+    colour = _STATE_COLOURS.get(row.state, "")
+    return f"[{colour}]{row.state}[/]" if colour else row.state
+
+
+def _detail(row: CoverageRow) -> str:
+    # A deployed instance's detail is its SUCCEEDED status: the state column says it already.
+    return "" if row.state == DEPLOYED and row.detail in ("SUCCEEDED", "CURRENT") else row.detail
 
 
 # --- orchestration -----------------------------------------------------------------------------------------
