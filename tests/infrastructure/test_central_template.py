@@ -17,6 +17,7 @@ from cfnlint.decode.cfn_yaml import loads
 from moto import mock_aws
 
 from batchops.aws.dynamodb_tables import events_table_definition, tracking_table_definition
+from batchops.aws.views_dynamodb import view_table_definitions
 from conftest import all_samples
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
@@ -242,9 +243,8 @@ def test_event_store_tables_are_the_ones_the_store_creates(template: dict[str, A
 
 
 def test_view_tables_are_the_ones_the_view_store_uses(template: dict[str, Any]) -> None:
-    views = pytest.importorskip("batchops.aws.views_dynamodb")
     tables = {t["Properties"]["TableName"]["Fn::Sub"]: t for t in resources(template, "AWS::DynamoDB::Table").values()}
-    for definition in views.view_table_definitions("${Prefix}"):
+    for definition in view_table_definitions("${Prefix}"):
         assert _schema(tables[definition["TableName"]]["Properties"]) == _schema(definition), definition["TableName"]
     jobs = tables["${Prefix}-jobs"]["Properties"]
     # The drilldowns the issue names: by account+queue with time, by status with time, by instance.

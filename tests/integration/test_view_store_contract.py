@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -250,27 +249,36 @@ def test_a_dynamodb_flush_writes_its_job_items_several_at_a_time_and_all_of_them
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The projector Lambda has 60 s: an instance change that reaches thousands of jobs must not write their items
-    one round trip after the other. Each PutItem here takes 20 ms, as a network round trip would
-    (`bench/dynamodb_flush.py` measures the time)."""
+    one round trip after the other (`bench/dynamodb_flush.py` measures the time). The first `JOB_WRITERS` job
+    PutItems each wait at a barrier of that many parties: it opens only when all of them are in flight at once
+    (written one after the other, the first waits alone until the barrier times out and the flush fails)."""
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(name, value)
-    in_flight, most = [0], [0]
+    writers = views_dynamodb.JOB_WRITERS
+    assert writers > 1
+    together = threading.Barrier(writers, timeout=30)
     lock = threading.Lock()
+    in_flight, most, held = [0], [0], [0]
 
-    def slow_put(params: dict[str, Any], **_: Any) -> None:
+    def counted(params: dict[str, Any], **_: Any) -> None:
         if not params["TableName"].endswith("-jobs"):
             return
         with lock:
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
-        time.sleep(0.02)
-        with lock:
-            in_flight[0] -= 1
+            wait = held[0] < writers
+            held[0] += 1
+        try:
+            if wait:
+                together.wait()  # raises BrokenBarrierError after 30 s unless `writers` writes are in flight
+        finally:
+            with lock:
+                in_flight[0] -= 1
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
         ensure_view_tables(client, "flush")
-        client.meta.events.register("before-parameter-build.dynamodb.PutItem", slow_put)
+        client.meta.events.register("before-parameter-build.dynamodb.PutItem", counted)
         store = DynamoDBViewStore(client, "flush")
         folds = [_job(f"job-{i}") for i in range(40)]
         with store.session() as session:
@@ -278,4 +286,5 @@ def test_a_dynamodb_flush_writes_its_job_items_several_at_a_time_and_all_of_them
                 key = job_key(ACCOUNT, REGION, fold["job_id"])
                 session.put_job(key, fold, job_row(fold, session), attempts_of(fold))
         assert sorted(r["job_id"] for r in store.jobs()) == sorted(f["job_id"] for f in folds)
-    assert most[0] == views_dynamodb.JOB_WRITERS > 1
+    assert held[0] >= len(folds)  # every job item had its own PutItem
+    assert most[0] == writers  # all of them at once, and never more
