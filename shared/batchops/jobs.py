@@ -53,6 +53,11 @@ STATIC_KEYS = (
     "log_group",
 )
 _TASK_BOOKKEEPING = frozenset({"fp", "at", "status"})
+MAX_ATTEMPTS_KEPT = 100
+"""Attempts one recorded observation keeps: the first and the last 99 (the row reads the first attempt's start and
+the last attempt's details). AWS Batch allows 10 attempts a job, so only a forged event loses any; without the cap,
+an event of bare attempts under EventBridge's 256 KB stores 4 times its size (`{}` becomes `{"n":12345}`), past
+DynamoDB's 400 KB item. How many were left out is kept in the stored event as `attempts_omitted`."""
 _BLOCKING_REASON = re.compile(r"^[A-Z_]+:[A-Z_]+ - ")
 
 
@@ -141,6 +146,15 @@ def observe_state(fold: dict[str, Any], observation: JobObservation) -> bool:
     return True
 
 
+def within_limits(observation: dict[str, Any]) -> dict[str, Any]:
+    """The observation as it is recorded: at most `MAX_ATTEMPTS_KEPT` attempts (the same rule on every store)."""
+    attempts = observation.get("attempts")
+    if not attempts or len(attempts) <= MAX_ATTEMPTS_KEPT:
+        return observation
+    kept = [attempts[0], *attempts[len(attempts) - MAX_ATTEMPTS_KEPT + 1 :]]
+    return {**observation, "attempts": kept, "attempts_omitted": len(attempts) - len(kept)}
+
+
 def _merge_attempt(attempts: dict[str, Any], attempt: AttemptFact, source: str) -> None:
     target = attempts.setdefault(str(attempt["n"]), {}).setdefault(source, {})
     for key, value in attempt.items():  # `_fill` without the attempt number (inline: this runs per event)
@@ -211,7 +225,7 @@ class Job(Aggregate):
         """Record a state observation unless it is a redelivery; True when recorded."""
         if not is_news(self.fold["seen"], observation):
             return False
-        self.trigger_event(self.StateObserved, observation=observation)
+        self.trigger_event(self.StateObserved, observation=within_limits(observation))
         return True
 
     def record_task(self, task: dict[str, Any]) -> bool:

@@ -7,8 +7,14 @@ import gzip
 import io
 import json
 import os
+import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -255,38 +261,58 @@ def test_a_truncated_gzip_file_is_an_error_that_keeps_what_came_before_the_break
     )
 
 
-def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the_rest(tmp_path: Path) -> None:
-    import signal
-    import sqlite3
-    import time
+def _recorded(store: Path) -> int:
+    """Events in the store's event table so far (0 before the table exists)."""
+    try:
+        with closing(sqlite3.connect(store, timeout=10)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # not created yet
 
+
+def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the_rest(tmp_path: Path) -> None:
+    """Ctrl-C while events are recorded, with its worker process translating standard input. The input stays open
+    until the signal is sent, so the run cannot have ended first: no race decides the outcome."""
     store = tmp_path / "b.db"
     stream = tmp_path / "sim.jsonl"
-    run(["simulate", "--accounts", "1", "--regions", "1", "--jobs", "4000", "--seed", "3", "--out", str(stream)], store)
+    run(["simulate", "--accounts", "1", "--regions", "1", "--jobs", "1000", "--seed", "3", "--out", str(stream)], store)
+    lines = stream.read_bytes().splitlines(keepends=True)
+    first_part = b"".join(lines[:10_000])  # more than the worker's chunks ahead, less than the whole stream
     env = {**os.environ, "BATCHOPS_STORE": f"sqlite:///{store}"}
     ingest = subprocess.Popen(
-        [sys.executable, "-m", "batchops", "ingest", str(stream)],
+        [sys.executable, "-m", "batchops", "ingest", "--batch-size", "500", "-"],
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,  # its own process group, which gets the signal as a terminal's Ctrl-C does
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # until the first batch is stored, so that the run is under way
-        time.sleep(0.05)
-        try:
-            with sqlite3.connect(store) as db:
-                if db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]:
-                    break
-        except sqlite3.OperationalError:
-            continue  # not created yet
-    os.killpg(ingest.pid, signal.SIGINT)
-    _, err = ingest.communicate(timeout=60)
-    assert ingest.returncode == 130, err
-    assert f"batchops: interrupted in {stream}." in err and "run the same ingest again" in err
+    assert ingest.stdin is not None
+    try:
+        writer = threading.Thread(target=ingest.stdin.write, args=(first_part,), name="test-feeds-ingest")
+        writer.start()
+        writer.join(timeout=60)
+        assert not writer.is_alive(), "ingest did not read the first 10,000 lines in 60 s"
+        ingest.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not _recorded(store):  # a batch is stored: the run is under way, and still waits for more input
+            assert time.monotonic() < deadline, "no batch recorded in 60 s"
+            assert ingest.poll() is None, ingest.stderr.read() if ingest.stderr else ""
+            time.sleep(0.02)
+        os.killpg(ingest.pid, signal.SIGINT)
+        returncode = ingest.wait(timeout=60)  # standard input still open: only the signal ends the run
+    finally:
+        if ingest.poll() is None:
+            ingest.kill()
+        ingest.stdin.close()
+    assert ingest.stderr is not None
+    err = ingest.stderr.read().decode()
+    assert returncode == 130, err
+    recorded = re.search(r"batchops: interrupted in standard input\. ([\d,]+) events are recorded", err)
+    assert recorded and 0 < int(recorded[1].replace(",", "")) < len(lines), err
+    assert "run the same ingest again" in err
     assert "Traceback" not in err  # from this process or its worker
-    run(["ingest", str(stream)], store)
+    run(["ingest", "-"], store, stdin=stream.read_text())
     run(["ingest", str(stream)], tmp_path / "once.db")
     once = run(["jobs", "--format", "json"], tmp_path / "once.db").stdout
     assert run(["jobs", "--format", "json"], store).stdout == once

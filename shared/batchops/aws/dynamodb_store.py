@@ -52,6 +52,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 from batchops.aws.dynamodb_tables import (
     APPLICATION_NAME,
     EVENTS_PURPOSE,
+    MAX_ITEM_BYTES,
     NOTIFICATION_ID,
     ORIGINATOR_ID,
     ORIGINATOR_VERSION,
@@ -60,6 +61,7 @@ from batchops.aws.dynamodb_tables import (
     TRACKING_PURPOSE,
     ensure_events_table,
     ensure_tracking_table,
+    item_size,
     table_name,
 )
 
@@ -90,6 +92,10 @@ _RETRYABLE_CODES = frozenset(
         "ResourceNotFoundException",
     }
 )
+
+
+class ItemTooLarge(DataError):
+    """An event item over DynamoDB's 400 KB: nothing of the save was sent (the domain keeps its events smaller)."""
 
 
 def _error_code(error: ClientError) -> str:
@@ -237,6 +243,7 @@ class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
     def _write(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None) -> None:
         _check_unique(stored_events)
         extra = [{"Update": self._tracking_update(tracking)}] if tracking is not None else []
+        self._check_sizes(stored_events)
         groups = _group_by_aggregate(stored_events)
         transactions = _pack(groups, reserved=len(extra))
         if extra:
@@ -260,6 +267,20 @@ class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
                     )
                 raise
             committed.extend(dict.fromkeys(_encode_originator_id(s.originator_id) for s in events))
+
+    def _check_sizes(self, stored_events: Sequence[StoredEvent]) -> None:
+        """Refuse, before any request, a save with an item DynamoDB would refuse (measured by its rules): a
+        transaction would fail whole, and a save split in several would be recorded in part."""
+        over = [
+            (s, size)
+            for s in stored_events
+            if _estimated_bytes(s) > MAX_ITEM_BYTES - _ITEM_OVERHEAD_BYTES
+            and (size := item_size(self._put(s)["Item"])) > MAX_ITEM_BYTES
+        ]
+        if over:
+            described = ", ".join(f"{s.originator_id} v{s.originator_version} ({size:,} bytes)" for s, size in over)
+            msg = f"event items over DynamoDB's {MAX_ITEM_BYTES:,}-byte item limit, nothing saved: {described}"
+            raise ItemTooLarge(msg)
 
     def _write_items(self, items: list[Item]) -> None:
         if not items:

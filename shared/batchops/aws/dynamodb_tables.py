@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +25,58 @@ SNAPSHOTS_PURPOSE = "snapshots"
 TRACKING_PURPOSE = "tracking"
 
 _SEPARATORS = "-_."
+
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's largest item: 400 KB, in binary units (1 KB = 1,024 bytes), measured by `item_size`."""
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """An item's size (low-level attribute values) by DynamoDB's documented rules: every attribute name's UTF-8
+    bytes plus its value's size (`value_size`). moto measures otherwise (binary as its base64 text, a number as its
+    digits): our adapters check with this one, as AWS does."""
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    """An attribute value's size: a string's UTF-8 bytes; a number 1 byte per 2 significant digits, plus 1; binary
+    its raw bytes; null and boolean 1 byte; a list or map 3 bytes plus 1 per element plus the elements (a map's
+    element counts its name's UTF-8 bytes too); a set the sum of its elements."""
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(str(data).encode())
+    if kind == "N":
+        return _number_size(str(data))
+    if kind == "B":
+        return _binary_size(data)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(str(s).encode()) for s in data)
+    if kind == "NS":
+        return sum(_number_size(str(n)) for n in data)
+    if kind == "BS":
+        return sum(_binary_size(b) for b in data)
+    if kind == "L":
+        return 3 + sum(1 + value_size(v) for v in data)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(v) for k, v in data.items())
+    msg = f"Not a DynamoDB attribute value type: {kind!r}"
+    raise ValueError(msg)
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lower().split("e", 1)[0].lstrip("+-").replace(".", "")
+    significant = len(mantissa.strip("0")) or 1
+    return (significant + 1) // 2 + 1
+
+
+def _binary_size(data: Any) -> int:
+    # boto3 takes bytes; a JSON request or stream record carries base64 text.
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data)
+    if isinstance(data, str):
+        return len(base64.b64decode(data))
+    return len(bytes(data.value if hasattr(data, "value") else data))
 
 
 def table_name(prefix: str, purpose: str) -> str:

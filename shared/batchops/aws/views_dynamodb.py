@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,7 +28,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from batchops import views
-from batchops.aws.dynamodb_tables import table_name
+from batchops.aws.dynamodb_tables import MAX_ITEM_BYTES, item_size, table_name
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key
 from batchops.projection import (
@@ -144,6 +145,29 @@ def _unpack(blob: Any) -> Any:
     return orjson.loads(zlib.decompress(bytes(blob)))
 
 
+def _now() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _unpack_fold(blob: Any) -> dict[str, Any]:
+    """A stored fold, ready to fold more events into (`seen` is left out of an item that would not fit otherwise)."""
+    fold: dict[str, Any] = _unpack(blob)
+    fold.setdefault("seen", {})
+    return fold
+
+
+def _without_seen(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The item with its fold's fingerprints left out (the first trimming step of `DynamoDBSession._put`), or None
+    when it has no fold to trim."""
+    if "fold" not in item:
+        return None
+    fold = _unpack(item["fold"]["B"])
+    if not fold.get("seen"):
+        return None
+    fold.pop("seen")
+    return {**item, "fold": {"B": _pack(fold)}}
+
+
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = {}
     for key, value in values.items():
@@ -163,6 +187,13 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, bytes | bytearray) or type(value).__name__ == "Binary":
             values[key] = bytes(value.value if hasattr(value, "value") else value)
     return values
+
+
+KEPT_ASIDE_BYTES = 400_000
+"""What a kept-aside event's item is cut to when it would pass DynamoDB's 409,600 bytes: a little below, since moto
+(the emulator of the tests and of `--local`) refuses an item above 405,000 bytes."""
+MAX_REASON_CHARACTERS = 4000
+"""A kept-aside event's reason as kept (a reason quotes its cause, never a whole event)."""
 
 
 class DynamoDBViewStore:
@@ -437,23 +468,29 @@ class DynamoDBViewStore:
         kept = 0
         for e in events:
             digest = hashlib.blake2b(e.body.encode(), digest_size=12).hexdigest()
+            item = _to_item(
+                {
+                    "pk": "rejected",
+                    "sk": digest,
+                    "reason": e.reason[:MAX_REASON_CHARACTERS],
+                    "rejected": e.rejected,
+                    "detail_type": e.detail_type,
+                    "account_id": e.account_id,
+                    "region": e.region,
+                    "body": e.body,
+                    "received_at": e.received_at,
+                }
+            )
+            size = item_size(item)
+            if size > MAX_ITEM_BYTES:
+                # Kept with the start of its body: the whole would not fit DynamoDB's 400 KB (the marker < 100 bytes).
+                body = e.body.encode()
+                cut = body[: max(0, len(body) - (size - KEPT_ASIDE_BYTES) - 100)].decode("utf-8", "ignore")
+                dropped = len(body) - len(cut.encode())
+                item["body"] = {"S": f"{cut}...[{dropped:,} more bytes not kept: over DynamoDB's item limit]"}
             try:
                 self.client.put_item(
-                    TableName=self.meta_table,
-                    Item=_to_item(
-                        {
-                            "pk": "rejected",
-                            "sk": digest,
-                            "reason": e.reason,
-                            "rejected": e.rejected,
-                            "detail_type": e.detail_type,
-                            "account_id": e.account_id,
-                            "region": e.region,
-                            "body": e.body,
-                            "received_at": e.received_at,
-                        }
-                    ),
-                    ConditionExpression="attribute_not_exists(sk)",
+                    TableName=self.meta_table, Item=item, ConditionExpression="attribute_not_exists(sk)"
                 )
                 kept += 1
             except ClientError as error:
@@ -524,6 +561,7 @@ class DynamoDBSession:
         # Job items read ahead by `prefetch_jobs` (pk → (revision, packed fold) or None): each used once, by the
         # first `job_fold` of its job, as the GetItem it replaces would have been.
         self._prefetched_jobs: dict[str, tuple[int, Any] | None] = {}
+        self.kept_aside: list[RejectedEvent] = []  # items that would not fit DynamoDB's 400 KB even trimmed
 
     def _pk(self, key: UUID | str) -> str:
         return f"{self.g}#{key}"
@@ -550,6 +588,10 @@ class DynamoDBSession:
             revision = self._revisions[revision_key]
         key = {"pk": pk} if sk is None else {"pk": pk, "sk": sk}
         item = _to_item({**values, **key, "rev": revision + 1, "gen": self.g})
+        fitted = self._fit(table, revision_key, item)
+        if fitted is None:
+            return
+        item = fitted
         condition = "attribute_not_exists(pk)" if revision == 0 else "rev = :rev"
         request: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
         if revision:
@@ -561,6 +603,35 @@ class DynamoDBSession:
                 raise ConcurrentViewUpdate(f"{table} item {revision_key} changed since it was read") from error
             raise
         self._revisions[revision_key] = revision + 1
+
+    def _fit(self, table: str, key: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The item as written: whole when DynamoDB takes it (400 KB by its rules, `item_size`); else without its
+        fold's fingerprints (`seen`: what the aggregate needs to recognise a redelivery, never read by the views,
+        whose folds give the same rows with or without it); else None, and the item is kept aside with its
+        reason (`batchops rejected`), the rest of the batch written. See docs/dynamodb-capacity.md."""
+        size = item_size(item)
+        if size <= MAX_ITEM_BYTES:
+            return item
+        trimmed = _without_seen(item)
+        if trimmed is not None and item_size(trimmed) <= MAX_ITEM_BYTES:
+            return trimmed
+        names = ("account_id", "region", "job_id", "instance_id", "name")
+        values = _from_item({k: item[k] for k in names if k in item})
+        self.kept_aside.append(
+            RejectedEvent(
+                reason=(
+                    f"view item too large: the {table} item {key} would be {size:,} bytes, over DynamoDB's "
+                    f"{MAX_ITEM_BYTES:,}; not written (its events are in the event store)"
+                ),
+                rejected=True,
+                detail_type=None,
+                account_id=values.get("account_id"),
+                region=values.get("region"),
+                body=orjson.dumps({"table": table, "key": key, "bytes": size, **values}).decode(),
+                received_at=_now(),
+            )
+        )
+        return None
 
     def _put_meta(self, pk: str, sk: str, values: dict[str, Any] | None = None) -> None:
         self.client.put_item(TableName=self.store.meta_table, Item=_to_item({**(values or {}), "pk": pk, "sk": sk}))
@@ -659,14 +730,14 @@ class DynamoDBSession:
         if pk in self._prefetched_jobs:
             prefetched = self._prefetched_jobs.pop(pk)
             self._revisions.setdefault(pk, prefetched[0] if prefetched else 0)
-            return _unpack(prefetched[1]) if prefetched else None
+            return _unpack_fold(prefetched[1]) if prefetched else None
         found = self._get(self.store.jobs_table, pk)
-        return _unpack(found["fold"]) if found else None
+        return _unpack_fold(found["fold"]) if found else None
 
     def instance_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of an instance."""
         found = self._instance_values(key)
-        return _unpack(found["fold"]) if found else None
+        return _unpack_fold(found["fold"]) if found else None
 
     def compute_environment(self, key: UUID) -> tuple[dict[str, Any] | None, bool, str | None]:
         """A compute environment's fold, spot signal and pricing."""
@@ -683,7 +754,7 @@ class DynamoDBSession:
             (None, False, None)
             if found is None
             else (
-                _unpack(found["fold"]) if found.get("fold") else None,
+                _unpack_fold(found["fold"]) if found.get("fold") else None,
                 bool(found.get("spot_signal")),
                 found.get("pricing"),
             )
@@ -793,6 +864,16 @@ class DynamoDBSession:
         )
 
     def flush(self) -> None:
+        """Write queued job rows with their join edges and check their joins again (`_flush_jobs`), then keep aside
+        with its reason every item too large to write."""
+        try:
+            self._flush_jobs()
+        finally:
+            kept, self.kept_aside = self.kept_aside, []
+            if kept:
+                self.store.keep_rejected(kept)
+
+    def _flush_jobs(self) -> None:
         """Write queued job rows with their join edges, then check their joins again.
 
         Write-then-read: a job and the instance or compute environment it joins may be projected at the same
