@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
@@ -14,6 +16,12 @@ from batchops.translation import RawEvent
 
 EVENTS = Path(__file__).parent / "events"
 AWS_REGION = "us-east-1"
+
+# CI (`.ci/run` sets CI=1): the same examples on every run, and a failure's reproduction blob printed. Locally
+# ("dev"): new random examples each run, so the properties keep exploring. HYPOTHESIS_PROFILE picks one explicitly.
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("dev", print_blob=True, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture

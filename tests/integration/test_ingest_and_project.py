@@ -245,6 +245,17 @@ def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -
     assert _indexes(app, generation + 1) == live_indexes >= {"jobs_N_job_id", "jobs_N_status", "placements_N_ci"}
 
 
+
+def _only_this_thread() -> None:
+    """Wait for threads an earlier test left ending (a pool shutting down, a server stopping): the workers are forked,
+    and so see a monkeypatch, only when this process runs one thread. Fails naming any thread still alive after 30 s."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            thread.join(timeout=30)
+    alive = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    assert not alive, f"threads still running, the worker would be spawned and not see the patch: {alive}"
+
+
 def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies(make_app, monkeypatch) -> None:
     app = make_app()
     ingest(app, all_samples(), batch_size=3)
@@ -254,7 +265,7 @@ def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies
     assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
 
     # A worker that dies before handing back any row: its half is rebuilt in this process.
-    assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    _only_this_thread()  # so the worker is forked and sees the patch
     monkeypatch.setattr(replay_workers, "_worker", lambda *args: os._exit(3))
     assert app.replay(page=2) == app.stored_events()
     assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
@@ -346,7 +357,7 @@ def _workers_die_after_three_chunks(monkeypatch) -> list[int]:
         return translate_lines(start, lines)
 
     monkeypatch.setattr(translation, "translate_lines", dies_after_three_chunks)
-    assert threading.active_count() == 1  # so the worker is forked and sees the patch
+    _only_this_thread()  # so the worker is forked and sees the patch
     return chunks
 
 
