@@ -245,7 +245,6 @@ def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -
     assert _indexes(app, generation + 1) == live_indexes >= {"jobs_N_job_id", "jobs_N_status", "placements_N_ci"}
 
 
-
 def _only_this_thread() -> None:
     """Wait for threads an earlier test left ending (a pool shutting down, a server stopping): the workers are forked,
     and so see a monkeypatch, only when this process runs one thread. Fails naming any thread still alive after 30 s."""
