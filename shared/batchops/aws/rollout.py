@@ -1222,9 +1222,9 @@ def coverage(
     return rows
 
 
-def coverage_table(rows: Sequence[CoverageRow]) -> Table:
+def coverage_table(rows: Sequence[CoverageRow], extra: tuple[str, Callable[[CoverageRow], str]] | None = None) -> Table:
     """The status table, to fit 80 columns: a column all rows agree on goes to the title, a detail that only repeats
-    the state is left out, and long values fold (never cut to "…")."""
+    the state is left out, and long values fold (never cut to "…"). `extra` is one more column, before the detail."""
     org_units = {row.org_unit for row in rows}
     drifts = {row.drift for row in rows}
     said: list[str] = []
@@ -1241,6 +1241,8 @@ def coverage_table(rows: Sequence[CoverageRow]) -> Table:
         columns.append(("drift", lambda row: row.drift))
     elif drifts and "" not in drifts:
         said.append(f"drift {next(iter(drifts))}")
+    if extra is not None:
+        columns.append(extra)
     if any(_detail(row) for row in rows):
         columns.append(("detail", _detail))
     title = "member accounts x regions" + (f" ({', '.join(said)})" if said else "")
@@ -1560,11 +1562,7 @@ def status(settings: RolloutSettings, clients: Clients, console: Console) -> Run
         f"StackSet {settings.stack_set_name}: {stack_set.get('Status')}, automatic deployment "
         f"{'on' if auto else 'off' if auto is False else 'not reported'}, drift {drift}"
     )
-    management_stacks: dict[str, str] = {}
-    if caller.is_management and any(a.id == caller.account_id for u in units for a in u.accounts):
-        for region in regions:
-            plain = describe_stack(clients.client("cloudformation", region), settings.stack_set_name)
-            management_stacks[region] = plain["StackStatus"] if plain else ""
+    management_stacks = _management_stacks(settings, clients, caller, units, regions)
     result.coverage = coverage(
         units,
         regions,
@@ -1573,12 +1571,36 @@ def status(settings: RolloutSettings, clients: Clients, console: Console) -> Run
         management_account_id=caller.management_account_id,
         management_stacks=management_stacks,
     )
-    console.print(coverage_table(result.coverage))
-    counts = Counter(row.state for row in result.coverage)
-    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
-    if counts[FAILED] or counts[MISSING]:
-        result.exit_code = 1
+    result.exit_code = _print_coverage(settings, clients, console, result.coverage)
     return result
+
+
+def _management_stacks(
+    settings: RolloutSettings, clients: Clients, caller: Caller, units: Sequence[OrgUnit], regions: Sequence[str]
+) -> dict[str, str]:
+    """The management account's plain member stacks by region (StackSets do not cover it), when it is in the OUs."""
+    if not caller.is_management or not any(a.id == caller.account_id for u in units for a in u.accounts):
+        return {}
+    found = {}
+    for region in regions:
+        plain = describe_stack(clients.client("cloudformation", region), settings.stack_set_name)
+        found[region] = plain["StackStatus"] if plain else ""
+    return found
+
+
+def _print_coverage(settings: RolloutSettings, clients: Clients, console: Console, rows: Sequence[CoverageRow]) -> int:
+    """The coverage table with each deployed instance's forward DLQ, the counts; 1 when something needs doing."""
+    from batchops.aws import forward_dlq  # it builds on Clients: imported here so the imports run one way
+
+    deployed = [(row.account_id, row.region) for row in rows if row.state == DEPLOYED]
+    found = forward_dlq.read_dead_letters(clients, settings.prefix, deployed)
+    readings = forward_dlq.by_target(found)
+    column = ("DLQ", lambda row: forward_dlq.dlq_cell(readings.get((row.account_id, row.region))))
+    console.print(coverage_table(rows, column if found else None))
+    counts = Counter(row.state for row in rows)
+    console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    holding = forward_dlq.print_dead_letters(console, settings.prefix, found)
+    return 1 if counts[FAILED] or counts[MISSING] or holding else 0
 
 
 def _empty_bucket(s3: Any, bucket: str) -> None:
