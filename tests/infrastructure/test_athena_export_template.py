@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import decode_str
+from cfnlint.decode.cfn_yaml import loads
 
 from batchops.aws.athena_export import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, glue_table_input
 from batchops.dashboards import DashboardSettings
@@ -148,4 +149,15 @@ def test_every_checkov_suppression_says_why(template: dict[str, Any]) -> None:
 def test_the_template_stays_under_cloudformations_inline_limit() -> None:
     # Past 51,200 bytes the deploy must upload the template (a write), so a dry run could not read it and a
     # second deploy would no longer be write-free (tests/integration/test_deploy.py).
-    assert len(TEMPLATE.read_bytes()) < 51_200
+    from batchops.aws.template_body import TEMPLATE_BODY_LIMIT, template_body
+
+    assert len(template_body(TEMPLATE).encode()) < TEMPLATE_BODY_LIMIT  # what the deploy sends: no comment lines
+
+
+@pytest.mark.parametrize("template", [TEMPLATE, TEMPLATE.parents[1] / "member-account" / "template.yaml"])
+def test_the_body_a_deploy_sends_is_the_template_without_its_comments(template: Path) -> None:
+    from batchops.aws.template_body import template_body
+
+    body = template_body(template)
+    assert not [line for line in body.splitlines() if line.lstrip().startswith("#")]
+    assert loads(body) == loads(template.read_text())  # no comment line was part of a value

@@ -24,7 +24,17 @@ TEMPLATES = sorted(REPO.glob("*/template.yaml"))
 # Conditions that make a statement with Principal "*" specific to us.
 SCOPING_KEYS = {"aws:PrincipalOrgID", "aws:SourceArn", "aws:SourceAccount", "aws:SecureTransport"}
 # Actions that have no resource-level permissions: AWS only accepts Resource "*" for them.
-RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# Actions with no resource type in AWS's Service Authorization Reference: "*" is their only resource.
+RESOURCELESS_ACTIONS = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:ListMetrics",
+    "logs:DescribeLogGroups",
+    "logs:GetQueryResults",
+    "logs:StopQuery",
+    "oam:ListSinks",
+}
 
 
 def decode(path: Path) -> dict[str, Any]:

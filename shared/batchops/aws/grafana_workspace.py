@@ -38,20 +38,27 @@ class GrafanaSpec:
     admin_groups: tuple[str, ...] = ()
     viewer_groups: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The central stack's GrafanaWorkspaceRole: exactly what the dashboards' queries need (its Athena workgroup,
+    # Glue tables, projections and results in S3, CloudWatch and Logs through the OAM sink). With it the workspace
+    # is CUSTOMER_MANAGED and sees the current account only, which the OAM sink makes the whole Organization's.
+    workspace_role_arn: str = ""
 
     def create_request(self) -> dict[str, Any]:
         """The CreateWorkspace request."""
+        organization = self.organization_access and not self.workspace_role_arn
         request: dict[str, Any] = {
             "workspaceName": self.name,
             "workspaceDescription": "batchops: AWS Batch across the Organization",
-            "accountAccessType": "ORGANIZATION" if self.organization_access else "CURRENT_ACCOUNT",
+            "accountAccessType": "ORGANIZATION" if organization else "CURRENT_ACCOUNT",
             "authenticationProviders": ["AWS_SSO"],
-            "permissionType": "SERVICE_MANAGED",
+            "permissionType": "CUSTOMER_MANAGED" if self.workspace_role_arn else "SERVICE_MANAGED",
             "workspaceDataSources": ["CLOUDWATCH", "ATHENA"],
             "grafanaVersion": GRAFANA_VERSION,
             "tags": dict(self.tags),
         }
-        if self.organization_access:
+        if self.workspace_role_arn:
+            request["workspaceRoleArn"] = self.workspace_role_arn
+        if organization:
             request["workspaceOrganizationalUnits"] = list(self.organization_units)
         return request
 

@@ -35,11 +35,11 @@ from batchops.aws.preflight import (
     identify_caller,
     run_preflight,
 )
+from batchops.aws.template_body import TEMPLATE_BODY_LIMIT, template_body
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CENTRAL_TEMPLATE = REPO_ROOT / "central-account" / "template.yaml"
 MEMBER_TEMPLATE = REPO_ROOT / "member-account" / "template.yaml"
-TEMPLATE_BODY_LIMIT = 51_200
 
 # The RegionSlot mapping of member-account/template.yaml, in slot order (a test keeps them equal): the
 # StackSet passes one list of sink ARNs and each stack takes the slot of its region.
@@ -1389,7 +1389,7 @@ def deploy(
 
     # 2. The central stack, through a change set.
     cfn_central = clients.client("cloudformation", home, central)
-    body = settings.central_template.read_text()
+    body = template_body(settings.central_template)
     template_url = None
     if len(body.encode()) > TEMPLATE_BODY_LIMIT:
         # Too large to send inline: CloudFormation reads it from the artifact bucket.
@@ -1445,7 +1445,7 @@ def deploy(
     # 4. The member StackSet and its instances.
     spec = StackSetSpec(
         name=settings.stack_set_name,
-        template_body=settings.member_template.read_text(),
+        template_body=template_body(settings.member_template),
         parameters=_stack_set_parameters(settings, bus_arn, sinks),
         call_as=report.caller.call_as,
         tags=settings.tags,
@@ -1503,6 +1503,7 @@ def deploy(
             viewer_groups=settings.grafana_viewer_groups,
             tags=settings.tags,
             home_region=home,
+            workspace_role_arn=stack.outputs.get("GrafanaWorkspaceRoleArn", ""),
         )
         identity_region = settings.identity_center_region or home
         result.changes += provision_grafana(

@@ -1,0 +1,193 @@
+"""Every AWS call our code makes, as the IAM authorisations AWS would make for it, enforced in tests.
+
+moto checks no IAM on DynamoDB's resources (5.2: a policy naming a table denies every call on it, as moto sees the
+resource as `*`), so `enforcing` wraps botocore's one call path instead: each call becomes its IAM requests (action,
+resource ARN, condition keys: `iam_requests`), `tests/iam_policies.py` decides them under a principal's policies,
+and a denied one raises the AccessDeniedException AWS would return, before the call reaches moto. What our code does
+with that error is then what it would do on AWS; the denials are also kept, so no handler can swallow one unseen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import botocore.client
+from botocore.exceptions import ClientError
+
+from iam_policies import ALLOWED, Request, decide
+
+ACCOUNT = "123456789012"  # moto's default account: the central account of the tests
+
+# botocore service names whose IAM prefix differs
+_PREFIXES = {"dynamodbstreams": "dynamodb", "sso-admin": "sso", "monitoring": "cloudwatch"}
+
+# S3 operations authorised under another action's name (AWS's "Actions, resources and condition keys for S3")
+_S3_ACTIONS = {
+    "ListObjectsV2": "ListBucket",
+    "ListObjects": "ListBucket",
+    "HeadBucket": "ListBucket",
+    "HeadObject": "GetObject",
+    "DeleteObjects": "DeleteObject",
+    "ListObjectVersions": "ListBucketVersions",
+    "CreateMultipartUpload": "PutObject",
+    "UploadPart": "PutObject",
+    "CompleteMultipartUpload": "PutObject",
+    "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
+    "GetPublicAccessBlock": "GetBucketPublicAccessBlock",
+    "PutBucketEncryption": "PutEncryptionConfiguration",
+    "GetBucketEncryption": "GetEncryptionConfiguration",
+    "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+    "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration",
+    "DeleteBucketPolicy": "DeleteBucketPolicy",
+}
+
+# SQS batch operations are authorised as the single-message action
+_SQS_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+# A transaction's parts are authorised one by one, each as the single-item action
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action of a botocore operation (`dynamodb:Query`, `s3:ListBucket` for ListObjectsV2)."""
+    prefix = _PREFIXES.get(service, service)
+    if prefix == "s3":
+        operation = _S3_ACTIONS.get(operation, operation)
+    if prefix == "sqs":
+        operation = _SQS_ACTIONS.get(operation, operation)
+    return f"{prefix}:{operation}"
+
+
+def iam_requests(service: str, operation: str, params: Mapping[str, Any], region: str) -> list[Request]:
+    """The authorisations AWS makes for one call (a transaction or batch: one per item's table and action)."""
+    action = iam_action(service, operation)
+    if service == "dynamodb":
+        return _dynamodb(action, operation, params, region)
+    if service == "dynamodbstreams":
+        arn = params.get("StreamArn")
+        return [Request(action, arn or "*")]  # GetRecords: our code never reads a stream; Lambda's mapping does
+    if service == "sqs":
+        url = params.get("QueueUrl")
+        name = urlparse(url).path.rsplit("/", 1)[-1] if url else params.get("QueueName")
+        return [Request(action, f"arn:aws:sqs:{region}:{ACCOUNT}:{name}" if name else "*")]
+    if service == "s3":
+        return _s3(action, params)
+    if service == "glue":
+        return _glue(action, params, region)
+    if service == "athena" and "WorkGroup" in params:
+        return [Request(action, f"arn:aws:athena:{region}:{ACCOUNT}:workgroup/{params['WorkGroup']}")]
+    return [Request(action, "*")]
+
+
+def _table(region: str, name: str) -> str:
+    return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}"
+
+
+def _dynamodb(action: str, operation: str, params: Mapping[str, Any], region: str) -> list[Request]:
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        requests = []
+        for item in params["TransactItems"]:
+            ((kind, part),) = item.items()
+            single = "GetItem" if kind == "Get" else _TRANSACT_ACTIONS[kind]
+            requests.append(Request(f"dynamodb:{single}", _table(region, part["TableName"])))
+        return requests
+    if operation in ("BatchWriteItem", "BatchGetItem"):
+        return [Request(action, _table(region, name)) for name in params["RequestItems"]]
+    if "TableName" not in params:
+        return [Request(action, "*")]  # ListTables
+    table = _table(region, params["TableName"])
+    return [Request(action, f"{table}/index/{params['IndexName']}" if params.get("IndexName") else table)]
+
+
+def _s3(action: str, params: Mapping[str, Any]) -> list[Request]:
+    bucket = params.get("Bucket")
+    if bucket is None:
+        return [Request(action, "*")]  # ListBuckets
+    if action in ("s3:ListBucket", "s3:ListBucketVersions"):
+        return [Request(action, f"arn:aws:s3:::{bucket}", {"s3:prefix": params.get("Prefix", "")})]
+    if action == "s3:DeleteObject" and "Delete" in params:
+        return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
+    if "Key" in params:
+        requests = [Request(action, f"arn:aws:s3:::{bucket}/{params['Key']}")]
+        if "CopySource" in params:
+            source = params["CopySource"]
+            path = f"{source['Bucket']}/{source['Key']}" if isinstance(source, Mapping) else source.lstrip("/")
+            requests.append(Request("s3:GetObject", f"arn:aws:s3:::{path}"))
+        return requests
+    return [Request(action, f"arn:aws:s3:::{bucket}")]
+
+
+def _glue(action: str, params: Mapping[str, Any], region: str) -> list[Request]:
+    """Glue authorises a table call on the catalog, the database and the table together."""
+    base = f"arn:aws:glue:{region}:{ACCOUNT}"
+    resources = [f"{base}:catalog"]
+    database = params.get("DatabaseName") or (params.get("Name") if "Database" in action else None)
+    if database:
+        resources.append(f"{base}:database/{database}")
+    table = params.get("TableName") or (params.get("Name") if action.endswith(("Table", "Tables")) else None)
+    if database and table:
+        resources.append(f"{base}:table/{database}/{table}")
+    return [Request(action, r) for r in resources]
+
+
+@dataclass
+class Principal:
+    """Who makes the calls: a name for the messages and the policies IAM evaluates."""
+
+    name: str
+    policies: Sequence[Mapping[str, Any]]
+    requests: list[Request] = field(default_factory=list)
+    denied: list[Request] = field(default_factory=list)
+
+    def actions(self) -> set[str]:
+        """Every action the principal was authorised for, in any call."""
+        return {r.action for r in self.requests}
+
+
+_acting: list[Principal] = []
+
+
+@contextmanager
+def enforcing(monkeypatch: Any) -> Iterator[None]:
+    """Every botocore call in the block is authorised against the principal of `acting_as` (calls outside any
+    `acting_as` pass unchecked: the test's own setup and reads)."""
+    original = botocore.client.BaseClient._make_api_call
+
+    def authorised_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if _acting:
+            principal = _acting[-1]
+            service = client.meta.service_model.service_name
+            for request in iam_requests(service, operation, params, client.meta.region_name):
+                principal.requests.append(request)
+                if decide(request, principal.policies) != ALLOWED:
+                    principal.denied.append(request)
+                    message = f"User: {principal.name} is not authorized to perform: {request}"
+                    raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", authorised_call)
+    yield
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", original)
+
+
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[Principal]:
+    """The calls in the block (from any thread: the views' writer pool too) are the principal's."""
+    _acting.append(principal)
+    try:
+        yield principal
+    finally:
+        _acting.remove(principal)

@@ -1,0 +1,470 @@
+"""Every Lambda of the central template, and the operator's CLI, run with the permissions IAM would give them.
+
+The central stack is created on moto from the template; each role's policies are read back from moto's IAM, as
+CloudFormation resolved them (table, stream, queue and bucket ARNs). Every AWS call our code makes is authorised
+against them (tests/iam_calls.py, tests/iam_policies.py): a call outside them fails as AccessDenied, as on AWS."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from test_dashboards import athena_queries, panels_of
+
+from batchops.aws.athena_export import AthenaExporter, glue_table_input
+from batchops.aws.central import CentralApplication
+from batchops.aws.export_handler import handle_export_batch, settings_from_environment
+from batchops.aws.grafana_workspace import GrafanaSpec
+from batchops.aws.handlers import central_application, handle_sqs_batch, handle_stream_batch
+from batchops.bootstrap import Settings, build_application
+from batchops.cli import main
+from batchops.dashboards import DashboardSettings, render_dashboards
+from batchops.simulate import SimulationSettings, simulate
+from conftest import AWS_REGION, ingest, rows_by_job
+from iam_calls import ACCOUNT, Principal, acting_as, enforcing
+from iam_policies import ALLOWED, Request, decide
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "central-account" / "template.yaml"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+PREFIX = "iam"
+GLUE_DATABASE = PREFIX  # the template: the prefix with its hyphens as underscores
+LAMBDA_ROLES = {"aggregator": "AggregatorRole", "projector": "ProjectorRole", "exporter": "ExporterRole"}
+
+
+def _client(service: str) -> Any:
+    return boto3.client(service, region_name=AWS_REGION, config=Config(account_id_endpoint_mode="disabled"))
+
+
+@pytest.fixture
+def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The central stack on moto, its tables, queues, bucket and Glue tables as the template declares them."""
+    monkeypatch.delenv("BATCHOPS_CREATE_TABLES")  # the template's tables, not ones the code would create
+    s3 = _client("s3")
+    s3.create_bucket(Bucket="artifacts")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("batchops/__init__.py", "")
+    s3.put_object(Bucket="artifacts", Key="lambda.zip", Body=code.getvalue())
+    cfn = _client("cloudformation")
+    parameters = {
+        "Prefix": PREFIX,
+        "OrganizationId": "o-abcdefghij",
+        "ArtifactBucket": "artifacts",
+        "ArtifactKey": "lambda.zip",
+        "DeletionProtection": "false",
+    }
+    with pytest.warns(UserWarning):  # moto skips the bus policy, queue policies and alarms
+        cfn.create_stack(
+            StackName="central",
+            TemplateBody=TEMPLATE.read_text(),
+            Capabilities=["CAPABILITY_IAM"],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )
+    # moto's CloudFormation skips the Glue database and tables: created as the template declares them.
+    glue = _client("glue")
+    glue.create_database(DatabaseInput={"Name": GLUE_DATABASE})
+    [described] = cfn.describe_stacks(StackName="central")["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    for table in ("jobs", "instances", "job_events", "job_attempts"):
+        glue.create_table(
+            DatabaseName=GLUE_DATABASE, TableInput=glue_table_input(table, outputs["ProjectionsBucketName"])
+        )
+    awslambda = _client("lambda")
+    for mapping in awslambda.list_event_source_mappings()["EventSourceMappings"]:
+        awslambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)  # moto cannot run the code
+    return outputs
+
+
+def role_principal(logical_id: str) -> Principal:
+    """The role's policies as moto's IAM holds them after CloudFormation resolved the template."""
+    iam = _client("iam")
+    [name] = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"central-{logical_id}-")]
+    assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == []  # inline policies are all
+    documents = [
+        _resolved(iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    return Principal(logical_id, documents)
+
+
+def _resolved(document: Any) -> dict[str, Any]:
+    """moto's quirks in what it stores: a policy given as a mapping comes back as its Python repr, a statement
+    `!If [cond, ..., AWS::NoValue]` as None, and a reference to a resource it does not create (the Glue database)
+    unresolved."""
+    if isinstance(document, str):
+        document = ast.literal_eval(document) if document.startswith("{'") else json.loads(document)
+    text = json.dumps(document).replace("${GlueDatabase}", GLUE_DATABASE).replace("${AthenaWorkGroup}", PREFIX)
+    resolved = json.loads(text)
+    resolved["Statement"] = [s for s in resolved["Statement"] if s is not None]
+    return dict(resolved)
+
+
+def operator_principal() -> Principal:
+    """The operator's policy as docs/deploy.md gives it, its placeholders filled in for this stack."""
+    text = DEPLOY_DOC.read_text()
+    found = re.search(r"<!-- operator-policy -->\s*```json\n(.*?)```", text, re.DOTALL)
+    assert found, "docs/deploy.md has no operator policy block (<!-- operator-policy --> then a json block)"
+    filled = found[1].replace("REGION", AWS_REGION).replace("ACCOUNT", ACCOUNT).replace("PREFIX", PREFIX)
+    return Principal("operator (docs/deploy.md)", [json.loads(filled)])
+
+
+def function_environment(name: str) -> dict[str, str]:
+    config = _client("lambda").get_function_configuration(FunctionName=f"{PREFIX}-{name}")
+    variables = {k: str(v) for k, v in config["Environment"]["Variables"].items()}
+    if name == "exporter":  # !Ref GlueDatabase: moto does not create the database, so drops the variable
+        variables.setdefault("BATCHOPS_GLUE_DATABASE", GLUE_DATABASE)
+    return variables
+
+
+def _sqs_event(events: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": json.dumps(event),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1764496000000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1764496000000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": AWS_REGION,
+            }
+            for i, event in enumerate(events)
+        ]
+    }
+
+
+def stream_records(table: str, positions: dict[str, str]) -> list[dict[str, Any]]:
+    """New stream records of a table, as Lambda's event source mapping reads them (with the function's role, by
+    the Lambda service: these reads are not our code's calls)."""
+    arn = _client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    streams = _client("dynamodbstreams")
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        key = f"{table}/{shard['ShardId']}"
+        start = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": positions[key]}
+            if key in positions
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], **start)["ShardIterator"]
+        got = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        if got:
+            positions[key] = got[-1]["dynamodb"]["SequenceNumber"]
+        records += [dict(r, eventSourceARN=arn) for r in got]
+    return records
+
+
+class Lambdas:
+    """The three functions as Lambda runs them: their template environment, their role, fresh containers."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.roles = {name: role_principal(logical) for name, logical in LAMBDA_ROLES.items()}
+        self.positions: dict[str, str] = {}
+        self.queue_arn = f"arn:aws:sqs:{AWS_REGION}:{ACCOUNT}:{PREFIX}-ingest"
+        self.last_projected: list[dict[str, Any]] = []
+        self.last_exported: list[dict[str, Any]] = []
+
+    @staticmethod
+    def _app() -> CentralApplication:
+        central_application.cache_clear()  # a fresh container: its start-up calls are authorised too
+        return central_application()
+
+    def aggregate(self, events: list[dict[str, Any]]) -> None:
+        with self.environment("aggregator"), acting_as(self.roles["aggregator"]):
+            app = self._app()
+            for start in range(0, len(events), 10):
+                response = handle_sqs_batch(app, _sqs_event(events[start : start + 10], self.queue_arn))
+                assert response == {"batchItemFailures": []}, self.roles["aggregator"].denied
+
+    def project(self, *, again: bool = False) -> None:
+        records = self.last_projected if again else stream_records(f"{PREFIX}-events", self.positions)
+        self.last_projected = records
+        with self.environment("projector"), acting_as(self.roles["projector"]):
+            app = self._app()
+            for start in range(0, len(records), 100):
+                response = handle_stream_batch(app, {"Records": records[start : start + 100]})
+                assert response == {"batchItemFailures": []}, self.roles["projector"].denied
+
+    def export(self, *, again: bool = False) -> None:
+        records = (
+            self.last_exported
+            if again
+            else [
+                *stream_records(f"{PREFIX}-jobs", self.positions),
+                *stream_records(f"{PREFIX}-instances", self.positions),
+            ]
+        )
+        self.last_exported = records
+        with self.environment("exporter"), acting_as(self.roles["exporter"]):
+            exporter = AthenaExporter(
+                boto3.client("s3"), boto3.client("glue"), boto3.client("dynamodb"), settings_from_environment()
+            )
+            response = handle_export_batch(exporter, {"Records": records})
+            assert response == {"batchItemFailures": []}, self.roles["exporter"].denied
+
+    def environment(self, name: str) -> Any:
+        return _Environment(self.monkeypatch, function_environment(name))
+
+
+class _Environment:
+    """A function's environment variables for the duration of a block."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
+        self.monkeypatch, self.variables = monkeypatch, variables
+
+    def __enter__(self) -> None:
+        self.saved = {k: os.environ.get(k) for k in self.variables}
+        os.environ.update(self.variables)
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# Granted for what AWS's services do with the role, not for our code's calls: the event source mappings read the
+# queue or the stream and send what they give up on; the runtime writes the logs; X-Ray takes the traces.
+SERVICE_SIDE = {
+    "logs:CreateLogStream": "the Lambda runtime writes the function's logs",
+    "logs:PutLogEvents": "the Lambda runtime writes the function's logs",
+    "xray:PutTraceSegments": "the Lambda runtime sends traces (Tracing=Active only)",
+    "xray:PutTelemetryRecords": "the Lambda runtime sends traces (Tracing=Active only)",
+    "sqs:ReceiveMessage": "the aggregator's event source mapping polls the ingest queue",
+    "sqs:DeleteMessage": "the aggregator's event source mapping deletes what the function processed",
+    "sqs:ChangeMessageVisibility": "the aggregator's event source mapping returns failed messages",
+    "sqs:GetQueueAttributes": "the aggregator's event source mapping reads the queue",
+    "sqs:SendMessage": "a stream mapping's on-failure destination receives the batches given up on",
+    "dynamodb:DescribeStream": "a stream event source mapping reads the stream",
+    "dynamodb:GetRecords": "a stream event source mapping reads the stream",
+    "dynamodb:GetShardIterator": "a stream event source mapping reads the stream",
+    "dynamodb:ListStreams": "a stream event source mapping reads the stream",
+    "s3:ListBucket": "S3 answers GetObject of a partition not written yet with NoSuchKey only with it (else 403)",
+}
+
+
+def unused_grants(principal: Principal, service_side: dict[str, str]) -> list[str]:
+    """What a statement grants that no authorised call needed: an action used on none of the statement's
+    resources, or a resource none of its actions was used on (the service's own actions aside)."""
+    unused = []
+    for policy in principal.policies:
+        for statement in policy["Statement"]:
+            actions = [a for a in _listed(statement["Action"]) if a not in service_side]
+            if not actions:
+                continue
+            sid = statement.get("Sid", "?")
+            for action in actions:
+                if not _used(principal, {**statement, "Action": action}):
+                    unused.append(f"{sid}: {action}")
+            for resource in _listed(statement["Resource"]):
+                if not _used(principal, {**statement, "Action": actions, "Resource": resource}):
+                    unused.append(f"{sid}: {resource}")
+    return unused
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _used(principal: Principal, statement: dict[str, Any]) -> bool:
+    return any(decide(r, [{"Statement": [statement]}]) == ALLOWED for r in principal.requests)
+
+
+def _replay_interrupted_midway() -> None:
+    """The operator's replay, stopped (Ctrl-C) after its first pages: a new generation is being built."""
+    seen = [0]
+
+    def crash_midway(count: int) -> None:
+        seen[0] += count
+        if seen[0] > 40:
+            raise KeyboardInterrupt
+
+    app = build_application(Settings(store=f"dynamodb://{PREFIX}"), verify_store=True)
+    assert isinstance(app, CentralApplication)
+    with pytest.raises(KeyboardInterrupt):
+        app.replay(page=20, segments=1, progress=crash_midway)
+
+
+def _unusable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A redelivered event, one that fails validation, and one of a detail-type nobody consumes."""
+    invalid = json.loads(json.dumps(events[0]))
+    invalid["detail"]["jobId"] = 5
+    return [events[0], invalid, dict(events[0], **{"detail-type": "Something Else"})]
+
+
+def _workload() -> list[dict[str, Any]]:
+    return list(simulate(SimulationSettings(accounts=1, regions=1, jobs=8, seed=5)))
+
+
+def test_every_function_and_the_operator_work_within_their_policies_and_use_all_they_are_granted(
+    stack: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: Any, make_app: Any
+) -> None:
+    lambdas = Lambdas(monkeypatch)
+    operator = operator_principal()
+    events = _workload()
+    half = len(events) // 2
+    store = f"dynamodb://{PREFIX}"
+    with enforcing(monkeypatch):
+        lambdas.aggregate(events[:half] + _unusable_events(events))
+        lambdas.project()
+        lambdas.project(again=True)  # Lambda delivers a batch again: a fresh container, revisions unknown
+        with acting_as(operator):
+            _replay_interrupted_midway()
+        lambdas.aggregate(events[half:])
+        lambdas.project()  # while the replay is away: the stream batch reads histories for the new generation
+        with acting_as(operator):
+            assert main(["--store", store, "replay", "--quiet"]) == 0
+            account = events[0]["account"]
+            for command in (
+                ["jobs", "--account", account, "--status", "FAILED"],
+                ["instances"],
+                ["summary"],
+                ["rejected"],
+            ):
+                assert main(["--store", store, *command]) == 0, command
+        lambdas.export()
+        lambdas.export(again=True)  # the partitions exist now: read, merged, written with If-Match
+        sqs = _client("sqs")
+        for i in range(3):
+            sqs.send_message(QueueUrl=stack["IngestDeadLetterQueueUrl"], MessageBody=json.dumps(events[i]))
+        with acting_as(operator):
+            redrive = [
+                "redrive",
+                "--dlq-url",
+                stack["IngestDeadLetterQueueUrl"],
+                "--queue-url",
+                stack["IngestQueueUrl"],
+            ]
+            assert main(redrive) == 0
+    assert "moved 3 messages" in capsys.readouterr().out
+    for principal in [*lambdas.roles.values(), operator]:
+        assert principal.denied == [], f"{principal.name} was denied: {principal.denied}"
+    local = make_app()
+    ingest(local, events)
+    app = build_application(Settings(store=store))
+    assert rows_by_job(app) == rows_by_job(local)  # every phase did its work, none was skipped by an error
+    for principal in lambdas.roles.values():
+        assert unused_grants(principal, SERVICE_SIDE) == [], f"{principal.name} is granted more than it uses"
+    assert unused_grants(operator, {}) == [], "docs/deploy.md grants the operator more than it uses"
+
+
+def test_a_call_outside_the_role_fails_as_on_aws(stack: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check can fail: an aggregator that would also write the views (inline projection) is denied there."""
+    aggregator = role_principal("AggregatorRole")
+    with enforcing(monkeypatch), Lambdas(monkeypatch).environment("aggregator"), acting_as(aggregator):
+        app = build_application(Settings.from_environment(), project_inline=True)
+        assert isinstance(app, CentralApplication)
+        response = handle_sqs_batch(app, _sqs_event(_workload()[:5], "arn:aws:sqs:us-east-1:123456789012:iam-ingest"))
+    assert response == {"batchItemFailures": []}  # recorded: the projector projects them, with its own role
+    views = tuple(f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-{t}" for t in ("jobs", "instances", "meta"))
+    assert aggregator.denied and {r.resource for r in aggregator.denied} <= set(views)
+    assert list(build_application(Settings(store=f"dynamodb://{PREFIX}")).views.jobs()) == []  # nothing projected
+
+
+# -- Grafana's data sources ------------------------------------------------------------------------------------------
+
+
+def dashboard_requests(outputs: dict[str, str], member: str, region: str) -> list[Request]:
+    """What Managed Grafana's Athena and CloudWatch data sources ask IAM for, to run every query of the dashboards
+    (AWS's documentation of Athena's and the CloudWatch plugin's permissions): per Athena query, the workgroup's
+    query calls, the Glue catalog, database and each table named in its SQL with their partitions, the listing
+    and objects of those tables' S3 prefixes, and the results written and read back; per CloudWatch query, the
+    metric reads, Logs Insights on each log group it names (in a member account, through the OAM sink)."""
+    bucket = outputs["ProjectionsBucketName"]
+    glue = f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}"
+    workgroup = f"arn:aws:athena:{AWS_REGION}:{ACCOUNT}:workgroup/{outputs['AthenaWorkGroupName']}"
+    dashboards = render_dashboards(DashboardSettings(athena_database=GLUE_DATABASE))
+    database = (f"{glue}:catalog", f"{glue}:database/{GLUE_DATABASE}")
+    sink = f"arn:aws:oam:{AWS_REGION}:{ACCOUNT}:sink/s-1"
+    requests = [Request("oam:ListSinks", "*"), Request("oam:ListAttachedLinks", sink)]
+    athena = ("GetWorkGroup", "StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution")
+    results = ("s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")
+    for dashboard in dashboards.values():
+        for _, _, sql in athena_queries(dashboard):
+            tables = set(re.findall(rf'"{GLUE_DATABASE}"\."(\w+)"', sql))
+            assert tables, sql
+            # GetWorkGroup: the plugin reads the workgroup's engine version (query result reuse)
+            requests += [Request(f"athena:{a}", workgroup) for a in athena]
+            requests += [Request("glue:GetDatabase", r) for r in database]
+            for table in sorted(tables):
+                for action in ("glue:GetTable", "glue:GetPartitions"):
+                    requests += [Request(action, r) for r in (*database, f"{glue}:table/{GLUE_DATABASE}/{table}")]
+                prefix = f"projections/{table}/"
+                requests.append(Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": prefix}))
+                part = f"{prefix}account_id={member}/dt=2026-12-01/part-0.parquet"
+                requests.append(Request("s3:GetObject", f"arn:aws:s3:::{bucket}/{part}"))
+            requests.append(Request("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}"))
+            requests += [Request(a, f"arn:aws:s3:::{bucket}/athena-results/0000-query.csv") for a in results]
+        for panel in panels_of(dashboard):
+            for target in panel.get("targets", []):
+                if target["datasource"]["type"] != "cloudwatch":
+                    continue
+                if target["queryMode"] == "Metrics":
+                    requests += [Request("cloudwatch:GetMetricData", "*"), Request("cloudwatch:ListMetrics", "*")]
+                    continue
+                for group in target["logGroups"]:
+                    arn = group["arn"].replace("$region", region).replace("$account", member)
+                    arn = re.sub(r"\$\{\w+\}", "example", arn)  # a variable's value: a cluster, a log group name
+                    requests.append(Request("logs:StartQuery", arn))
+                requests += [Request(f"logs:{a}", "*") for a in ("GetQueryResults", "StopQuery", "DescribeLogGroups")]
+    return requests
+
+
+def test_the_grafana_workspace_role_runs_every_dashboard_query_and_nothing_else(stack: dict[str, str]) -> None:
+    grafana = role_principal("GrafanaWorkspaceRole")
+    requests = dashboard_requests(stack, member="210987654321", region="eu-west-1")
+    assert len({r.action for r in requests}) >= 15
+    denied = sorted({str(r) for r in requests if decide(r, grafana.policies) != ALLOWED})
+    assert denied == [], f"the dashboards would get AccessDenied on Managed Grafana for: {denied}"
+    grafana.requests = requests
+    assert unused_grants(grafana, {}) == [], "the workspace role is granted more than the dashboards need"
+    bucket = stack["ProjectionsBucketName"]
+    for outside in (
+        Request("athena:StartQueryExecution", f"arn:aws:athena:{AWS_REGION}:{ACCOUNT}:workgroup/primary"),
+        Request("s3:PutObject", f"arn:aws:s3:::{bucket}/projections/jobs/account_id=1/dt=2026-12-01/part-0.parquet"),
+        Request("s3:GetObject", "arn:aws:s3:::another-bucket/projections/jobs/x.parquet"),
+        Request("glue:GetTable", f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}:table/another_database/jobs"),
+        Request("dynamodb:Scan", f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-jobs"),
+    ):
+        assert decide(outside, grafana.policies) != ALLOWED, outside
+
+
+def test_the_workspace_is_customer_managed_with_that_role_and_the_workgroup_is_tagged_for_grafana() -> None:
+    from cfnlint.decode.cfn_yaml import loads
+
+    template = loads(TEMPLATE.read_text())
+    trust = template["Resources"]["GrafanaWorkspaceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "grafana.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+        }
+    ]
+    tags = template["Resources"]["AthenaWorkGroup"]["Properties"]["Tags"]
+    assert {"Key": "GrafanaDataSource", "Value": "true"} in tags
+    spec = GrafanaSpec(name="bo", home_region=AWS_REGION, workspace_role_arn="arn:aws:iam::123456789012:role/g")
+    request = spec.create_request()
+    assert request["permissionType"] == "CUSTOMER_MANAGED"
+    assert request["workspaceRoleArn"] == "arn:aws:iam::123456789012:role/g"
+    assert request["accountAccessType"] == "CURRENT_ACCOUNT" and "workspaceOrganizationalUnits" not in request
