@@ -280,7 +280,7 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
     first_part = b"".join(lines[:10_000])  # more than the worker's chunks ahead, less than the whole stream
     env = {**os.environ, "BATCHOPS_STORE": f"sqlite:///{store}"}
     ingest = subprocess.Popen(
-        [sys.executable, "-m", "batchops", "ingest", "--batch-size", "500", "-"],
+        [sys.executable, "-X", "faulthandler", "-m", "batchops", "ingest", "--batch-size", "500", "-"],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -300,7 +300,12 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
             assert ingest.poll() is None, ingest.stderr.read() if ingest.stderr else ""
             time.sleep(0.02)
         os.killpg(ingest.pid, signal.SIGINT)
-        returncode = ingest.wait(timeout=60)  # standard input still open: only the signal ends the run
+        try:
+            returncode = ingest.wait(timeout=60)  # standard input still open: only the signal ends the run
+        except subprocess.TimeoutExpired:
+            os.kill(ingest.pid, signal.SIGABRT)  # faulthandler prints where every thread of it waits
+            _, stuck = ingest.communicate(timeout=30)
+            pytest.fail(f"ingest did not end within 60 s of Ctrl-C:\n{stuck.decode()}")
     finally:
         if ingest.poll() is None:
             ingest.kill()
