@@ -46,7 +46,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict deploy.py bench/ingest.py bench/dynamodb_flush.py
 
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -n 2 tests
+	$(BIN)/pytest -n 2 --durations=10 tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py $(ARGS)
