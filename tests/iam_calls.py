@@ -71,9 +71,22 @@ def iam_action(service: str, operation: str) -> str:
     return f"{prefix}:{operation}"
 
 
-def iam_requests(service: str, operation: str, params: Mapping[str, Any], region: str) -> list[Request]:
-    """The authorisations AWS makes for one call (a transaction or batch: one per item's table and action)."""
+# Authorised by no IAM action at all (AWS: "No permissions are required to perform this operation")
+_UNAUTHORISED = {("sts", "GetCallerIdentity")}
+
+
+def iam_requests(
+    service: str, operation: str, params: Mapping[str, Any], region: str, account: str = ACCOUNT
+) -> list[Request]:
+    """The authorisations AWS makes for one call (a transaction or batch: one per item's table and action), in
+    `account` (the account of the client's credentials: moto's default, the central account of these tests)."""
+    if (service, operation) in _UNAUTHORISED:
+        return []
     action = iam_action(service, operation)
+    if service == "cloudformation":
+        return _cloudformation(action, operation, params, region, account)
+    if service in _DEPLOYER_SERVICES:
+        return _DEPLOYER_SERVICES[service](action, operation, params, region, account)
     if service == "dynamodb":
         return _dynamodb(action, operation, params, region)
     if service == "dynamodbstreams":
@@ -82,7 +95,7 @@ def iam_requests(service: str, operation: str, params: Mapping[str, Any], region
     if service == "sqs":
         url = params.get("QueueUrl")
         name = urlparse(url).path.rsplit("/", 1)[-1] if url else params.get("QueueName")
-        return [Request(action, f"arn:aws:sqs:{region}:{ACCOUNT}:{name}" if name else "*")]
+        return [Request(action, f"arn:aws:sqs:{region}:{account}:{name}" if name else "*")]
     if service == "s3":
         return _s3(action, params)
     if service == "glue":
@@ -118,8 +131,11 @@ def _s3(action: str, params: Mapping[str, Any]) -> list[Request]:
         return [Request(action, "*")]  # ListBuckets
     if action in ("s3:ListBucket", "s3:ListBucketVersions"):
         return [Request(action, f"arn:aws:s3:::{bucket}", {"s3:prefix": params.get("Prefix", "")})]
-    if action == "s3:DeleteObject" and "Delete" in params:
-        return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
+    if action == "s3:DeleteObject" and "Delete" in params:  # a named version: s3:DeleteObjectVersion
+        return [
+            Request(f"{action}Version" if "VersionId" in o else action, f"arn:aws:s3:::{bucket}/{o['Key']}")
+            for o in params["Delete"]["Objects"]
+        ]
     if "Key" in params:
         requests = [Request(action, f"arn:aws:s3:::{bucket}/{params['Key']}")]
         if "CopySource" in params:
@@ -141,6 +157,99 @@ def _glue(action: str, params: Mapping[str, Any], region: str) -> list[Request]:
     if database and table:
         resources.append(f"{base}:table/{database}/{table}")
     return [Request(action, r) for r in resources]
+
+
+# --- what the deployer (deploy.py) calls ------------------------------------------------------------------------
+# AWS's Service Authorization Reference, per service: the resource each action is authorised on, and the further
+# actions some operations need (tags given on create: TagResource; a role given to a service: iam:PassRole).
+
+STACK_SET_ID = "00000000-0000-0000-0000-000000000000"  # a StackSet's ARN ends in its id, unknown to the request
+_NEW = "(new)"  # what a create will name: not known before it answers
+# StackSet operations on instances are authorised on the StackSet and on each target (OU or account) x region
+_STACK_SET_TARGETED = {"CreateStackInstances", "UpdateStackInstances", "DeleteStackInstances"}
+_TAGGED_ON_CREATE = {"CreateChangeSet", "CreateStack", "UpdateStack", "CreateStackSet", "UpdateStackSet"}
+
+
+def _cloudformation(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    """Stacks by name or id (a change set: its stack's), StackSets by name; with a template body alone, `*`."""
+    base = f"arn:aws:cloudformation:{region}:{account}"
+    name = params.get("StackSetName")
+    if name:
+        stack_set = f"{base}:stackset/{name}:{STACK_SET_ID}"
+        requests = [Request(action, "*" if operation == "CreateStackSet" else stack_set)]
+        if operation in _STACK_SET_TARGETED:
+            targets = params.get("DeploymentTargets", {})
+            for target in [*targets.get("OrganizationalUnitIds", []), *targets.get("Accounts", [])]:
+                for target_region in params.get("Regions", []):
+                    arn = f"arn:aws:cloudformation:{target_region}:{account}:stackset-target/{name}:{STACK_SET_ID}"
+                    requests.append(Request(action, f"{arn}/{target}"))
+    else:
+        stack = params.get("StackName")
+        if not stack:
+            return [Request(action, "*")]  # ValidateTemplate, GetTemplateSummary of a body, ListStacks
+        arn = stack if stack.startswith("arn:") else f"{base}:stack/{stack}/{_NEW}"
+        requests = [Request(action, arn)]
+        stack_set = arn
+    if operation in _TAGGED_ON_CREATE and params.get("Tags"):
+        requests.append(Request("cloudformation:TagResource", stack_set))
+    return requests
+
+
+def _sts(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    return [Request(action, params.get("RoleArn", "*"))]
+
+
+def _organizations(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    if operation == "EnableAWSServiceAccess":
+        return [Request(action, "*", {"organizations:ServicePrincipal": params["ServicePrincipal"]})]
+    return [Request(action, "*")]
+
+
+def _events(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    name = params.get("Name") or params.get("EventBusName")
+    return [Request(action, f"arn:aws:events:{region}:{account}:event-bus/{name}" if name else "*")]
+
+
+def _oam(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    """A sink by its ARN; creating one (and tagging it on create) names no resource."""
+    sink = params.get("SinkIdentifier") or params.get("Identifier") or params.get("ResourceArn")
+    requests = [Request(action, sink or "*")]
+    if operation == "CreateSink" and params.get("Tags"):
+        requests.append(Request("oam:TagResource", "*"))
+    return requests
+
+
+def _grafana(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    """A workspace by its id. CreateWorkspace also needs: TagResource (tags), iam:PassRole (a customer-managed
+    role), Identity Center's application actions (AWS_SSO sign-in), organizations:DescribeOrganization
+    (ORGANIZATION access); DeleteWorkspace removes the Identity Center application."""
+    workspaces = f"arn:aws:grafana:{region}:{account}:/workspaces"
+    if operation != "CreateWorkspace":
+        requests = [Request(action, f"{workspaces}/{params['workspaceId']}" if "workspaceId" in params else "*")]
+        if operation == "DeleteWorkspace":
+            requests.append(Request("sso:DeleteManagedApplicationInstance", "*"))
+        return requests
+    requests = [Request(action, "*")]
+    if params.get("tags"):
+        requests.append(Request("grafana:TagResource", f"{workspaces}/{_NEW}"))
+    if params.get("workspaceRoleArn"):
+        passed = {"iam:PassedToService": "grafana.amazonaws.com"}
+        requests.append(Request("iam:PassRole", params["workspaceRoleArn"], passed))
+    if "AWS_SSO" in params.get("authenticationProviders", []):
+        for sso in ("CreateManagedApplicationInstance", "DescribeRegisteredRegions", "GetSharedSsoConfiguration"):
+            requests.append(Request(f"sso:{sso}", "*"))
+    if params.get("accountAccessType") == "ORGANIZATION":
+        requests.append(Request("organizations:DescribeOrganization", "*"))
+    return requests
+
+
+_DEPLOYER_SERVICES = {
+    "sts": _sts,
+    "organizations": _organizations,
+    "events": _events,
+    "oam": _oam,
+    "grafana": _grafana,
+}
 
 
 @dataclass
