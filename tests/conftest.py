@@ -86,3 +86,66 @@ def ingest(app: BatchOpsApplication, events: list[dict[str, Any]], batch_size: i
 def rows_by_job(app: BatchOpsApplication) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The job projection keyed by (account, region, job id)."""
     return {(r["account_id"], r["region"], r["job_id"]): r for r in app.views.jobs()}
+
+
+CENTRAL_TEMPLATE = Path(__file__).resolve().parents[1] / "central-account" / "template.yaml"
+
+
+def create_central_stack_on_moto(prefix: str, region: str = AWS_REGION) -> dict[str, str]:
+    """The central template as a stack on moto (inside mock_aws), with a placeholder Lambda artifact; its outputs."""
+    import io
+    import zipfile
+
+    import boto3
+
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket="artifacts")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("batchops/__init__.py", "")
+    s3.put_object(Bucket="artifacts", Key="lambda.zip", Body=code.getvalue())
+    cfn = boto3.client("cloudformation", region_name=region)
+    parameters = {
+        "Prefix": prefix,
+        "OrganizationId": "o-abcdefghij",
+        "ArtifactBucket": "artifacts",
+        "ArtifactKey": "lambda.zip",
+        "DeletionProtection": "false",
+    }
+    with pytest.warns(UserWarning):  # moto skips the bus policy, queue policies, Glue, Athena and alarms
+        cfn.create_stack(
+            StackName="central",
+            TemplateBody=CENTRAL_TEMPLATE.read_text(),
+            Capabilities=["CAPABILITY_IAM"],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )
+    [stack] = cfn.describe_stacks(StackName="central")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def sqs_lambda_event(
+    bodies: list[str], queue_arn: str = f"arn:aws:sqs:{AWS_REGION}:123456789012:bt-events"
+) -> dict[str, Any]:
+    """The event Lambda's SQS source hands the aggregator for these message bodies (ids m-0, m-1, ...)."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{i}",
+                "receiptHandle": f"r-{i}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1764496000000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1764496000000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": AWS_REGION,
+            }
+            for i, body in enumerate(bodies)
+        ]
+    }

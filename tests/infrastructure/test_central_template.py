@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from moto import mock_aws
 
 from batchops.aws.dynamodb_tables import events_table_definition, tracking_table_definition
 from batchops.aws.views_dynamodb import view_table_definitions
-from conftest import all_samples
+from conftest import all_samples, create_central_stack_on_moto
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
 
@@ -421,30 +419,7 @@ def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
 @mock_aws
 def test_stack_deploys_on_moto_and_its_rule_routes_exactly_the_consumed_events() -> None:
     region = "us-east-1"
-    s3 = boto3.client("s3", region_name=region)
-    s3.create_bucket(Bucket="artifacts")
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("batchops/__init__.py", "")
-    s3.put_object(Bucket="artifacts", Key="lambda.zip", Body=code.getvalue())
-    cfn = boto3.client("cloudformation", region_name=region)
-    parameters = {
-        "Prefix": "bo-test",
-        "OrganizationId": "o-abcdefghij",
-        "ArtifactBucket": "artifacts",
-        "ArtifactKey": "lambda.zip",
-        "DeletionProtection": "false",
-    }
-    with pytest.warns(UserWarning):  # moto skips the bus policy, queue policies and alarms
-        cfn.create_stack(
-            StackName="central",
-            TemplateBody=TEMPLATE.read_text(),
-            Capabilities=["CAPABILITY_IAM"],
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        )
-    stack = cfn.describe_stacks(StackName="central")["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    outputs = create_central_stack_on_moto("bo-test", region)
     assert set(outputs) >= OUTPUTS
     assert outputs["EventsTableName"] == "bo-test-events" and outputs["StoreUrl"] == "dynamodb://bo-test"
 

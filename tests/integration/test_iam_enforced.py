@@ -7,11 +7,9 @@ against them (tests/iam_calls.py, tests/iam_policies.py): a call outside them fa
 from __future__ import annotations
 
 import ast
-import io
 import json
 import os
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.simulate import SimulationSettings, simulate
-from conftest import AWS_REGION, ingest, rows_by_job
+from conftest import AWS_REGION, create_central_stack_on_moto, ingest, rows_by_job, sqs_lambda_event
 from iam_calls import ACCOUNT, Principal, acting_as, enforcing
 from iam_policies import ALLOWED, Request, decide
 
@@ -49,32 +47,10 @@ def _client(service: str) -> Any:
 def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The central stack on moto, its tables, queues, bucket and Glue tables as the template declares them."""
     monkeypatch.delenv("BATCHOPS_CREATE_TABLES")  # the template's tables, not ones the code would create
-    s3 = _client("s3")
-    s3.create_bucket(Bucket="artifacts")
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("batchops/__init__.py", "")
-    s3.put_object(Bucket="artifacts", Key="lambda.zip", Body=code.getvalue())
-    cfn = _client("cloudformation")
-    parameters = {
-        "Prefix": PREFIX,
-        "OrganizationId": "o-abcdefghij",
-        "ArtifactBucket": "artifacts",
-        "ArtifactKey": "lambda.zip",
-        "DeletionProtection": "false",
-    }
-    with pytest.warns(UserWarning):  # moto skips the bus policy, queue policies and alarms
-        cfn.create_stack(
-            StackName="central",
-            TemplateBody=TEMPLATE.read_text(),
-            Capabilities=["CAPABILITY_IAM"],
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        )
+    outputs = create_central_stack_on_moto(PREFIX)
     # moto's CloudFormation skips the Glue database and tables: created as the template declares them.
     glue = _client("glue")
     glue.create_database(DatabaseInput={"Name": GLUE_DATABASE})
-    [described] = cfn.describe_stacks(StackName="central")["Stacks"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
     for table in ("jobs", "instances", "job_events", "job_attempts"):
         glue.create_table(
             DatabaseName=GLUE_DATABASE, TableInput=glue_table_input(table, outputs["ProjectionsBucketName"])
@@ -126,30 +102,6 @@ def function_environment(name: str) -> dict[str, str]:
     return variables
 
 
-def _sqs_event(events: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{i}",
-                "receiptHandle": f"r-{i}",
-                "body": json.dumps(event),
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1764496000000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1764496000000",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": AWS_REGION,
-            }
-            for i, event in enumerate(events)
-        ]
-    }
-
-
 def stream_records(table: str, positions: dict[str, str]) -> list[dict[str, Any]]:
     """New stream records of a table, as Lambda's event source mapping reads them (with the function's role, by
     the Lambda service: these reads are not our code's calls)."""
@@ -191,7 +143,9 @@ class Lambdas:
         with self.environment("aggregator"), acting_as(self.roles["aggregator"]):
             app = self._app()
             for start in range(0, len(events), 10):
-                response = handle_sqs_batch(app, _sqs_event(events[start : start + 10], self.queue_arn))
+                response = handle_sqs_batch(
+                    app, sqs_lambda_event([json.dumps(e) for e in events[start : start + 10]], self.queue_arn)
+                )
                 assert response == {"batchItemFailures": []}, self.roles["aggregator"].denied
 
     def project(self, *, again: bool = False) -> None:
@@ -373,7 +327,10 @@ def test_a_call_outside_the_role_fails_as_on_aws(stack: dict[str, str], monkeypa
     with enforcing(monkeypatch), Lambdas(monkeypatch).environment("aggregator"), acting_as(aggregator):
         app = build_application(Settings.from_environment(), project_inline=True)
         assert isinstance(app, CentralApplication)
-        response = handle_sqs_batch(app, _sqs_event(_workload()[:5], "arn:aws:sqs:us-east-1:123456789012:iam-ingest"))
+        bodies = [json.dumps(e) for e in _workload()[:5]]
+        response = handle_sqs_batch(
+            app, sqs_lambda_event(bodies, f"arn:aws:sqs:{AWS_REGION}:{ACCOUNT}:{PREFIX}-ingest")
+        )
     assert response == {"batchItemFailures": []}  # recorded: the projector projects them, with its own role
     views = tuple(f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-{t}" for t in ("jobs", "instances", "meta"))
     assert aggregator.denied and {r.resource for r in aggregator.denied} <= set(views)

@@ -28,7 +28,7 @@ from batchops.cli import main
 from batchops.jobs import MAX_ATTEMPTS_KEPT, Job, new_job_fold, observe_state
 from batchops.projector import FoldsByKind
 from batchops.simulate import SimulationSettings, simulate
-from conftest import AWS_REGION, sample
+from conftest import AWS_REGION, sample, sqs_lambda_event
 
 EVENTBRIDGE_MAX_BYTES = 256 * 1024
 
@@ -229,35 +229,11 @@ def test_a_kept_aside_event_larger_than_an_item_is_kept_with_the_start_of_its_bo
 # -- the Lambda path's partial-batch response ------------------------------------------------------------------------
 
 
-def _sqs_event(bodies: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{i}",
-                "receiptHandle": f"r-{i}",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1764496000000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1764496000000",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{AWS_REGION}:123456789012:bt-events",
-                "awsRegion": AWS_REGION,
-            }
-            for i, body in enumerate(bodies)
-        ]
-    }
-
-
 def test_the_partial_batch_response_lists_exactly_the_failed_messages(aws: None) -> None:
     app = _central("mixed")
     good = [e for e in _workload() if e["detail-type"] == "Batch Job State Change"][:6]
     warm = good[0]
-    handle_sqs_batch(app, _sqs_event([json.dumps(warm)]))  # the job is in this container's cache
+    handle_sqs_batch(app, sqs_lambda_event([json.dumps(warm)]))  # the job is in this container's cache
     later = copy.deepcopy(warm)
     later["id"], later["time"] = "later", "2030-01-01T00:00:00Z"
     later["detail"]["status"] = "FAILED"
@@ -285,7 +261,7 @@ def test_the_partial_batch_response_lists_exactly_the_failed_messages(aws: None)
         json.dumps(unreadable),
         *map(json.dumps, good[3:]),
     ]
-    response = handle_sqs_batch(app, _sqs_event(bodies))
+    response = handle_sqs_batch(app, sqs_lambda_event(bodies))
     assert response == {"batchItemFailures": [{"itemIdentifier": f"m-{bodies.index(json.dumps(unreadable))}"}]}
     rows = {r["job_id"]: r for r in app.views.jobs()}
     assert rows[warm["detail"]["jobId"]]["status"] == "FAILED"  # the warm job's new fact was not lost
