@@ -287,7 +287,15 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, which gets the signal as a terminal's Ctrl-C does
     )
-    assert ingest.stdin is not None
+    assert ingest.stdin is not None and ingest.stdout is not None and ingest.stderr is not None
+    # Both outputs are read as they come: a full pipe would block the ingest's writes, and so its exit.
+    output: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda n=n, f=f: output.__setitem__(n, f.read()), name=f"test-reads-{n}")
+        for n, f in (("out", ingest.stdout), ("err", ingest.stderr))
+    ]
+    for reader in readers:
+        reader.start()
     try:
         writer = threading.Thread(target=ingest.stdin.write, args=(first_part,), name="test-feeds-ingest")
         writer.start()
@@ -297,21 +305,23 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
         deadline = time.monotonic() + 60
         while not _recorded(store):  # a batch is stored: the run is under way, and still waits for more input
             assert time.monotonic() < deadline, "no batch recorded in 60 s"
-            assert ingest.poll() is None, ingest.stderr.read() if ingest.stderr else ""
+            assert ingest.poll() is None, "ingest ended before the signal"
             time.sleep(0.02)
         os.killpg(ingest.pid, signal.SIGINT)
         try:
             returncode = ingest.wait(timeout=60)  # standard input still open: only the signal ends the run
         except subprocess.TimeoutExpired:
             os.kill(ingest.pid, signal.SIGABRT)  # faulthandler prints where every thread of it waits
-            _, stuck = ingest.communicate(timeout=30)
-            pytest.fail(f"ingest did not end within 60 s of Ctrl-C:\n{stuck.decode()}")
+            ingest.wait(timeout=30)
+            readers[1].join(timeout=30)
+            pytest.fail(f"ingest did not end within 60 s of Ctrl-C:\n{output.get('err', b'').decode()}")
     finally:
         if ingest.poll() is None:
             ingest.kill()
         ingest.stdin.close()
-    assert ingest.stderr is not None
-    err = ingest.stderr.read().decode()
+        for reader in readers:
+            reader.join(timeout=30)
+    err = output["err"].decode()
     assert returncode == 130, err
     recorded = re.search(r"batchops: interrupted in standard input\. ([\d,]+) events are recorded", err)
     assert recorded and 0 < int(recorded[1].replace(",", "")) < len(lines), err
