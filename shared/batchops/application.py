@@ -7,7 +7,9 @@ runs locally on SQLite and in AWS on DynamoDB: only the persistence module and t
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -18,6 +20,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 from eventsourcing.utils import get_topic
 
+from batchops.batch_recording import BatchInput, BatchOutcome, PipelineTime, PoisonReport, combined, latest_event_time
 from batchops.compute_environments import ComputeEnvironment
 from batchops.facts import Parsed
 from batchops.instances import Instance
@@ -28,21 +31,25 @@ from batchops.projection import instance_spot_signal
 from batchops.projector import EVENT_CLASSES, FoldsByKind, Projector
 from batchops.replay_workers import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
-from batchops.views import PipelineCounters, ViewStore
+from batchops.views import PipelineCounters, RejectedEvent, ViewStore
 
 
 @dataclass
 class RecordOutcome:
-    """What one batch of facts did."""
+    """What one save of facts did: facts counted by (account, region, new or not), and their metric points."""
 
-    new: int = 0
-    duplicates: int = 0
+    counts: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
     points: list[MetricPoint] = field(default_factory=list)
-    counters: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
-    def count(self, account: str, region: str, slot: int) -> None:
-        """Add one to a counter (0 ingested, 1 duplicates, 2 rejected, 3 ignored)."""
-        self.counters.setdefault((account, region), [0, 0, 0, 0])[slot] += 1
+    @property
+    def new(self) -> int:
+        """Facts recorded for the first time."""
+        return sum(n for (_, _, recorded), n in self.counts.items() if recorded)
+
+    @property
+    def duplicates(self) -> int:
+        """Facts the store already held."""
+        return sum(n for (_, _, recorded), n in self.counts.items() if not recorded)
 
 
 @dataclass
@@ -152,18 +159,86 @@ class BatchOpsApplication(Application[UUID]):
             else:
                 assert isinstance(aggregate, ComputeEnvironment)
                 recorded = aggregate.record(fact)
-            if recorded:
-                outcome.new += 1
-                outcome.count(parsed.account, parsed.region, 0)
-            else:
-                outcome.duplicates += 1
-                outcome.count(parsed.account, parsed.region, 1)
+            outcome.counts[parsed.account, parsed.region, recorded] += 1
         pending = [a for a in touched.values() if a.pending_events]  # type: ignore[attr-defined]
         if pending:
             self._save_and_project(pending)
         if project:
             self.project_saved()
         return outcome
+
+    def record_batch(
+        self,
+        inputs: Sequence[BatchInput],
+        *,
+        project: bool = True,
+        pipeline_time: PipelineTime = latest_event_time,
+        poison: PoisonReport | None = None,
+    ) -> BatchOutcome:
+        """Record a batch of translated inputs: the facts in one save (`record_with_retry`), the unusable events kept
+        aside, the pipeline counters added; returns what it did, with the metric points to emit.
+
+        When the batch fails and `poison` says how to report an input, its inputs are recorded one at a time instead,
+        and those that fail alone are kept aside and reported by id. Without it (the CLI: a file's events have no id
+        that a caller could retry), the failure is raised."""
+        try:
+            facts, unusable, recorded = self._record_inputs(inputs, project)
+        except Exception as error:
+            if poison is None:
+                raise
+            poison.batch_failed(error)
+            return combined(
+                self._record_alone(i, item, project, pipeline_time, poison) for i, item in enumerate(inputs)
+            )
+        return self._keep_and_count(facts, unusable, recorded, pipeline_time)
+
+    def _record_inputs(
+        self, inputs: Sequence[BatchInput], project: bool
+    ) -> tuple[list[Parsed], list[RejectedEvent], RecordOutcome]:
+        facts: list[Parsed] = []
+        unusable: list[RejectedEvent] = []
+        for item in inputs:
+            if isinstance(item, Parsed):
+                facts.append(item)
+            elif isinstance(item, RejectedEvent):
+                unusable.append(item)
+            else:
+                raise item.error
+        return facts, unusable, self.record_with_retry(facts, project=project) if facts else RecordOutcome()
+
+    def _record_alone(
+        self, index: int, item: BatchInput, project: bool, pipeline_time: PipelineTime, poison: PoisonReport
+    ) -> BatchOutcome:
+        try:
+            return self._keep_and_count(*self._record_inputs([item], project), pipeline_time)
+        except Exception as error:
+            failed, kept = poison.input_failed(index, error)
+            with suppress(Exception):  # reported as failed all the same: its record lost stops no other input
+                self.views.keep_rejected([kept])
+            return BatchOutcome(failed=(failed,))
+
+    def _keep_and_count(
+        self, facts: list[Parsed], unusable: list[RejectedEvent], recorded: RecordOutcome, pipeline_time: PipelineTime
+    ) -> BatchOutcome:
+        """Keep the unusable events aside and add the batch's counters to the pipeline's."""
+        if unusable:
+            self.views.keep_rejected(unusable)
+        kept = Counter((e.account_id or "unknown", e.region or "unknown", e.rejected) for e in unusable)
+        places = dict.fromkeys([(a, r) for a, r, _ in recorded.counts] + [(a, r) for a, r, _ in kept])
+        counters = [
+            PipelineCounters(
+                a, r, recorded.counts[a, r, True], recorded.counts[a, r, False], kept[a, r, True], kept[a, r, False]
+            )
+            for a, r in places
+        ]
+        self.views.add_counters(counters)
+        at = pipeline_time(facts, recorded.points)
+        pipeline = [
+            point
+            for c in counters
+            for point in pipeline_points(c.account_id, c.region, c.ingested, c.duplicates, c.rejected, at)
+        ]
+        return BatchOutcome(tuple(counters), (*recorded.points, *pipeline))
 
     def record_with_retry(self, facts: Sequence[Parsed], *, project: bool = True) -> RecordOutcome:
         """`record`, again on fresh state when another writer saved one of the batch's aggregates first (two ingests
@@ -392,15 +467,6 @@ class BatchOpsApplication(Application[UUID]):
         """How many events the store holds."""
         return self.recorder.max_notification_id() or 0
 
-    def save_counters(self, outcome: RecordOutcome, rejected: dict[tuple[str, str], list[int]]) -> None:
-        """Add this run's counters to the pipeline counters."""
-        merged: dict[tuple[str, str], list[int]] = {k: list(v) for k, v in outcome.counters.items()}
-        for key, values in rejected.items():
-            slot = merged.setdefault(key, [0, 0, 0, 0])
-            for i, v in enumerate(values):
-                slot[i] += v
-        self.views.add_counters([PipelineCounters(a, r, *v) for (a, r), v in merged.items()])
-
 
 def _mutate(aggregate: Any, events: Iterable[Any]) -> Any:
     """The library's `project_aggregate` without its runtime protocol check on every event (a third of the time
@@ -408,9 +474,3 @@ def _mutate(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
-
-
-def pipeline_metric_points(counters: dict[tuple[str, str], list[int]], at: int) -> Iterator[MetricPoint]:
-    """Pipeline points for a run's counters."""
-    for (account, region), (ingested, duplicates, rejected, _ignored) in counters.items():
-        yield from pipeline_points(account, region, ingested, duplicates, rejected, at)

@@ -12,7 +12,7 @@ import gc
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from batchops.application import BatchOpsApplication, RecordOutcome, pipeline_metric_points
+from batchops.application import BatchOpsApplication
 from batchops.compressed import UnreadableInput, decompressed
 from batchops.facts import Parsed
 from batchops.json_values import json_values
@@ -236,72 +236,54 @@ class Ingestor:
 
     def _ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         self.app.catch_up()
-        batch: list[Parsed] = []
-        unusable: list[RejectedEvent] = []
-        unusable_counts: dict[tuple[str, str], list[int]] = {}
+        batch: list[Parsed | RejectedEvent] = []
         results: Iterable[Parsed | RejectedEvent]
         if isinstance(events, EventReader) and events.parallel_worthwhile():
             results = events.translated()
         else:
             results = map(self._translate, events)
-        pending = 0
         limit = self.batch_size
         try:
             for result in results:
-                if isinstance(result, Parsed):
-                    batch.append(result)
-                else:
-                    unusable.append(result)
-                    slot = 2 if result.rejected else 3
-                    key = (result.account_id or "unknown", result.region or "unknown")
-                    unusable_counts.setdefault(key, [0, 0, 0, 0])[slot] += 1
-                pending += 1
-                if pending >= limit:
-                    self._flush(batch, unusable, unusable_counts)
-                    batch, unusable, unusable_counts, pending = [], [], {}, 0
+                batch.append(result)
+                if len(batch) >= limit:
+                    self._flush(batch)
+                    batch = []
         except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
-            self._flush(batch, unusable, unusable_counts)
+            self._flush(batch)
             self.app.project_saved()
             raise
-        self._flush(batch, unusable, unusable_counts)
+        self._flush(batch)
         self.app.project_saved()
         return self.summary
 
     def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
         return translate_raw(raw)
 
-    def _flush(
-        self,
-        batch: list[Parsed],
-        unusable: list[RejectedEvent],
-        unusable_counts: dict[tuple[str, str], list[int]],
-    ) -> None:
-        outcome = self.app.record_with_retry(batch, project=False) if batch else RecordOutcome()
-        self.summary.read += len(batch) + len(unusable)  # once recorded (an interrupted run reports what is stored)
-        self._unprojected += len(batch)
+    def _flush(self, batch: list[Parsed | RejectedEvent]) -> None:
+        outcome = self.app.record_batch(batch, project=False, pipeline_time=_latest_point_time_or_now)
+        summary = self.summary
+        summary.read += len(batch)  # once recorded (an interrupted run reports what is stored)
+        summary.new += outcome.new
+        summary.duplicates += outcome.duplicates
+        summary.rejected += outcome.rejected
+        summary.ignored += outcome.ignored
+        for result in batch:
+            if isinstance(result, RejectedEvent):
+                summary.count_reason(result.reason)
+        self._unprojected += outcome.new + outcome.duplicates
         if self._unprojected >= self.project_every:
             self.app.project_saved()
             self._unprojected = 0
-        for event in unusable:
-            if event.rejected:
-                self.summary.rejected += 1
-            else:
-                self.summary.ignored += 1
-            self.summary.count_reason(event.reason)
-        if unusable:
-            self.app.views.keep_rejected(unusable)
-        self.summary.new += outcome.new
-        self.summary.duplicates += outcome.duplicates
-        self.app.save_counters(outcome, unusable_counts)
         if self.on_points is not None:
-            at = max((p.timestamp_ms for p in outcome.points), default=0) or _now_ms()
-            merged = dict(outcome.counters)
-            for key, values in unusable_counts.items():
-                slot = merged.setdefault(key, [0, 0, 0, 0])
-                merged[key] = [a + b for a, b in zip(slot, values, strict=True)]
-            self.on_points([*outcome.points, *pipeline_metric_points(merged, at)])
+            self.on_points(list(outcome.points))
         if self.on_progress is not None:
-            self.on_progress(len(batch) + len(unusable))
+            self.on_progress(len(batch))
+
+
+def _latest_point_time_or_now(facts: Sequence[Parsed], points: Sequence[MetricPoint]) -> int:
+    """When a file's batch is stamped: its latest metric point, else now."""
+    return max((p.timestamp_ms for p in points), default=0) or _now_ms()
 
 
 def _now_ms() -> int:
