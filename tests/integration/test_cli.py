@@ -270,6 +270,13 @@ def _recorded(store: Path) -> int:
         return 0  # not created yet
 
 
+def _as_from_a_terminal() -> None:
+    """The child's signals as a shell started from a terminal leaves them: Ctrl-C handled, nothing blocked (a test
+    runner's process may ignore or block some, and a child inherits both)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the_rest(tmp_path: Path) -> None:
     """Ctrl-C while events are recorded, with its worker process translating standard input. The input stays open
     until the signal is sent, so the run cannot have ended first: no race decides the outcome."""
@@ -286,6 +293,7 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, which gets the signal as a terminal's Ctrl-C does
+        preexec_fn=_as_from_a_terminal,
     )
     assert ingest.stdin is not None and ingest.stdout is not None and ingest.stderr is not None
     # Both outputs are read as they come: a full pipe would block the ingest's writes, and so its exit.
@@ -313,8 +321,11 @@ def test_ctrl_c_during_ingest_says_what_is_recorded_and_a_second_run_records_the
         except subprocess.TimeoutExpired:
             os.kill(ingest.pid, signal.SIGABRT)  # faulthandler prints where every thread of it waits
             ingest.wait(timeout=30)
+            os.killpg(ingest.pid, signal.SIGKILL)  # its worker holds stderr open too
             readers[1].join(timeout=30)
-            pytest.fail(f"ingest did not end within 60 s of Ctrl-C:\n{output.get('err', b'').decode()}")
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            here = f"this process: SIGINT {signal.getsignal(signal.SIGINT)}, blocked {blocked}"
+            pytest.fail(f"ingest did not end within 60 s of Ctrl-C ({here}):\n{output.get('err', b'').decode()}")
     finally:
         if ingest.poll() is None:
             ingest.kill()
