@@ -1,6 +1,12 @@
 """Ingest and replay throughput on a simulated stream, beside a raw SQLite append of the same bytes.
 
-    python bench/ingest.py [--jobs 17000] [--seed 1] [--keep DIR] [--stream FILE] [--repeat N]
+    python bench/ingest.py [--jobs 17000[,170000]] [--orders time,chaos,shuffled] [--seed 1] [--keep DIR]
+                           [--stream FILE] [--repeat N]
+
+Real input is not always in time order (an archive replay, an S3 export read by prefix, a backfill merged from
+several accounts), so every figure is measured on the same events in each order asked: sorted by event time, the
+simulator's chaos stream as it is, and every line shuffled with a fixed seed; and at each size asked. The tables put
+the orders side by side, with shuffled against time order, and the larger size against the smaller.
 
 `--jobs 6000` (≈74k events) is a quick mode; `--stream` reuses a stream kept by an earlier `--keep`. `--repeat 3`
 measures the raw append, ingest and replay three times in turn and prints each round and the medians: this machine's
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -52,6 +59,24 @@ def simulate(path: Path, jobs: int, seed: int) -> int:
     )
     with path.open("rb") as stream:
         return sum(1 for _ in stream)
+
+
+ORDERS = ("time", "chaos", "shuffled")
+
+
+def ordered_stream(events: Path, order: str, seed: int) -> Path:
+    """The same lines in `order`: `chaos` is the stream as simulated, `time` sorted by event time (ties by the line
+    itself, so the file is the same every run), `shuffled` a permutation drawn with the seed."""
+    if order == "chaos":
+        return events
+    lines = events.read_bytes().splitlines(keepends=True)
+    if order == "time":
+        lines.sort(key=lambda line: (json.loads(line).get("time", ""), line))
+    else:
+        random.Random(seed).shuffle(lines)
+    path = events.with_name(f"{events.stem}-{order}.jsonl")
+    path.write_bytes(b"".join(lines))
+    return path
 
 
 def raw_append(events: Path, database: Path, batch: int = 5000) -> float:
@@ -135,23 +160,75 @@ def delete_stores(folder: Path, *names: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=17_000, help="submitted jobs to simulate (17,000 ≈ 210k events)")
+    parser.add_argument(
+        "--jobs", default="17000", help="submitted jobs to simulate, comma-separated sizes (17,000 ≈ 210k events)"
+    )
+    parser.add_argument("--orders", default=",".join(ORDERS), help=f"comma-separated, of {', '.join(ORDERS)}")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="keep the stream and stores in this directory")
     parser.add_argument("--stream", help="use this already simulated stream (JSON Lines) instead of simulating")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of raw append, ingest and replay (medians)")
     args = parser.parse_args()
+    orders = [o for o in args.orders.split(",") if o]
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if not orders or set(orders) - set(ORDERS):
+        parser.error(f"--orders takes {', '.join(ORDERS)}")
+    sizes = [int(j) for j in args.jobs.split(",")]
+    if args.stream and len(sizes) > 1:
+        parser.error("--stream is one size: give one --jobs or none")
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="batchops-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    events = folder / "events.jsonl"
+    by_size = {}
+    for jobs in sizes:
+        by_size[jobs] = measure_size(args, folder, jobs, orders)
+    if len(sizes) > 1:
+        small, large = by_size[sizes[0]], by_size[sizes[-1]]
+        print(f"\nthe largest size against the smallest ({sizes[-1]:,} jobs / {sizes[0]:,} jobs):")
+        for order in orders:
+            ratio = large[order]["ingest events/s"] / small[order]["ingest events/s"]
+            print(f"  {order:<10} ingest rate {100 * ratio:5.1f}%  (goal >= 85%)")
+    if not args.keep:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+
+
+def measure_size(args: argparse.Namespace, folder: Path, jobs: int, orders: list[str]) -> dict[str, dict[str, float]]:
+    """Every order of one stream: the figures per order (medians of the rounds; peak memory the largest)."""
+    events = folder / f"events-{jobs}.jsonl"
     if args.stream:
         events = Path(args.stream)
-        with events.open("rb") as stream:
-            total = sum(1 for _ in stream)
+        with events.open("rb") as lines:
+            total = sum(1 for _ in lines)
     else:
-        total = simulate(events, args.jobs, args.seed)
+        total = simulate(events, jobs, args.seed)
+    print(
+        f"\nstream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB "
+        + (f"({events})" if args.stream else f"({jobs:,} jobs, 3 accounts x 2 regions, chaos)")
+    )
+    results = {}
+    for order in orders:
+        ordered = ordered_stream(events, order, args.seed)
+        results[order] = measure_order(ordered, folder, total, args.repeat, order)
+        if ordered != events:
+            ordered.unlink()
+    print(f"{'':<36}" + "".join(f"{order:>14}" for order in orders))
+    for name in FIGURES:
+        goal = TARGETS.get(name)
+        row = "".join(f"{results[order][name]:>14,.1f}" for order in orders)
+        print(f"{name:<36}{row}" + ("" if goal is None else f"   target {goal:,}"))
+    if "time" in results and "shuffled" in results:
+        time_order, shuffled = results["time"], results["shuffled"]
+        rate = shuffled["ingest events/s"] / time_order["ingest events/s"]
+        memory = shuffled["ingest peak RSS MiB (full stream)"] / time_order["ingest peak RSS MiB (full stream)"]
+        print(f"shuffled / time order: ingest rate {100 * rate:.1f}% (goal >= 80%),", end=" ")
+        print(f"peak memory {memory:.2f}x (goal <= 1.2x)")
+    return results
+
+
+def measure_order(events: Path, folder: Path, total: int, repeat: int, order: str) -> dict[str, float]:
+    """Half the stream, then `repeat` rounds of the whole: the figures of one order."""
     delete_stores(folder, "half.db")
     half = folder / "half.jsonl"
     with events.open("rb") as source, half.open("wb") as target:
@@ -159,25 +236,21 @@ def main() -> None:
             if i >= total // 2:
                 break
             target.write(line)
-    print(
-        f"stream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB "
-        + (f"({events})" if args.stream else f"({args.jobs:,} jobs, 3 accounts x 2 regions, chaos)")
-    )
-
     half_seconds, half_rss, _ = run_cli(
         ["--store", f"sqlite:///{folder / 'half.db'}", "ingest", str(half), "--json", "--quiet"]
     )
-    rounds = [measure_round(events, folder, total) for _ in range(args.repeat)]
+    rounds = [measure_round(events, folder, total) for _ in range(repeat)]
     summary, stored = rounds[0][1], rounds[0][2]
     print(
-        f"ingest: {summary['new']:,} new, {summary['duplicates']:,} duplicates, {summary['rejected']:,} rejected;"
+        f"{order}: {summary['new']:,} new, {summary['duplicates']:,} duplicates, {summary['rejected']:,} rejected;"
         f" {stored:,} stored events replayed; half stream ingested in {half_seconds:.1f} s"
     )
-    if args.repeat > 1:
+    if repeat > 1:
         for number, (figures, _, _) in enumerate(rounds, start=1):
-            print(f"round {number}: " + ", ".join(f"{name} {value:,.1f}" for name, value in figures.items()))
-        print("medians (peak memory: the largest):")
-    figures = {
+            print(f"  round {number}: " + ", ".join(f"{name} {value:,.1f}" for name, value in figures.items()))
+    delete_stores(folder, "half.db", "raw.db", "batchops.db")
+    half.unlink()
+    return {
         name: half_rss
         if name == "ingest peak RSS MiB (half stream)"
         else max(r[0][name] for r in rounds)
@@ -185,14 +258,6 @@ def main() -> None:
         else statistics.median(r[0][name] for r in rounds)
         for name in FIGURES
     }
-    for name, value in figures.items():
-        goal = TARGETS.get(name)
-        verdict = "" if goal is None else ("  meets target" if value >= goal else f"  below target {goal:,}")
-        print(f"{name:<36} {value:>12,.1f}{verdict}")
-    if not args.keep:
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
 
 
 if __name__ == "__main__":
