@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import sqlite3
@@ -66,17 +67,26 @@ ORDERS = ("time", "chaos", "shuffled")
 
 def ordered_stream(events: Path, order: str, seed: int) -> Path:
     """The same lines in `order`: `chaos` is the stream as simulated, `time` sorted by event time (ties by the line
-    itself, so the file is the same every run), `shuffled` a permutation drawn with the seed."""
+    itself, so the file is the same every run), `shuffled` a permutation drawn with the seed. Written by a process
+    of its own: the lines held here would count in the peak memory of every CLI run forked afterwards."""
     if order == "chaos":
         return events
+    path = events.with_name(f"{events.stem}-{order}.jsonl")
+    writer = multiprocessing.get_context("spawn").Process(target=write_ordered, args=(events, path, order, seed))
+    writer.start()
+    writer.join()
+    if writer.exitcode != 0:
+        raise SystemExit(f"could not write the {order} stream (exit status {writer.exitcode})")
+    return path
+
+
+def write_ordered(events: Path, path: Path, order: str, seed: int) -> None:
     lines = events.read_bytes().splitlines(keepends=True)
     if order == "time":
         lines.sort(key=lambda line: (json.loads(line).get("time", ""), line))
     else:
         random.Random(seed).shuffle(lines)
-    path = events.with_name(f"{events.stem}-{order}.jsonl")
     path.write_bytes(b"".join(lines))
-    return path
 
 
 def raw_append(events: Path, database: Path, batch: int = 5000) -> float:
