@@ -27,17 +27,13 @@ from rich.prompt import Confirm
 from batchops.aws.grafana_workspace import GrafanaProvisioningError
 from batchops.aws.local_org import LocalRunError, LocalSettings, run_local
 from batchops.aws.preflight import PreflightError
-from batchops.aws.rollout import (
-    Clients,
-    OperationPreferences,
-    RolloutError,
-    RolloutSettings,
-    WriteRefused,
-    deploy,
-    destroy,
-    status,
-)
 from batchops.grafana import GrafanaError
+from batchops.rollout.clients import Clients, WriteRefused
+from batchops.rollout.deploy import deploy
+from batchops.rollout.destroy import destroy
+from batchops.rollout.errors import RolloutError
+from batchops.rollout.settings import OperationPreferences, RolloutSettings
+from batchops.rollout.status import status
 
 
 def _regions(text: str) -> tuple[str, ...]:

@@ -15,8 +15,8 @@ from cfnlint.api import lint
 from cfnlint.decode.cfn_yaml import loads
 from moto import mock_aws
 
-from batchops.aws.rollout import REGION_SLOTS, sink_slots
 from batchops.names import compute_environment_of_cluster
+from batchops.rollout.oam_sinks import REGION_SLOTS, sink_slots
 from conftest import all_samples
 
 REPO = Path(__file__).resolve().parents[2]

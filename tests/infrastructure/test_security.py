@@ -17,7 +17,8 @@ import pytest
 from botocore.stub import Stubber
 from cfnlint.decode.cfn_yaml import loads
 
-from batchops.aws import rollout
+from batchops.rollout.artifact import artifact_bucket_policy, ensure_artifact_bucket
+from batchops.rollout.oam_sinks import sink_policy
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted(REPO.glob("*/template.yaml"))
@@ -179,7 +180,7 @@ def test_log_groups_expire(template: dict[str, Any]) -> None:
 
 
 def test_the_artifact_bucket_policy_denies_every_request_without_tls() -> None:
-    policy = rollout.artifact_bucket_policy("bo-artifacts", "aws")
+    policy = artifact_bucket_policy("bo-artifacts", "aws")
     (statement,) = policy["Statement"]
     assert _denies_plain_http(statement)
     assert statement["Resource"] == ["arn:aws:s3:::bo-artifacts", "arn:aws:s3:::bo-artifacts/*"]
@@ -230,15 +231,15 @@ def test_a_new_artifact_bucket_is_made_private_encrypted_versioned_and_tls_only(
         stub.add_response(
             "put_bucket_policy",
             {},
-            {"Bucket": bucket, "Policy": json.dumps(rollout.artifact_bucket_policy(bucket))},
+            {"Bucket": bucket, "Policy": json.dumps(artifact_bucket_policy(bucket))},
         )
-        changes = rollout.ensure_artifact_bucket(s3, bucket, "eu-west-1", partition="aws", dry_run=False)
+        changes = ensure_artifact_bucket(s3, bucket, "eu-west-1", partition="aws", dry_run=False)
         stub.assert_no_pending_responses()
     assert changes[0] == f"create bucket {bucket}" and len(changes) == 6
 
 
 def test_the_oam_sink_admits_the_organization_for_metrics_and_logs_only() -> None:
-    policy = rollout.sink_policy("o-abcdefghij")
+    policy = sink_policy("o-abcdefghij")
     (statement,) = policy["Statement"]
     _check_statement("OAM sink", "resource", statement)
     assert statement["Condition"]["ForAnyValue:StringEquals"] == {"aws:PrincipalOrgID": "o-abcdefghij"}

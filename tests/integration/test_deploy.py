@@ -27,9 +27,29 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 
-from batchops.aws import grafana_workspace, rollout
+from batchops.aws import grafana_workspace
 from batchops.aws.emulator import patch_moto
 from batchops.aws.preflight import STACKSETS_PRINCIPAL, Account, Caller, OrgUnit, PreflightReport
+from batchops.rollout.central_stack import bus_policy_problems, unprotect_event_store
+from batchops.rollout.clients import Clients, WriteRefused, is_read_only
+from batchops.rollout.coverage import (
+    AUTO_DEPLOYMENT_PENDING,
+    DEPLOYED,
+    FAILED,
+    LEAVING,
+    MANAGEMENT,
+    MISSING,
+    SUSPENDED,
+    CoverageRow,
+    coverage,
+)
+from batchops.rollout.oam_sinks import REGION_SLOTS, ensure_sink, sink_policy, sink_slots
+from batchops.rollout.settings import OperationPreferences, RolloutSettings
+from batchops.rollout.stack_set import Instance, StackSetSpec
+from batchops.rollout.stack_set_changes import ensure_stack_set
+from batchops.rollout.stack_set_operations import watch_operation
+from batchops.rollout.stacks import deploy_stack
+from batchops.rollout.tables import coverage_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,7 +163,7 @@ class Recorder:
         self.calls.append((model.service_model.service_name, model.name))
 
     def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if not rollout.is_read_only(*c)]
+        return [c for c in self.calls if not is_read_only(*c)]
 
 
 def run(org: Org, *args: str, recorder: Recorder | None = None) -> tuple[int, str]:
@@ -285,9 +305,9 @@ def test_a_new_account_shows_as_pending_auto_deployment_then_destroy_leaves_noth
     code, out = run(org, "status", "--org-unit", org.ou, "--regions", ",".join(REGIONS), "--prefix", PREFIX)
     assert code == 0, out
     lines = [line for line in out.splitlines() if newcomer in line]
-    assert len(lines) == 2 and all(rollout.AUTO_DEPLOYMENT_PENDING in line for line in lines), out
+    assert len(lines) == 2 and all(AUTO_DEPLOYMENT_PENDING in line for line in lines), out
     for account in org.members:
-        assert sum(1 for line in out.splitlines() if account in line and rollout.DEPLOYED in line) == 2
+        assert sum(1 for line in out.splitlines() if account in line and DEPLOYED in line) == 2
     assert "automatic deployment on" in out
 
     # A second deploy adds what automatic deployment would have (moto does not auto-deploy).
@@ -389,8 +409,8 @@ def _report(accounts: int = 3) -> PreflightReport:
     return PreflightReport(caller, (OrgUnit("ou-ab12-abcdefgh", "batch", members),), REGIONS, "999999999999", True)
 
 
-def _spec() -> rollout.StackSetSpec:
-    return rollout.StackSetSpec(
+def _spec() -> StackSetSpec:
+    return StackSetSpec(
         name="bo-member",
         template_body=(REPO / "member-account" / "template.yaml").read_text(),
         parameters={"Prefix": "bo", "CentralBusArn": "arn:aws:events:us-east-1:999999999999:event-bus/bo-central"},
@@ -405,7 +425,7 @@ def _quiet() -> Console:
 
 def test_create_stack_set_asks_for_automatic_deployment_and_every_ou_region() -> None:
     cfn = _client("cloudformation")
-    preferences = rollout.OperationPreferences(max_concurrent_percentage=40, failure_tolerance_percentage=5)
+    preferences = OperationPreferences(max_concurrent_percentage=40, failure_tolerance_percentage=5)
     with Stubber(cfn) as stub:
         stub.add_client_error("describe_stack_set", "StackSetNotFoundException")
         stub.add_response(
@@ -447,7 +467,7 @@ def test_create_stack_set_asks_for_automatic_deployment_and_every_ou_region() ->
         stub.add_response("describe_stack_set_operation", {"StackSetOperation": {"Status": "SUCCEEDED"}})
         results = [{"Account": f"{i:012d}", "Region": r, "Status": "SUCCEEDED"} for i in range(1, 4) for r in REGIONS]
         stub.add_response("list_stack_set_operation_results", {"Summaries": results})
-        changes, outcome = rollout.ensure_stack_set(
+        changes, outcome = ensure_stack_set(
             cfn,
             _spec(),
             report=_report(),
@@ -493,7 +513,7 @@ def test_an_operation_past_the_failure_tolerance_fails_the_run_with_each_reason(
                 ]
             },
         )
-        outcome = rollout.watch_operation(
+        outcome = watch_operation(
             cfn,
             "bo-member",
             "op-2",
@@ -557,7 +577,7 @@ def test_the_change_set_carries_the_organization_bus_policy_and_the_deploy_check
             },
         )
         out = io.StringIO()
-        outcome = rollout.deploy_stack(
+        outcome = deploy_stack(
             cfn,
             name="bo-central",
             body=body,
@@ -590,23 +610,23 @@ def test_the_change_set_carries_the_organization_bus_policy_and_the_deploy_check
     with Stubber(events) as stub:
         stub.add_response("describe_event_bus", {"Name": "bo-central", "Policy": json.dumps(policy)})
         stub.add_response("describe_event_bus", {"Name": "bo-central"})
-        assert rollout.bus_policy_problems(events, "bo-central", "o-abcdefghij") == []
-        assert rollout.bus_policy_problems(events, "bo-central", "o-abcdefghij") != []
+        assert bus_policy_problems(events, "bo-central", "o-abcdefghij") == []
+        assert bus_policy_problems(events, "bo-central", "o-abcdefghij") != []
 
 
 def test_oam_sinks_are_created_with_an_organization_policy_once() -> None:
     oam = _client("oam", "eu-west-1")
     arn = "arn:aws:oam:eu-west-1:999999999999:sink/1234"
-    policy = json.dumps(rollout.sink_policy("o-abcdefghij"))
+    policy = json.dumps(sink_policy("o-abcdefghij"))
     with Stubber(oam) as stub:
         stub.add_response("list_sinks", {"Items": []})
         stub.add_response("create_sink", {"Arn": arn, "Id": "1234", "Name": "bo"}, {"Name": "bo", "Tags": {"k": "v"}})
         stub.add_client_error("get_sink_policy", "ResourceNotFoundException")
         stub.add_response("put_sink_policy", {}, {"SinkIdentifier": arn, "Policy": policy})
-        assert rollout.ensure_sink(oam, "bo", "o-abcdefghij", {"k": "v"}, dry_run=False) == (arn, True)
+        assert ensure_sink(oam, "bo", "o-abcdefghij", {"k": "v"}, dry_run=False) == (arn, True)
         stub.add_response("list_sinks", {"Items": [{"Arn": arn, "Id": "1234", "Name": "bo"}]})
         stub.add_response("get_sink_policy", {"Policy": policy, "SinkArn": arn})
-        assert rollout.ensure_sink(oam, "bo", "o-abcdefghij", {"k": "v"}, dry_run=False) == (arn, False)
+        assert ensure_sink(oam, "bo", "o-abcdefghij", {"k": "v"}, dry_run=False) == (arn, False)
         stub.assert_no_pending_responses()
     statement = json.loads(policy)["Statement"][0]
     assert statement["Action"] == ["oam:CreateLink", "oam:UpdateLink"]
@@ -616,9 +636,9 @@ def test_oam_sinks_are_created_with_an_organization_policy_once() -> None:
         "AWS::Logs::LogGroup",
     ]
     # Each region's stack takes its own slot of the list the StackSet passes.
-    slots = rollout.sink_slots({"us-east-1": "arn:a", "eu-west-1": "arn:b"}).split(",")
-    assert slots[rollout.REGION_SLOTS.index("us-east-1")] == "arn:a"
-    assert slots[rollout.REGION_SLOTS.index("eu-west-1")] == "arn:b"
+    slots = sink_slots({"us-east-1": "arn:a", "eu-west-1": "arn:b"}).split(",")
+    assert slots[REGION_SLOTS.index("us-east-1")] == "arn:a"
+    assert slots[REGION_SLOTS.index("eu-west-1")] == "arn:b"
     assert set(slots) == {"arn:a", "arn:b", ""}
 
 
@@ -794,13 +814,13 @@ def test_an_unknown_identity_center_group_is_named_in_the_error() -> None:
 
 def test_dry_run_guard_refuses_a_write_before_it_is_sent() -> None:
     session = boto3.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1")
-    clients = rollout.Clients(session, read_only=True)
-    with pytest.raises(rollout.WriteRefused, match="cloudformation:CreateStackSet"):
+    clients = Clients(session, read_only=True)
+    with pytest.raises(WriteRefused, match="cloudformation:CreateStackSet"):
         clients.client("cloudformation", "us-east-1").create_stack_set(StackSetName="x")
-    assert rollout.is_read_only("cloudformation", "DescribeStackSet")
-    assert rollout.is_read_only("sts", "AssumeRole")
-    assert not rollout.is_read_only("cloudformation", "CreateChangeSet")
-    assert not rollout.is_read_only("organizations", "EnableAWSServiceAccess")
+    assert is_read_only("cloudformation", "DescribeStackSet")
+    assert is_read_only("sts", "AssumeRole")
+    assert not is_read_only("cloudformation", "CreateChangeSet")
+    assert not is_read_only("organizations", "EnableAWSServiceAccess")
 
 
 def test_destroy_turns_the_event_store_protection_off_before_deleting() -> None:
@@ -812,7 +832,7 @@ def test_destroy_turns_the_event_store_protection_off_before_deleting() -> None:
             {"ParameterKey": "Prefix", "ParameterValue": "bo"},
         ],
     }
-    settings = rollout.RolloutSettings(org_units=(), regions=REGIONS, home_region="us-east-1", poll_seconds=0)
+    settings = RolloutSettings(org_units=(), regions=REGIONS, home_region="us-east-1", poll_seconds=0)
     with Stubber(cfn) as stub:
         stub.add_response(
             "update_stack",
@@ -839,16 +859,16 @@ def test_destroy_turns_the_event_store_protection_off_before_deleting() -> None:
                 ]
             },
         )
-        rollout.unprotect_event_store(cfn, stack, settings, _quiet())
+        unprotect_event_store(cfn, stack, settings, _quiet())
         stub.assert_no_pending_responses()
     with Stubber(cfn):  # already unprotected: no call at all
         unprotected = {**stack, "Parameters": [{"ParameterKey": "DeletionProtection", "ParameterValue": "false"}]}
-        rollout.unprotect_event_store(cfn, unprotected, settings, _quiet())
+        unprotect_event_store(cfn, unprotected, settings, _quiet())
 
 
 def test_the_stacksets_folder_holds_the_requests_deploy_py_sends() -> None:
-    settings = rollout.RolloutSettings(org_units=("ou-abcd-12345678",), regions=REGIONS, home_region="us-east-1")
-    spec = rollout.StackSetSpec(
+    settings = RolloutSettings(org_units=("ou-abcd-12345678",), regions=REGIONS, home_region="us-east-1")
+    spec = StackSetSpec(
         name=settings.stack_set_name,
         template_body="",
         parameters={
@@ -919,12 +939,12 @@ def test_outdated_instances_a_failed_run_left_are_redone_by_the_next_deploy() ->
             "list_stack_set_operation_results",
             {"Summaries": [{"Account": "000000000001", "Region": "us-east-1", "Status": "SUCCEEDED"}]},
         )
-        changes, outcome = rollout.ensure_stack_set(
+        changes, outcome = ensure_stack_set(
             cfn,
             spec,
             report=_report(),
             regions=REGIONS,
-            preferences=rollout.OperationPreferences(),
+            preferences=OperationPreferences(),
             console=_quiet(),
             dry_run=False,
             poll_seconds=0,
@@ -944,11 +964,11 @@ def test_status_classifies_every_account_and_region() -> None:
         Account("999999999999", "management", "ACTIVE", "ou-1"),
     )
     instances = [
-        rollout.Instance("000000000001", "us-east-1", "CURRENT", "SUCCEEDED", "", "IN_SYNC", "ou-1"),
-        rollout.Instance("000000000002", "us-east-1", "OUTDATED", "FAILED", "role missing", "NOT_CHECKED", "ou-1"),
-        rollout.Instance("000000000005", "us-east-1", "CURRENT", "SUCCEEDED", "", "DRIFTED", "ou-2"),
+        Instance("000000000001", "us-east-1", "CURRENT", "SUCCEEDED", "", "IN_SYNC", "ou-1"),
+        Instance("000000000002", "us-east-1", "OUTDATED", "FAILED", "role missing", "NOT_CHECKED", "ou-1"),
+        Instance("000000000005", "us-east-1", "CURRENT", "SUCCEEDED", "", "DRIFTED", "ou-2"),
     ]
-    rows = rollout.coverage(
+    rows = coverage(
         [OrgUnit("ou-1", "batch", accounts)],
         ["us-east-1"],
         instances,
@@ -956,16 +976,16 @@ def test_status_classifies_every_account_and_region() -> None:
         management_account_id="999999999999",
     )
     states = {row.account_id: (row.state, row.detail, row.drift) for row in rows}
-    assert states["000000000001"] == (rollout.DEPLOYED, "SUCCEEDED", "IN_SYNC")
-    assert states["000000000002"] == (rollout.FAILED, "role missing", "NOT_CHECKED")
-    assert states["000000000003"][0] == rollout.AUTO_DEPLOYMENT_PENDING
-    assert states["000000000004"][0] == rollout.SUSPENDED
-    assert states["999999999999"][0] == rollout.MANAGEMENT
-    assert states["000000000005"][0] == rollout.LEAVING
-    without_auto = rollout.coverage(
+    assert states["000000000001"] == (DEPLOYED, "SUCCEEDED", "IN_SYNC")
+    assert states["000000000002"] == (FAILED, "role missing", "NOT_CHECKED")
+    assert states["000000000003"][0] == AUTO_DEPLOYMENT_PENDING
+    assert states["000000000004"][0] == SUSPENDED
+    assert states["999999999999"][0] == MANAGEMENT
+    assert states["000000000005"][0] == LEAVING
+    without_auto = coverage(
         [OrgUnit("ou-1", "batch", accounts[2:3])], ["us-east-1"], [], auto_deployment=False, management_account_id="x"
     )
-    assert [row.state for row in without_auto] == [rollout.MISSING]
+    assert [row.state for row in without_auto] == [MISSING]
 
 
 def run_80(org: Org, *args: str) -> tuple[int, str]:
@@ -1005,14 +1025,14 @@ def test_on_80_columns_the_deploy_and_status_tables_cut_nothing_and_the_bus_poli
 
 def test_the_status_table_keeps_every_column_that_differs_and_folds_long_values() -> None:
     rows = [
-        rollout.CoverageRow("000000000001", "ok", "ou-aaaa-11111111", "ap-southeast-2", rollout.DEPLOYED, "SUCCEEDED",
+        CoverageRow("000000000001", "ok", "ou-aaaa-11111111", "ap-southeast-2", DEPLOYED, "SUCCEEDED",
                             "IN_SYNC"),
-        rollout.CoverageRow("000000000002", "broken", "ou-bbbb-22222222", "us-east-1", rollout.FAILED,
+        CoverageRow("000000000002", "broken", "ou-bbbb-22222222", "us-east-1", FAILED,
                             "ResourceLogicalId:ForwardRole, ResourceType:AWS::IAM::Role, the role already exists",
                             "NOT_CHECKED"),
     ]  # fmt: skip
     out = io.StringIO()
-    Console(file=out, width=80, color_system=None).print(rollout.coverage_table(rows))
+    Console(file=out, width=80, color_system=None).print(coverage_table(rows))
     printed = out.getvalue()
     assert "…" not in printed and max(len(line) for line in printed.splitlines()) <= 80, printed
     assert "drift" in printed and "OU" in printed

@@ -30,7 +30,10 @@ from cfnlint.decode.cfn_yaml import loads
 from test_deploy import PREFIX, REGIONS, Org, deploy_args, moto_gaps, moto_server, org, run
 from test_iam_enforced import unused_grants
 
-from batchops.aws import grafana_workspace, rollout
+from batchops.aws import grafana_workspace
+from batchops.rollout.artifact import artifact_bucket_name, artifact_bucket_policy, ensure_artifact_bucket
+from batchops.rollout.oam_sinks import delete_sink, ensure_sink, sink_policy
+from batchops.rollout.settings import TAG_KEY
 from iam_calls import STACK_SET_ID, Principal, iam_requests
 from iam_policies import ALLOWED, Request, decide
 
@@ -268,8 +271,8 @@ def _stub_client(service: str, region: str = HOME) -> Any:
 def artifact_bucket_over_https(central: str) -> None:
     """Over HTTPS deploy.py also writes, and a later run reads, the TLS-only bucket policy."""
     s3 = _stub_client("s3")
-    bucket = rollout.artifact_bucket_name(PREFIX, central, HOME)
-    policy = json.dumps(rollout.artifact_bucket_policy(bucket))
+    bucket = artifact_bucket_name(PREFIX, central, HOME)
+    policy = json.dumps(artifact_bucket_policy(bucket))
     with Stubber(s3) as stub:
         stub.add_client_error("head_bucket", "404", http_status_code=404)
         for method in ("create_bucket", "put_public_access_block", "put_bucket_ownership_controls"):
@@ -277,7 +280,7 @@ def artifact_bucket_over_https(central: str) -> None:
         for method in ("put_bucket_encryption", "put_bucket_versioning"):
             stub.add_response(method, {})
         stub.add_response("put_bucket_policy", {}, {"Bucket": bucket, "Policy": policy})
-        assert len(rollout.ensure_artifact_bucket(s3, bucket, HOME, partition="aws", dry_run=False)) == 6
+        assert len(ensure_artifact_bucket(s3, bucket, HOME, partition="aws", dry_run=False)) == 6
         stub.add_response("head_bucket", {})
         block = dict.fromkeys(
             ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
@@ -289,7 +292,7 @@ def artifact_bucket_over_https(central: str) -> None:
         stub.add_response("get_bucket_encryption", {"ServerSideEncryptionConfiguration": sse})
         stub.add_response("get_bucket_versioning", {"Status": "Enabled"})
         stub.add_response("get_bucket_policy", {"Policy": policy})
-        assert rollout.ensure_artifact_bucket(s3, bucket, HOME, partition="aws", dry_run=False) == []
+        assert ensure_artifact_bucket(s3, bucket, HOME, partition="aws", dry_run=False) == []
         stub.assert_no_pending_responses()
 
 
@@ -298,20 +301,20 @@ def oam_sinks(central: str, organization_id: str) -> None:
     for region in REGIONS:
         oam = _stub_client("oam", region)
         arn = f"arn:aws:oam:{region}:{central}:sink/1234"
-        policy = json.dumps(rollout.sink_policy(organization_id))
-        tags = {rollout.TAG_KEY: PREFIX}
+        policy = json.dumps(sink_policy(organization_id))
+        tags = {TAG_KEY: PREFIX}
         with Stubber(oam) as stub:
             stub.add_response("list_sinks", {"Items": []})
             stub.add_response("create_sink", {"Arn": arn, "Id": "1234", "Name": PREFIX}, {"Name": PREFIX, "Tags": tags})
             stub.add_client_error("get_sink_policy", "ResourceNotFoundException")
             stub.add_response("put_sink_policy", {}, {"SinkIdentifier": arn, "Policy": policy})
-            assert rollout.ensure_sink(oam, PREFIX, organization_id, tags, dry_run=False) == (arn, True)
+            assert ensure_sink(oam, PREFIX, organization_id, tags, dry_run=False) == (arn, True)
             stub.add_response("list_sinks", {"Items": [{"Arn": arn, "Id": "1234", "Name": PREFIX}]})
             stub.add_response("get_sink_policy", {"Policy": policy, "SinkArn": arn})
-            assert rollout.ensure_sink(oam, PREFIX, organization_id, tags, dry_run=False) == (arn, False)
+            assert ensure_sink(oam, PREFIX, organization_id, tags, dry_run=False) == (arn, False)
             stub.add_response("list_sinks", {"Items": [{"Arn": arn, "Id": "1234", "Name": PREFIX}]})
             stub.add_response("delete_sink", {}, {"Identifier": arn})
-            assert rollout.delete_sink(oam, PREFIX)
+            assert delete_sink(oam, PREFIX)
             stub.assert_no_pending_responses()
 
 
@@ -324,7 +327,7 @@ def grafana_calls(accounts: Accounts, central: str, outputs: Mapping[str, str]) 
         home_region=HOME,
         organization_access=False,
         admin_groups=("Batch Admins",),
-        tags={rollout.TAG_KEY: PREFIX},
+        tags={TAG_KEY: PREFIX},
         workspace_role_arn=outputs["GrafanaWorkspaceRoleArn"],
     )
     workspace = {

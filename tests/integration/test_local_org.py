@@ -16,10 +16,11 @@ import boto3
 import pytest
 from rich.console import Console
 
-from batchops.aws import rollout
 from batchops.aws.local_org import LocalFigures, LocalSettings, Remapper, run_local, try_commands, workload
 from batchops.bootstrap import Settings, build_application
 from batchops.reports import store_summary
+from batchops.rollout.coverage import DEPLOYED
+from batchops.rollout.stacks import stack_outputs
 
 
 def test_remapper_rewrites_every_account_and_region_string() -> None:
@@ -65,7 +66,7 @@ def test_local_demo_summary_equals_the_projection_queried_afterwards(
             per_account[job["account_id"]][job["status"]] += 1
         seen["jobs_by_status"] = {a: dict(c) for a, c in per_account.items()}
         seen["regions"] = {job["region"] for job in app.views.jobs()}
-        outputs = rollout.stack_outputs(
+        outputs = stack_outputs(
             boto3.client("cloudformation", region_name="us-east-1").describe_stacks(StackName="batchops-central")[
                 "Stacks"
             ][0]
@@ -89,7 +90,7 @@ def test_local_demo_summary_equals_the_projection_queried_afterwards(
     assert sorted((a, r) for a, r, _ in figures.covered) == sorted(
         (a, r) for a in figures.members for r in settings.regions
     )
-    assert {state for _, _, state in figures.covered} == {rollout.DEPLOYED}
+    assert {state for _, _, state in figures.covered} == {DEPLOYED}
     p = figures.pipeline
     assert p.member_events > 0 and p.forwarded + p.filtered_out == p.member_events
     assert f"{p.member_events:,} member events" in printed

@@ -2,8 +2,9 @@
 
 Each member stack gives its five forwarding rules one DLQ, `<prefix>-forward-dlq` (member-account/template.yaml).
 A message there is an event that never reached the central bus, so it is not recorded: `deploy.py status` reads
-every queue (sqs:GetQueueUrl, sqs:GetQueueAttributes) in the member account, through the role rollout's `Clients`
-assumes, and says where events wait and how to see them. A queue it cannot read is "not checked" with the reason.
+every queue (sqs:GetQueueUrl, sqs:GetQueueAttributes) in the member account, through the role that
+`batchops.rollout.clients.Clients` assumes, and says where events wait and how to see them. A queue it cannot read
+is "not checked" with the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from batchops.aws.rollout import Clients, RolloutError
+from batchops.rollout.clients import Clients
+from batchops.rollout.errors import RolloutError
 
 # Visible (waiting) and in flight (received by someone, not yet deleted): both are undelivered events.
 _COUNTS = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")

@@ -34,12 +34,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from batchops.aws import emulator as emulator_patches
-from batchops.aws import rollout
 from batchops.aws.central import CentralApplication
 from batchops.aws.emulator import EMULATOR_CENTRAL_PARAMETERS, patch_moto
 from batchops.aws.local_pipeline import LocalPipeline, PipelineFigures, rule_patterns
 from batchops.bootstrap import Settings, build_application
 from batchops.reports import print_job_figures, store_summary
+from batchops.rollout.clients import Clients
+from batchops.rollout.coverage import DEPLOYED
+from batchops.rollout.deploy import deploy
+from batchops.rollout.settings import RolloutSettings
+from batchops.rollout.status import status
 from batchops.simulate import REGIONS as SIMULATED_REGIONS
 from batchops.simulate import SimulationSettings, simulate
 
@@ -530,11 +534,11 @@ def run_local(
 
 def _deploy(
     settings: LocalSettings, figures: LocalFigures, phase: _Phases, console: Console
-) -> tuple[rollout.Clients, dict[str, str]]:
+) -> tuple[Clients, dict[str, str]]:
     home = settings.regions[0]
     with phase("artifact"):
         artifact = settings.artifact or cached_artifact(settings.out, console)
-    rollout_settings = rollout.RolloutSettings(
+    rollout_settings = RolloutSettings(
         org_units=(figures.org_unit_id,),
         regions=settings.regions,
         home_region=home,
@@ -546,15 +550,15 @@ def _deploy(
         grafana=False,  # nor Managed Grafana: dashboards are rendered to files (and pushed with --grafana-url)
         poll_seconds=0.05,
     )
-    clients = rollout.Clients(boto3.Session(region_name=home))
+    clients = Clients(boto3.Session(region_name=home))
     with phase("deploy (the real rollout: central stack, StackSet, stack instances)"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # moto: "No Moto CloudFormation support for AWS::CloudWatch::Alarm", ...
         with tempfile.TemporaryDirectory(prefix="batchops-local-") as workdir:
-            result = rollout.deploy(rollout_settings, clients, console, lambda _: True, workdir=Path(workdir))
+            result = deploy(rollout_settings, clients, console, lambda _: True, workdir=Path(workdir))
         if result.exit_code:
             raise LocalRunError("the rollout to the local Organization failed (see above)")
     with phase("status"):
-        covered = rollout.status(rollout_settings, clients, console)
+        covered = status(rollout_settings, clients, console)
         figures.covered = [(row.account_id, row.region, row.state) for row in covered.coverage]
     outputs = dict(covered.outputs or result.outputs)
     return clients, outputs
@@ -566,7 +570,7 @@ def _central_application(
     figures: LocalFigures,
     console: Console,
     outputs: Mapping[str, str],
-    clients: rollout.Clients,
+    clients: Clients,
 ) -> CentralApplication:
     home = settings.regions[0]
     with phase("central application"):
@@ -593,7 +597,7 @@ def _drive(
     phase: _Phases,
     console: Console,
     app: CentralApplication,
-    clients: rollout.Clients,
+    clients: Clients,
     outputs: Mapping[str, str],
 ) -> None:
     home = settings.regions[0]
@@ -722,7 +726,7 @@ def jobs_by_status(summary: Mapping[str, Any]) -> dict[str, dict[str, int]]:
 def print_local_summary(console: Console, settings: LocalSettings, figures: LocalFigures) -> None:
     """What a user wants to know after the run."""
     summary = figures.summary
-    deployed = [(a, r) for a, r, state in figures.covered if state == rollout.DEPLOYED]
+    deployed = [(a, r) for a, r, state in figures.covered if state == DEPLOYED]
     regions = sorted({r for _, r in deployed})
     console.print(
         f"covered: {len({a for a, _ in deployed})} of {len(figures.members)} member accounts x "

@@ -1,0 +1,92 @@
+"""What one `deploy.py` run was asked to do: targets, names, templates, StackSet operation preferences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CENTRAL_TEMPLATE = REPO_ROOT / "central-account" / "template.yaml"
+MEMBER_TEMPLATE = REPO_ROOT / "member-account" / "template.yaml"
+TAG_KEY = "batchops:prefix"
+
+
+@dataclass(frozen=True)
+class OperationPreferences:
+    """How a StackSet operation proceeds: all regions at once, accounts in parallel up to a percentage."""
+
+    max_concurrent_percentage: int = 25
+    failure_tolerance_percentage: int = 10
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_concurrent_percentage <= 100:
+            raise ValueError("--max-concurrent-percentage must be 1..100")
+        if not 0 <= self.failure_tolerance_percentage <= 100:
+            raise ValueError("--failure-tolerance-percentage must be 0..100")
+
+    def request(self) -> dict[str, Any]:
+        """The OperationPreferences of a StackSets API call."""
+        return {
+            "RegionConcurrencyType": "PARALLEL",
+            "MaxConcurrentPercentage": self.max_concurrent_percentage,
+            "FailureTolerancePercentage": self.failure_tolerance_percentage,
+            # In the default strict mode concurrency never exceeds the failure tolerance + 1 account; soft
+            # mode keeps the chosen concurrency and still stops the operation past the tolerance.
+            "ConcurrencyMode": "SOFT_FAILURE_TOLERANCE",
+        }
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """Everything one `deploy.py` run was asked to do."""
+
+    org_units: tuple[str, ...]
+    regions: tuple[str, ...]
+    home_region: str
+    prefix: str = "batchops"
+    call_as: str | None = None
+    central_account: str | None = None
+    include_management_account: bool = False
+    preferences: OperationPreferences = field(default_factory=OperationPreferences)
+    dry_run: bool = False
+    assume_yes: bool = False
+    artifact: Path | None = None
+    artifact_bucket: str | None = None
+    central_parameters: Mapping[str, str] = field(default_factory=dict)
+    oam: bool = True
+    grafana: bool = True
+    grafana_admin_groups: tuple[str, ...] = ()
+    grafana_viewer_groups: tuple[str, ...] = ()
+    identity_center_region: str | None = None
+    profile: str | None = None
+    poll_seconds: float = 5.0
+    timeout_seconds: float = 3 * 3600
+    central_template: Path = CENTRAL_TEMPLATE
+    member_template: Path = MEMBER_TEMPLATE
+
+    @property
+    def central_stack_name(self) -> str:
+        """The central account's stack."""
+        return f"{self.prefix}-central"
+
+    @property
+    def stack_set_name(self) -> str:
+        """The member StackSet (and the plain stack of the management account)."""
+        return f"{self.prefix}-member"
+
+    @property
+    def sink_name(self) -> str:
+        """The OAM sink of each region in the central account."""
+        return self.prefix
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags on what the rollout creates, so status and destroy find it again."""
+        return {TAG_KEY: self.prefix}
+
+
+def confirm_or_refuse(settings: RolloutSettings, ask: Callable[[str], bool]) -> Callable[[str], bool]:
+    """--yes answers every question with yes."""
+    return (lambda _question: True) if settings.assume_yes else ask
