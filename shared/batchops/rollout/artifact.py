@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError  # noqa: TID251 (the rollout drives AWS)
+from botocore.exceptions import ClientError
 from rich.console import Console
 
 from batchops.rollout.errors import RolloutError, error_code

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3  # noqa: TID251 (the rollout drives AWS)
-from botocore.config import Config  # noqa: TID251 (the rollout drives AWS)
-from botocore.exceptions import ClientError  # noqa: TID251 (the rollout drives AWS)
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from batchops.rollout.errors import RolloutError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError  # noqa: TID251 (the rollout drives AWS)
+from botocore.exceptions import ClientError
 
 
 class RolloutError(RuntimeError):

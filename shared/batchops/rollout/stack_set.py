@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError  # noqa: TID251 (the rollout drives AWS)
+from botocore.exceptions import ClientError
 
 from batchops.rollout.errors import RolloutError, error_code
 from batchops.rollout.settings import OperationPreferences

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError  # noqa: TID251 (the rollout drives AWS)
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.live import Live
 

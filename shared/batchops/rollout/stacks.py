@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError  # noqa: TID251 (the rollout drives AWS)
+from botocore.exceptions import ClientError
 from rich.console import Console
 
 from batchops.rollout.errors import RolloutError, error_code
