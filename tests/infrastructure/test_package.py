@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 from batchops.aws.package import (
     ARTIFACT_NAME,
     MAX_UNZIPPED_BYTES,
+    NOT_IN_LAMBDA,
     REQUIREMENTS_NAME,
     ZIP_DATE,
     ArtifactError,
@@ -135,7 +138,9 @@ def test_the_artifact_holds_batchops_and_aarch64_cpython312_wheels(built: Path, 
     names = set(infos)
     shipped = {p.relative_to(source.parent).as_posix() for p in source.rglob("*") if p.is_file()
                and "__pycache__" not in p.parts and p.suffix != ".pyc"}  # fmt: skip
-    assert shipped <= names
+    operator_only = {n for n in shipped if _operator_only(n)}
+    assert operator_only and operator_only.isdisjoint(names)  # the rollout, the local Organization, the simulator
+    assert shipped - operator_only <= names
     assert "batchops/aws/package.py" in names and "batchops/py.typed" in names
 
     assert sum(i.file_size for i in infos.values()) <= MAX_UNZIPPED_BYTES
@@ -151,3 +156,45 @@ def test_the_artifact_holds_batchops_and_aarch64_cpython312_wheels(built: Path, 
         assert int.from_bytes(header[18:20], "little") == EM_AARCH64, name
     pins = (built.parent / REQUIREMENTS_NAME).read_text().split()
     assert pins == pinned_requirements()
+
+
+def _operator_only(name: str) -> bool:
+    inside = name.removeprefix("batchops/")
+    return any(inside == part or inside.startswith(f"{part}/") for part in NOT_IN_LAMBDA)
+
+
+def _imports(module: str, root: Path) -> set[str]:
+    """The batchops modules `module` imports, at any depth of its code, and the batchops modules any string of it
+    names (eventsourcing resolves persistence modules and topics from strings)."""
+    path = root / Path(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = re.findall(r"\bbatchops(?:\.\w+)+", node.value)
+        for name in names:
+            parts = name.split(".")
+            found |= {".".join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0] == "batchops"}
+    return {m for m in found if (root / Path(*m.split("."))).with_suffix(".py").exists()
+            or (root / Path(*m.split(".")) / "__init__.py").exists()}  # fmt: skip
+
+
+def test_no_lambda_entry_point_needs_what_the_artifact_leaves_out() -> None:
+    root = package_source().parent
+    template = (root.parent / "central-account" / "template.yaml").read_text()
+    handlers = {h.rsplit(".", 1)[0] for h in re.findall(r"Handler: (batchops[\w.]+)", template)}
+    assert handlers == {"batchops.aws.handlers", "batchops.aws.export_handler"}
+    needed, todo = set(), list(handlers)
+    while todo:
+        module = todo.pop()
+        if module not in needed:
+            needed.add(module)
+            todo += _imports(module, root)
+    left_out = {m for m in needed if _operator_only(m.replace(".", "/") + ".py") or _operator_only(m.replace(".", "/"))}
+    assert left_out == set(), f"Lambda code imports modules the artifact leaves out: {left_out}"
+    assert "batchops.aws.views_dynamodb" in needed and "batchops.store_sqlite" in needed  # the scan follows strings

@@ -42,6 +42,23 @@ _UNIX = 3
 # machine's interpreter), and pip's RECORD (it lists those scripts with machine-specific hashes).
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
+NOT_IN_LAMBDA = (
+    "rollout",
+    "simulate.py",
+    "grafana.py",
+    "cli_dashboards.py",
+    "aws/emulator.py",
+    "aws/local_org.py",
+    "aws/local_pipeline.py",
+    "aws/preflight.py",
+    "aws/grafana_workspace.py",
+    "aws/forward_dlq.py",
+    "aws/template_body.py",
+)
+"""Parts of the package (paths below it) that run on an operator's machine, never in Lambda: the rollout, the local
+Organization and its emulator, the simulator, the Grafana provisioning. No Lambda entry point imports them (a test
+follows the entry points' imports)."""
+
 
 class ArtifactError(RuntimeError):
     """The artifact cannot be built as asked (missing dependency, too large, pip failed)."""
@@ -182,11 +199,15 @@ def stage_lambda_tree(
     destination = staging / PACKAGE
     if destination.exists():
         shutil.rmtree(destination)
-    shutil.copytree(
-        source or package_source(),
-        destination,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*"),
-    )
+    root = source or package_source()
+    skipped = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder).relative_to(root)
+        operator_only = {n for n in names if (here / n).as_posix() in NOT_IN_LAMBDA}
+        return set(skipped(folder, names)) | operator_only
+
+    shutil.copytree(root, destination, ignore=ignore)
     return pins
 
 
