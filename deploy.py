@@ -12,7 +12,6 @@ from the management account or a StackSets delegated administrator. See docs/dep
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from rich.prompt import Confirm
 from batchops.aws.grafana_workspace import GrafanaProvisioningError
 from batchops.aws.local_org import LocalRunError, LocalSettings, run_local
 from batchops.aws.preflight import PreflightError
+from batchops.bootstrap import Settings
 from batchops.grafana import GrafanaError
 from batchops.rollout.clients import Clients, WriteRefused
 from batchops.rollout.deploy import deploy
@@ -108,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--keep-running", action="store_true", help="leave the emulator up until Ctrl-C")
     local.add_argument("--out", type=Path, default=LocalSettings.out, help="EMF, dashboards, cached artifact")
     local.add_argument("--grafana-url", help="push the dashboards to this Grafana")
-    local.add_argument("--token", default=os.environ.get("BATCHOPS_GRAFANA_TOKEN"), help="its service account token")
+    local.add_argument("--token", default=Settings.from_environment().grafana_token, help="its service account token")
     commands = main.add_subparsers(dest="command")
     commands.add_parser("status", parents=[sub_common], help="every account of the OUs x region, drift, missing")
     commands.add_parser("destroy", parents=[sub_common], help="remove everything deploy created (asks first)")

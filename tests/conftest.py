@@ -67,7 +67,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., BatchOpsApplication]]:
     made: list[BatchOpsApplication] = []
 
     def make(name: str = "store", *, metrics: bool = True) -> BatchOpsApplication:
-        app = build_application(Settings(store=f"sqlite:///{tmp_path / name}.db"), metrics=metrics)
+        app = build_application(Settings.from_environment(store=f"sqlite:///{tmp_path / name}.db"), metrics=metrics)
         made.append(app)
         return app
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchops.application import BatchOpsApplication
@@ -22,19 +23,57 @@ class StoreUnavailable(RuntimeError):
     """A store that is named correctly but cannot be used: tables missing, no credentials, wrong region."""
 
 
+ENVIRONMENT = {
+    "BATCHOPS_STORE": "the store: sqlite:///PATH or dynamodb://PREFIX (default sqlite:///./batchops.db)",
+    "BATCHOPS_NAMESPACE": "the CloudWatch namespace of the EMF metrics (default BatchOps)",
+    "BATCHOPS_CREATE_TABLES": "1 creates missing DynamoDB tables (an emulator; on AWS the central stack makes them)",
+    "BATCHOPS_RETENTION_DAYS": "days a finished job stays in the DynamoDB views (TTL; default 90)",
+    "BATCHOPS_EXPORT_BUCKET": "the exporter Lambda's bucket for the Athena export",
+    "BATCHOPS_EXPORT_PREFIX": "its key prefix (default projections)",
+    "BATCHOPS_GLUE_DATABASE": "its Glue database (default batchops)",
+    "BATCHOPS_GRAFANA_URL": "the Grafana `batchops dashboards push` pushes to",
+    "BATCHOPS_GRAFANA_TOKEN": "that Grafana's service account token (never printed)",
+}
+"""Every environment variable batchops reads, with what it means: parsed in one place, `Settings.from_environment`."""
+
+
+class SettingsError(ValueError):
+    """An environment variable batchops cannot use; the message names it and what it takes."""
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Typed settings, parsed once from arguments and the environment."""
+    """Typed settings, parsed once from arguments and the environment (`ENVIRONMENT`)."""
 
     store: str = DEFAULT_STORE
     namespace: str = "BatchOps"
+    create_tables: bool = False
+    retention_days: int = 90
+    export_bucket: str = ""
+    export_prefix: str = "projections"
+    glue_database: str = "batchops"
+    grafana_url: str = ""
+    grafana_token: str = field(default="", repr=False)
 
     @classmethod
-    def from_environment(cls, store: str | None = None, namespace: str | None = None) -> Settings:
-        """Arguments win over BATCHOPS_STORE / BATCHOPS_NAMESPACE, which win over the defaults."""
+    def from_environment(
+        cls, store: str | None = None, namespace: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Arguments win over the BATCHOPS_* variables, which win over the defaults."""
+        env = os.environ if environ is None else environ
+        days = env.get("BATCHOPS_RETENTION_DAYS", "90")
+        if not days.isdigit() or int(days) < 1:
+            raise SettingsError(f"BATCHOPS_RETENTION_DAYS={days!r}: give a whole number of days, 1 or more")
         return cls(
-            store=store or os.environ.get(STORE_VARIABLE) or DEFAULT_STORE,
-            namespace=namespace or os.environ.get("BATCHOPS_NAMESPACE") or "BatchOps",
+            store=store or env.get(STORE_VARIABLE) or DEFAULT_STORE,
+            namespace=namespace or env.get("BATCHOPS_NAMESPACE") or "BatchOps",
+            create_tables=env.get("BATCHOPS_CREATE_TABLES", "").lower() in ("1", "y", "yes", "true"),
+            retention_days=int(days),
+            export_bucket=env.get("BATCHOPS_EXPORT_BUCKET", ""),
+            export_prefix=env.get("BATCHOPS_EXPORT_PREFIX", "projections"),
+            glue_database=env.get("BATCHOPS_GLUE_DATABASE", "batchops"),
+            grafana_url=env.get("BATCHOPS_GRAFANA_URL", ""),
+            grafana_token=env.get("BATCHOPS_GRAFANA_TOKEN", ""),
         )
 
 
@@ -87,14 +126,13 @@ def _dynamodb_application(
     prefix = settings.store[len("dynamodb://") :].strip("/")
     if not prefix:
         raise StoreURLError("dynamodb:// needs a table prefix, e.g. dynamodb://batchops (tables batchops-events, ...)")
-    create = os.environ.get("BATCHOPS_CREATE_TABLES", "").lower() in ("1", "y", "yes", "true")
+    create = settings.create_tables
     client = central_client(dict(os.environ), prefix)
     if create:
         ensure_view_tables(client, prefix)
     elif verify:  # the CLI: one line instead of a traceback deep in a query (a Lambda's stack made its tables)
         check_central_tables(client, prefix)
-    retention = int(os.environ.get("BATCHOPS_RETENTION_DAYS", "90"))
-    views = DynamoDBViewStore(client, prefix, retention_days=retention)
+    views = DynamoDBViewStore(client, prefix, retention_days=settings.retention_days)
     env = {
         "PERSISTENCE_MODULE": "batchops.aws.dynamodb_store:DynamoDBFactory",
         "DYNAMODB_TABLE_PREFIX": prefix,

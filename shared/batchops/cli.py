@@ -20,6 +20,7 @@ from batchops.bootstrap import (
     DEFAULT_STORE,
     STORE_VARIABLE,
     Settings,
+    SettingsError,
     StoreUnavailable,
     StoreURLError,
     build_application,
@@ -136,14 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `batchops` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # the parser's defaults read the environment (SettingsError)
         handler = _HANDLERS.get(args.command)
         if handler is None:
             return int(args.handler(args) or 0)
         return handler(args)
-    except (UsageError, StoreURLError) as exc:
+    except (UsageError, StoreURLError, SettingsError) as exc:
         print(f"batchops: error: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from batchops.bootstrap import Settings
 from batchops.dashboards import DashboardSettings, render_dashboards, write_dashboards
 
 AUTH_TYPES = ("default", "ec2_iam_role", "keys", "credentials", "grafana_assume_role")
@@ -24,10 +25,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     render.set_defaults(handler=_render)
 
     target = commands.add_parser("push", help="create or update data sources, folder and dashboards in a Grafana")
-    target.add_argument("--grafana-url", default=os.environ.get("BATCHOPS_GRAFANA_URL"), help="Grafana root URL")
+    environment = Settings.from_environment()
+    target.add_argument("--grafana-url", default=environment.grafana_url or None, help="Grafana root URL")
     target.add_argument(
         "--token",
-        default=os.environ.get("BATCHOPS_GRAFANA_TOKEN"),
+        default=environment.grafana_token or None,
         help="service account token (default: $BATCHOPS_GRAFANA_TOKEN)",
     )
     target.add_argument(
@@ -57,9 +59,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def _dashboard_options(parser: argparse.ArgumentParser) -> None:
     defaults = DashboardSettings()
-    parser.add_argument(
-        "--namespace", default=os.environ.get("BATCHOPS_NAMESPACE", defaults.namespace), help="EMF namespace"
-    )
+    parser.add_argument("--namespace", default=Settings.from_environment().namespace, help="EMF namespace")
     parser.add_argument("--athena-database", default=defaults.athena_database)
     parser.add_argument("--athena-uid", default=defaults.athena_uid, help="uid of the Athena data source")
     parser.add_argument("--cloudwatch-uid", default=defaults.cloudwatch_uid, help="uid of the CloudWatch data source")

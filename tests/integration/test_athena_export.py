@@ -51,7 +51,7 @@ def central(aws: None) -> CentralApplication:
     glue.create_database(DatabaseInput={"Name": DATABASE})
     for table in TABLES:
         glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(table, BUCKET))
-    app = build_application(Settings(store=f"dynamodb://{PREFIX}"), project_inline=True)
+    app = build_application(Settings.from_environment(store=f"dynamodb://{PREFIX}"), project_inline=True)
     assert isinstance(app, CentralApplication)
     return app
 

@@ -35,7 +35,7 @@ def _record(body: str, n: int) -> dict[str, Any]:
 
 
 def _app() -> CentralApplication:
-    app = build_application(Settings(store="dynamodb://bad"), project_inline=True)
+    app = build_application(Settings.from_environment(store="dynamodb://bad"), project_inline=True)
     assert isinstance(app, CentralApplication)
     return app
 

@@ -26,7 +26,7 @@ def _client(service: str) -> Any:
 
 
 def _central(prefix: str = "bt", *, inline: bool = False) -> CentralApplication:
-    app = build_application(Settings(store=f"dynamodb://{prefix}"), project_inline=inline)
+    app = build_application(Settings.from_environment(store=f"dynamodb://{prefix}"), project_inline=inline)
     assert isinstance(app, CentralApplication)
     return app
 

@@ -202,7 +202,7 @@ def test_a_big_file_is_parsed_in_a_second_process_with_the_same_result(tmp_path:
     summary = json.loads(done.stdout)
     assert (summary["read"], summary["rejected"]) == (len(events) + 1, 1)
     parallel = json.loads(run(["jobs", "--format", "json"], tmp_path / "big.db").stdout)
-    app = build_application(Settings(store=f"sqlite:///{tmp_path / 'serial.db'}"))
+    app = build_application(Settings.from_environment(store=f"sqlite:///{tmp_path / 'serial.db'}"))
     Ingestor(app).ingest(RawEvent(e, i) for i, e in enumerate(events))
     assert parallel == list(app.views.jobs())
     app.close()
@@ -376,3 +376,25 @@ def test_a_terminal_table_shows_the_first_rows_and_says_how_to_see_all(
     assert "7 jobs" in shown.out and not shown.err
     assert cli.main(["--store", f"sqlite:///{store}", "jobs", "--format", "json"]) == 0  # every row
     assert len(json.loads(capsys.readouterr().out)) == 9
+
+
+def test_an_environment_variable_batchops_cannot_use_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batchops.cli import main
+
+    monkeypatch.setenv("BATCHOPS_RETENTION_DAYS", "ninety")
+    assert main(["--store", f"sqlite:///{tmp_path / 'b.db'}", "jobs"]) == 2
+    err = capsys.readouterr().err
+    assert err == "batchops: error: BATCHOPS_RETENTION_DAYS='ninety': give a whole number of days, 1 or more\n"
+
+
+def test_the_readme_lists_every_environment_variable_batchops_reads() -> None:
+    from batchops.bootstrap import ENVIRONMENT
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, meaning in ENVIRONMENT.items():
+        assert f"| `{name}` | {meaning} |" in readme, name
+    sources = Path(__file__).resolve().parents[2] / "shared" / "batchops"
+    read = {m for f in sources.rglob("*.py") for m in re.findall(r"\bBATCHOPS_[A-Z_]+", f.read_text())}
+    assert read <= set(ENVIRONMENT) | {"BATCHOPS_"}, read - set(ENVIRONMENT)

@@ -252,7 +252,7 @@ def _replay_interrupted_midway() -> None:
         if seen[0] > 40:
             raise KeyboardInterrupt
 
-    app = build_application(Settings(store=f"dynamodb://{PREFIX}"), verify_store=True)
+    app = build_application(Settings.from_environment(store=f"dynamodb://{PREFIX}"), verify_store=True)
     assert isinstance(app, CentralApplication)
     with pytest.raises(KeyboardInterrupt):
         app.replay(page=20, segments=1, progress=crash_midway)
@@ -314,7 +314,7 @@ def test_every_function_and_the_operator_work_within_their_policies_and_use_all_
         assert principal.denied == [], f"{principal.name} was denied: {principal.denied}"
     local = make_app()
     ingest(local, events)
-    app = build_application(Settings(store=store))
+    app = build_application(Settings.from_environment(store=store))
     assert rows_by_job(app) == rows_by_job(local)  # every phase did its work, none was skipped by an error
     for principal in lambdas.roles.values():
         assert unused_grants(principal, SERVICE_SIDE) == [], f"{principal.name} is granted more than it uses"
@@ -334,7 +334,9 @@ def test_a_call_outside_the_role_fails_as_on_aws(stack: dict[str, str], monkeypa
     assert response == {"batchItemFailures": []}  # recorded: the projector projects them, with its own role
     views = tuple(f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-{t}" for t in ("jobs", "instances", "meta"))
     assert aggregator.denied and {r.resource for r in aggregator.denied} <= set(views)
-    assert list(build_application(Settings(store=f"dynamodb://{PREFIX}")).views.jobs()) == []  # nothing projected
+    assert (
+        list(build_application(Settings.from_environment(store=f"dynamodb://{PREFIX}")).views.jobs()) == []
+    )  # nothing projected
 
 
 # -- Grafana's data sources ------------------------------------------------------------------------------------------

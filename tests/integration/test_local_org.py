@@ -59,7 +59,7 @@ def test_local_demo_summary_equals_the_projection_queried_afterwards(
 
     def query(figures: LocalFigures) -> None:
         # While the emulator still runs: read the projection the way `batchops --store dynamodb://...` does.
-        app = build_application(Settings(store=figures.store), project_inline=False)
+        app = build_application(Settings.from_environment(store=figures.store), project_inline=False)
         seen["summary"] = store_summary(app.views)
         per_account: dict[str, Counter[str]] = defaultdict(Counter)
         for job in app.views.jobs():

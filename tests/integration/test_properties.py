@@ -32,7 +32,7 @@ def _project(
     points: list[MetricPoint] = []
     default_queue = views.JOB_ROWS_QUEUED
     with tempfile.TemporaryDirectory() as folder:
-        app = build_application(Settings(store=f"sqlite:///{Path(folder) / 'p.db'}"))
+        app = build_application(Settings.from_environment(store=f"sqlite:///{Path(folder) / 'p.db'}"))
         try:
             views.JOB_ROWS_QUEUED = queued_rows or default_queue
             ingestor = Ingestor(app, batch_size=batch_size, project_every=project_every, on_points=points.extend)
@@ -96,7 +96,7 @@ def test_replay_equals_live(seed: int, page: int, two_cores: bool, queued_rows: 
     events = _workload(seed, jobs=6)
     default_queue = views.JOB_ROWS_QUEUED
     with tempfile.TemporaryDirectory() as folder:
-        app = build_application(Settings(store=f"sqlite:///{Path(folder) / 'r.db'}"))
+        app = build_application(Settings.from_environment(store=f"sqlite:///{Path(folder) / 'r.db'}"))
         if two_cores:
             app.parallel_replay_min_events = 0  # the job phase in a worker process too, whatever the store's size
         try:

@@ -38,7 +38,7 @@ def _client(service: str) -> Any:
 
 
 def _central(prefix: str) -> CentralApplication:
-    app = build_application(Settings(store=f"dynamodb://{prefix}"), project_inline=True)
+    app = build_application(Settings.from_environment(store=f"dynamodb://{prefix}"), project_inline=True)
     assert isinstance(app, CentralApplication)
     return app
 

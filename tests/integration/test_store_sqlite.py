@@ -41,8 +41,8 @@ class TestPollingSQLiteApplicationRecorder(cases.ApplicationRecorderTestCase[App
 
 
 def test_an_application_subscription_sees_events_saved_by_another_process_soon(tmp_path: Path) -> None:
-    writer = build_application(Settings(store=f"sqlite:///{tmp_path / 's.db'}"))
-    reader = build_application(Settings(store=f"sqlite:///{tmp_path / 's.db'}"))
+    writer = build_application(Settings.from_environment(store=f"sqlite:///{tmp_path / 's.db'}"))
+    reader = build_application(Settings.from_environment(store=f"sqlite:///{tmp_path / 's.db'}"))
     seen: list[object] = []
     with ApplicationSubscription(reader, gt=0) as subscription:
 

@@ -12,7 +12,6 @@ destination.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from functools import cache
 from typing import Any
@@ -24,24 +23,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from batchops.aws.athena_export import AthenaExporter, ExportSettings
+from batchops.bootstrap import Settings
 
 logger = Logger(service="batchops")
 
 
 def settings_from_environment(environ: dict[str, str] | None = None) -> ExportSettings:
-    """The exporter's settings from the function's environment variables."""
-    env = dict(os.environ if environ is None else environ)
-    store = env.get("BATCHOPS_STORE", "")
-    if not store.startswith("dynamodb://"):
-        raise ValueError(f"BATCHOPS_STORE must be dynamodb://PREFIX, not {store!r}")
-    bucket = env.get("BATCHOPS_EXPORT_BUCKET", "")
-    if not bucket:
+    """The exporter's settings from the function's environment variables (batchops.bootstrap.ENVIRONMENT)."""
+    settings = Settings.from_environment(environ=environ)
+    if not settings.store.startswith("dynamodb://"):
+        raise ValueError(f"BATCHOPS_STORE must be dynamodb://PREFIX, not {settings.store!r}")
+    if not settings.export_bucket:
         raise ValueError("BATCHOPS_EXPORT_BUCKET is not set")
     return ExportSettings(
-        bucket=bucket,
-        store_prefix=store.removeprefix("dynamodb://"),
-        key_prefix=env.get("BATCHOPS_EXPORT_PREFIX", "projections"),
-        database=env.get("BATCHOPS_GLUE_DATABASE", "batchops"),
+        bucket=settings.export_bucket,
+        store_prefix=settings.store.removeprefix("dynamodb://"),
+        key_prefix=settings.export_prefix,
+        database=settings.glue_database,
     )
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -52,7 +51,7 @@ def handle_sqs_batch(app: CentralApplication, event: dict[str, Any]) -> PartialI
     parse(event=event, model=SqsModel)  # the shape AWS sends; a malformed invocation fails loudly
     records = event["Records"]
     outcome = app.record_batch([_translated(r) for r in records], poison=_PoisonMessages(records))
-    _emit(list(outcome.points), os.environ.get("BATCHOPS_NAMESPACE", "BatchOps"))
+    _emit(list(outcome.points), Settings.from_environment().namespace)
     counts = {"new": outcome.new, "duplicates": outcome.duplicates, "unusable": outcome.rejected + outcome.ignored}
     logger.info("batch recorded", extra={"messages": len(records), **counts, "failed": len(outcome.failed)})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in outcome.failed]}

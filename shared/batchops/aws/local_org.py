@@ -384,7 +384,7 @@ def _follow_stream(env: dict[str, str], job: dict[str, str], messages: Any, inge
         from batchops.aws import handlers
 
         handlers.logger.setLevel(logging.WARNING)
-        app = build_application(Settings(store=job["store"]), project_inline=False)
+        app = build_application(Settings.from_environment(store=job["store"]), project_inline=False)
         assert isinstance(app, CentralApplication)
         region = env["AWS_DEFAULT_REGION"]
         pipeline = LocalPipeline(
@@ -583,7 +583,7 @@ def _central_application(
             "in-process on the same SQS batches and stream records"
         )
         figures.store = outputs.get("StoreUrl", settings.store)
-        app = build_application(Settings(store=figures.store), project_inline=False)
+        app = build_application(Settings.from_environment(store=figures.store), project_inline=False)
         assert isinstance(app, CentralApplication)
         from batchops.aws import handlers
 
