@@ -258,35 +258,58 @@ def run_preflight(
         problems.append("no --org-unit given: name at least one OU (ou-xxxx-xxxxxxxx) or the root (r-xxxx)")
     if not regions:
         problems.append("no --regions given: name at least one region, e.g. --regions us-east-1,eu-west-1")
-    trusted = trusted_access_enabled(organizations)
-    if not trusted and dry_run and caller.is_management:
-        notes.append(
-            "trusted access for CloudFormation StackSets is off: the deploy would ask to run "
-            f"`{trusted_access_command(profile)}`"
-        )
-    elif not trusted:
-        if (
-            caller.is_management
-            and enable_access is not None
-            and enable_access(
-                "Trusted access for CloudFormation StackSets is off in this Organization. Turn it on now "
-                f"({trusted_access_command(profile)})?"
-            )
-        ):
-            enable_trusted_access(organizations)
-            trusted = True
-            notes.append("trusted access for CloudFormation StackSets turned on")
-        else:
-            problems.append(
-                "trusted access for CloudFormation StackSets is off: in the management account run "
-                f"`{trusted_access_command(profile)}` (or pass --yes to let deploy.py turn it on)"
-            )
+    trusted = _trusted_access(organizations, caller, problems, notes, enable_access, profile, dry_run)
     units, ou_problems = describe_org_units(organizations, org_unit_ids)
     problems += ou_problems
     problems += region_problems(ec2, regions, supported_regions)
     central = central_account_id or caller.account_id
     if central != caller.account_id:
         problems += central_account_problems(caller, central, organization_accounts(organizations))
+    _management_account_notes(caller, central, units, include_management_account, problems, notes)
+    if problems:
+        raise PreflightError(problems)
+    return PreflightReport(caller, tuple(units), tuple(regions), central, trusted, tuple(notes))
+
+
+def _trusted_access(
+    organizations: Any,
+    caller: Caller,
+    problems: list[str],
+    notes: list[str],
+    enable_access: Callable[[str], bool] | None,
+    profile: str | None,
+    dry_run: bool,
+) -> bool:
+    """Whether trusted access for StackSets is on, turning it on when the caller may and says yes (a dry run only
+    notes the question); what is wrong or done goes to `problems` and `notes`."""
+    command = trusted_access_command(profile)
+    if trusted_access_enabled(organizations):
+        return True
+    if dry_run and caller.is_management:
+        notes.append(f"trusted access for CloudFormation StackSets is off: the deploy would ask to run `{command}`")
+        return False
+    question = f"Trusted access for CloudFormation StackSets is off in this Organization. Turn it on now ({command})?"
+    if caller.is_management and enable_access is not None and enable_access(question):
+        enable_trusted_access(organizations)
+        notes.append("trusted access for CloudFormation StackSets turned on")
+        return True
+    problems.append(
+        "trusted access for CloudFormation StackSets is off: in the management account run "
+        f"`{command}` (or pass --yes to let deploy.py turn it on)"
+    )
+    return False
+
+
+def _management_account_notes(
+    caller: Caller,
+    central: str,
+    units: Sequence[OrgUnit],
+    include_management_account: bool,
+    problems: list[str],
+    notes: list[str],
+) -> None:
+    """What the management account's place means: the central stack there, --include-management-account without
+    its credentials, or the management account in a target OU that the StackSet never covers."""
     if central == caller.management_account_id:
         notes.append(
             f"the central stack goes to the management account {central}; AWS recommends a dedicated monitoring "
@@ -302,6 +325,3 @@ def run_preflight(
             f"the management account {caller.management_account_id} is in a target OU but a SERVICE_MANAGED "
             "StackSet never covers it: add --include-management-account to deploy the member stack there"
         )
-    if problems:
-        raise PreflightError(problems)
-    return PreflightReport(caller, tuple(units), tuple(regions), central, trusted, tuple(notes))
