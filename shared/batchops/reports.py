@@ -90,40 +90,44 @@ def logs_console_url(region: str, group: str | None, stream: str | None) -> str 
     )
 
 
+_JOB_FACTS = (
+    "account_id",
+    "region",
+    "job_arn",
+    "queue",
+    "job_definition",
+    "compute_environment",
+    "platform",
+    "status",
+    "status_reason",
+    "blocked_reason",
+    "failure_kind",
+    "attempts",
+    "exit_code",
+    "created_at",
+    "queue_seconds",
+    "run_seconds",
+    "instance_id",
+    "instance_type",
+    "availability_zone",
+    "pricing",
+    "spot_interrupted",
+    "vcpus",
+    "memory_mib",
+    "gpus",
+    "array_parent_id",
+    "array_index",
+    "array_size",
+)
+"""The job row's fields the drilldown lists, in this order (those that are set)."""
+
+
 def print_job(job: dict[str, Any]) -> None:
     """The drilldown of one job: identity, state timeline, attempts with instance, exit and logs."""
     console = _console()
     console.rule(f"[bold]{job['job_name'] or ''} {job['job_id']}")
     facts = Table.grid(padding=(0, 2))
-    for key in (
-        "account_id",
-        "region",
-        "job_arn",
-        "queue",
-        "job_definition",
-        "compute_environment",
-        "platform",
-        "status",
-        "status_reason",
-        "blocked_reason",
-        "failure_kind",
-        "attempts",
-        "exit_code",
-        "created_at",
-        "queue_seconds",
-        "run_seconds",
-        "instance_id",
-        "instance_type",
-        "availability_zone",
-        "pricing",
-        "spot_interrupted",
-        "vcpus",
-        "memory_mib",
-        "gpus",
-        "array_parent_id",
-        "array_index",
-        "array_size",
-    ):
+    for key in _JOB_FACTS:
         if job.get(key) is not None:
             facts.add_row(f"[dim]{key}", str(job[key]))
     console.print(facts)
@@ -133,31 +137,29 @@ def print_job(job: dict[str, Any]) -> None:
     for change in job["timeline"]:
         timeline.add_row(change["event_time"], change["status"], str(change["attempt"]), change["status_reason"] or "")
     console.print(timeline)
+    console.print(_attempts_table(job["attempt_details"]))
+    url = logs_console_url(job["region"], job["log_group"], job["log_stream"])
+    if url:
+        console.print(f"logs of the last attempt (account {job['account_id']}): {url}")
+
+
+def _attempts_table(details: list[dict[str, Any]]) -> Table:
+    """One row per attempt: times, exit, reasons, where it ran and its log stream."""
     attempts = Table(title="attempts")
     for column in ("#", "started", "stopped", "exit", "reason", "instance / container instance / task", "log stream"):
         attempts.add_column(column, overflow="fold")
-    for attempt in job["attempt_details"]:
+    for attempt in details:
+        host = " ".join(v for v in (attempt.get("instance_id"), attempt.get("instance_type")) if v)
         attempts.add_row(
             str(attempt["attempt"]),
             attempt["started_at"] or "",
             attempt["stopped_at"] or "",
             "" if attempt["exit_code"] is None else str(attempt["exit_code"]),
             " / ".join(x for x in (attempt["status_reason"], attempt["container_reason"]) if x),
-            "\n".join(
-                x
-                for x in (
-                    " ".join(v for v in (attempt.get("instance_id"), attempt.get("instance_type")) if v),
-                    attempt["container_instance_arn"],
-                    attempt["task_arn"],
-                )
-                if x
-            ),
+            "\n".join(x for x in (host, attempt["container_instance_arn"], attempt["task_arn"]) if x),
             f"{attempt['log_group']}\n{attempt['log_stream']}" if attempt["log_stream"] else "",
         )
-    console.print(attempts)
-    url = logs_console_url(job["region"], job["log_group"], job["log_stream"])
-    if url:
-        console.print(f"logs of the last attempt (account {job['account_id']}): {url}")
+    return attempts
 
 
 def _percentile(values: list[float], q: float) -> float | None:
