@@ -418,20 +418,34 @@ def patch_moto(setter: Setter | None = None) -> None:
             return
         _applied = True
         setter = setattr
+    _patch_routing(setter)
+    _patch_dynamodb(setter)
+    _patch_sqs(setter)
+    _patch_cloudformation(setter)
+
+
+def _patch_routing(setter: Setter) -> None:
+    """moto's request routing: the same answers every time, so computed once."""
     from moto import backends
-    from moto.awslambda.models import LambdaBackend
-    from moto.cloudformation import models as cfn_models
-    from moto.cloudformation import parsing as cfn_parsing
-    from moto.cloudformation import responses as cfn_responses
     from moto.core import responses as core_responses
     from moto.core import utils as core_utils
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    setter(MotoRandom, "get_random_string", _random_string)
+    # Routing each request: moto lists a handler class's methods and converts names, the same answers every time.
+    setter(core_responses, "method_names_from_class", functools.cache(core_utils.method_names_from_class))
+    setter(core_responses, "camelcase_to_underscores", functools.cache(core_utils.camelcase_to_underscores))
+    setter(backends, "list_of_moto_modules", _moto_modules_cached(backends.list_of_moto_modules))
+
+
+def _patch_dynamodb(setter: Setter) -> None:
+    """DynamoDB and its streams: binary and JSON as AWS returns them, item sizes, one request at a time."""
+    from moto.awslambda.models import LambdaBackend
     from moto.dynamodb import models as dynamodb_models
     from moto.dynamodb.models import dynamo_type
     from moto.dynamodb.models import table as dynamodb_table
     from moto.dynamodb.responses import DynamoHandler
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
-    from moto.moto_api._internal.moto_random import MotoRandom
-    from moto.sqs import models as sqs_models
 
     setter(dynamodb_table, "dynamo_json_dump", _json_dump_with_binary)
     setter(DynamoHandler, "serialized", _plain_json(DynamoHandler.serialized, "dynamodb"))
@@ -441,23 +455,32 @@ def patch_moto(setter: Setter | None = None) -> None:
         "__setitem__",
         _item_size_checked_incrementally(dynamo_type.LimitedSizeDict.__setitem__),
     )
-    setter(sqs_models, "generate_receipt_handle", _receipt_handle)
-    setter(MotoRandom, "get_random_string", _random_string)
-    # Routing each request: moto lists a handler class's methods and converts names, the same answers every time.
-    setter(core_responses, "method_names_from_class", functools.cache(core_utils.method_names_from_class))
-    camelcase_to_underscores = functools.cache(core_utils.camelcase_to_underscores)
-    setter(core_responses, "camelcase_to_underscores", camelcase_to_underscores)
-    setter(sqs_models, "camelcase_to_underscores", camelcase_to_underscores)
     setter(dynamodb_table.Table, "query", _query_one_partition(dynamodb_table.Table.query))
-    setter(sqs_models, "unix_time", _wall_clock_seconds)
-    setter(sqs_models, "unix_time_millis", _wall_clock_millis)
-    setter(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", _retention_check_without_attributes)
-    setter(backends, "list_of_moto_modules", _moto_modules_cached(backends.list_of_moto_modules))
     setter(DynamoHandler, "call_action", _one_request_at_a_time(DynamoHandler.call_action))
     setter(dynamodb_models, "copy", _TablesUncopied())
     dynamodb = dynamodb_models.DynamoDBBackend
     setter(dynamodb, "transact_write_items", _transact_with_item_backups(dynamodb.transact_write_items))
     setter(LambdaBackend, "send_dynamodb_items", _skip_disabled_stream_mappings(LambdaBackend.send_dynamodb_items))
+
+
+def _patch_sqs(setter: Setter) -> None:
+    """SQS: receipt handles, the wall clock, the retention check."""
+    from moto.core import utils as core_utils
+    from moto.sqs import models as sqs_models
+
+    setter(sqs_models, "generate_receipt_handle", _receipt_handle)
+    setter(sqs_models, "camelcase_to_underscores", functools.cache(core_utils.camelcase_to_underscores))
+    setter(sqs_models, "unix_time", _wall_clock_seconds)
+    setter(sqs_models, "unix_time_millis", _wall_clock_millis)
+    setter(sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", _retention_check_without_attributes)
+
+
+def _patch_cloudformation(setter: Setter) -> None:
+    """CloudFormation: the bus policy it skips, change-set outputs, what a StackSet keeps, deletes by OU."""
+    from moto.cloudformation import models as cfn_models
+    from moto.cloudformation import parsing as cfn_parsing
+    from moto.cloudformation import responses as cfn_responses
+
     setter(cfn_parsing, "resource_class_from_type", _with_event_bus_policy(cfn_parsing.resource_class_from_type))
     backend = cfn_models.CloudFormationBackend
     setter(backend, "execute_change_set", _execute_change_set_with_outputs(backend.execute_change_set))
