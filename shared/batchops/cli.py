@@ -392,7 +392,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """`batchops simulate`"""
-    from batchops.simulate import SimulationSettings, simulate
+    from batchops.simulation import SimulationSettings, simulate
 
     if min(args.accounts, args.regions, args.jobs) < 1:
         raise UsageError("--accounts, --regions and --jobs must be at least 1")

@@ -25,7 +25,7 @@ from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.export_layout import COLUMNS, GENERATION_KEY, OPEN_DT, TABLES
 from batchops.inbound import Parsed, translate
 from batchops.parquet import read_parquet
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION
 
 REGION = AWS_REGION  # where the `aws` fixture (tests/conftest.py) puts the central account

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from batchops.ingest import Ingestor, read_events
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from batchops.translation import MAX_EVENT_BYTES
 from conftest import sample
 

@@ -15,7 +15,7 @@ from botocore.config import Config
 from batchops.aws.central import STREAM_MARKER_SECONDS, CentralApplication
 from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
 from batchops.bootstrap import Settings, build_application
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, ingest, rows_by_job
 
 REGION = AWS_REGION  # where the `aws` fixture (tests/conftest.py) puts the central account

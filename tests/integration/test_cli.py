@@ -188,7 +188,7 @@ def test_simulate_writes_a_stream_the_ingest_reads(tmp_path: Path) -> None:
 def test_a_big_file_is_parsed_in_a_second_process_with_the_same_result(tmp_path: Path) -> None:
     from batchops.bootstrap import Settings, build_application
     from batchops.ingest import Ingestor
-    from batchops.simulate import SimulationSettings, simulate
+    from batchops.simulation import SimulationSettings, simulate
     from batchops.translation import RawEvent
 
     events = list(simulate(SimulationSettings(accounts=2, regions=1, jobs=400, seed=9, chaos=True)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batchops.cli import main
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from batchops.times import parse_instant
 
 METRICS = {

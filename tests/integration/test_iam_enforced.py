@@ -26,7 +26,7 @@ from batchops.aws.handlers import central_application, handle_sqs_batch, handle_
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.dashboards import DashboardSettings, render_dashboards
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, create_central_stack_on_moto, ingest, rows_by_job, sqs_lambda_event
 from iam_calls import ACCOUNT, Principal, acting_as, enforcing
 from iam_policies import ALLOWED, Request, decide

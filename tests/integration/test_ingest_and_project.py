@@ -310,7 +310,7 @@ def test_drilldown_shows_timeline_attempts_and_logs(make_app) -> None:
 
 def _stream_file(path: Path) -> Path:
     """A simulated stream as JSON Lines, with an invalid line in the middle."""
-    from batchops.simulate import SimulationSettings, simulate_with_truth
+    from batchops.simulation import SimulationSettings, simulate_with_truth
 
     events, _ = simulate_with_truth(SimulationSettings(accounts=1, regions=2, jobs=40, seed=5, chaos=True))
     lines = [json.dumps(e) for e in events]
@@ -398,7 +398,7 @@ def test_a_store_made_anew_where_one_was_deleted_does_not_take_up_its_leftover_v
 def test_two_ingests_into_one_store_at_once_converge_to_what_one_would_record(make_app) -> None:
     """Two runs on one store, taking turns with overlapping batches: a save that the other run beat raises inside,
     the batch is recorded again on fresh state, and the store and views end as a single run leaves them."""
-    from batchops.simulate import SimulationSettings, simulate_with_truth
+    from batchops.simulation import SimulationSettings, simulate_with_truth
 
     events, _ = simulate_with_truth(SimulationSettings(accounts=1, regions=2, jobs=40, seed=5, chaos=True))
     facts = [f for f in map(translate, events) if isinstance(f, Parsed)]
@@ -510,7 +510,7 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
 
 
 def _simulated(jobs: int = 200) -> list[dict]:
-    from batchops.simulate import SimulationSettings, simulate_with_truth
+    from batchops.simulation import SimulationSettings, simulate_with_truth
 
     events, _ = simulate_with_truth(SimulationSettings(accounts=1, regions=2, jobs=jobs, seed=7, chaos=True))
     return events

@@ -10,7 +10,7 @@ from cfnlint.decode import cfn_yaml
 from moto.events.models import EventPattern
 
 from batchops.aws.local_pipeline import pattern_matches
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from conftest import all_samples
 
 MEMBER_TEMPLATE = Path(__file__).parents[2] / "member-account" / "template.yaml"

@@ -14,7 +14,7 @@ from batchops import views
 from batchops.bootstrap import Settings, build_application
 from batchops.ingest import Ingestor
 from batchops.metrics import MetricPoint
-from batchops.simulate import SimulationSettings, simulate_with_truth
+from batchops.simulation import SimulationSettings, simulate_with_truth
 from batchops.translation import RawEvent
 from conftest import ingest, rows_by_job
 

@@ -27,7 +27,7 @@ from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.jobs import MAX_ATTEMPTS_KEPT, Job, new_job_fold, observe_state
 from batchops.projector import FoldsByKind
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, sample, sqs_lambda_event
 
 EVENTBRIDGE_MAX_BYTES = 256 * 1024

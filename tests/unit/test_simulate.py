@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from batchops.simulate import (
+from batchops.simulation import (
     DETAIL_TYPES,
     REGIONS,
     SECRET_VALUE,

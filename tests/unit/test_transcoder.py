@@ -9,7 +9,7 @@ from uuid import uuid4
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, Mapper, UUIDAsHex
 
 from batchops.jobs import Job
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import SimulationSettings, simulate
 from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
 from conftest import ingest
 

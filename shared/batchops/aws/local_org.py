@@ -44,8 +44,8 @@ from batchops.rollout.coverage import DEPLOYED
 from batchops.rollout.deploy import deploy
 from batchops.rollout.settings import RolloutSettings
 from batchops.rollout.status import status
-from batchops.simulate import REGIONS as SIMULATED_REGIONS
-from batchops.simulate import SimulationSettings, simulate
+from batchops.simulation import REGIONS as SIMULATED_REGIONS
+from batchops.simulation import SimulationSettings, simulate
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 CHUNK_EVENTS = 100  # moto SQS costs grow with the queue length (every receive recounts the queue): keep it short

@@ -44,7 +44,7 @@ _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 
 NOT_IN_LAMBDA = (
     "rollout",
-    "simulate.py",
+    "simulation",
     "grafana.py",
     "cli_dashboards.py",
     "aws/emulator.py",
