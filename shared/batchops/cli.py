@@ -48,7 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchops", description="Organization-wide operations view of AWS Batch.")
     _store_option(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _ingest_parser(commands)
+    _view_parsers(commands)
+    _store_parsers(commands)
+    _simulate_parser(commands)
+    _redrive_parser(commands)
+    try:
+        from batchops.cli_dashboards import register
+    except ImportError:  # the dashboards module is optional in a partial checkout
+        pass
+    else:
+        register(commands)
+    return parser
 
+
+def _ingest_parser(commands: Any) -> None:
     ingest = commands.add_parser("ingest", help="ingest EventBridge events (JSON Lines or JSON arrays)")
     _store_option(ingest, top=False)
     ingest.add_argument("files", nargs="+", help="event files; '-' reads standard input")
@@ -58,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quiet", action="store_true", help="no progress display")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+
+def _view_parsers(commands: Any) -> None:
+    """The commands that read the projections: jobs, job, instances, timeline, attempts."""
     jobs = commands.add_parser("jobs", help="list job projection rows")
     _store_option(jobs, top=False)
     jobs.add_argument("--account", action="append", default=[], help="account id (repeatable)")
@@ -74,18 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--account", help="account id, when the same job id exists in several accounts")
     job.add_argument("--format", choices=("text", "json"), default="text")
 
-    instances = commands.add_parser("instances", help="list the compute-instance view")
-    _store_option(instances, top=False)
-    instances.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    for name, description, default in (
+        ("instances", "list the compute-instance view", "table"),
+        ("timeline", "list every job's state changes (the drilldown timeline)", "json"),
+        ("attempts", "list every job's attempts with instance, exit code and reason", "json"),
+    ):
+        listing = commands.add_parser(name, help=description)
+        _store_option(listing, top=False)
+        listing.add_argument("--format", choices=("table", "json", "csv"), default=default)
 
-    timeline = commands.add_parser("timeline", help="list every job's state changes (the drilldown timeline)")
-    _store_option(timeline, top=False)
-    timeline.add_argument("--format", choices=("table", "json", "csv"), default="json")
 
-    attempts = commands.add_parser("attempts", help="list every job's attempts with instance, exit code and reason")
-    _store_option(attempts, top=False)
-    attempts.add_argument("--format", choices=("table", "json", "csv"), default="json")
-
+def _store_parsers(commands: Any) -> None:
+    """The commands about the store as a whole: replay, summary, rejected."""
     replay = commands.add_parser("replay", help="rebuild every projection from the event store")
     _store_option(replay, top=False)
     replay.add_argument("--quiet", action="store_true", help="no progress display")
@@ -98,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(rejected, top=False)
     rejected.add_argument("--limit", type=int, default=20)
 
+
+def _simulate_parser(commands: Any) -> None:
     simulate = commands.add_parser(
         "simulate",
         help="write a realistic multi-account event stream to stdout",
@@ -119,20 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--out", help="write to this file instead of standard output")
 
+
+def _redrive_parser(commands: Any) -> None:
     redrive = commands.add_parser("redrive", help="move the aggregator's dead-letter messages back to its queue")
     redrive.add_argument(
         "--dlq-url", required=True, help="the dead-letter queue URL (stack output IngestDeadLetterQueueUrl)"
     )
     redrive.add_argument("--queue-url", required=True, help="the ingest queue URL (stack output IngestQueueUrl)")
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
-
-    try:
-        from batchops.cli_dashboards import register
-    except ImportError:  # the dashboards module is optional in a partial checkout
-        pass
-    else:
-        register(commands)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,9 +179,8 @@ def _open(args: argparse.Namespace, *, metrics: bool = False) -> Any:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """`batchops ingest FILE...`"""
-    from batchops.compressed import UnreadableInput
     from batchops.emf import emf_documents
-    from batchops.ingest import Ingestor, read_events
+    from batchops.ingest import Ingestor
 
     settings = _settings(args)
     for name in args.files:
@@ -189,45 +201,58 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         with _progress_bar(show_progress, "ingest", None) as advance:
             ingestor = Ingestor(
-                app,
-                batch_size=args.batch_size,
-                on_points=write_points if emf_file else None,
-                on_progress=advance,
+                app, batch_size=args.batch_size, on_points=write_points if emf_file else None, on_progress=advance
             )
-            for name in args.files:
-                try:
-                    if name == "-":
-                        ingestor.ingest(read_events(sys.stdin.buffer))
-                    else:
-                        with open(name, "rb") as stream:
-                            ingestor.ingest(read_events(stream))
-                except UnreadableInput as error:
-                    print(
-                        f"batchops: error: {'standard input' if name == '-' else name}: {error}."
-                        f" The {ingestor.summary.read:,} events read before the break are recorded"
-                        f" ({ingestor.summary.new:,} new); ingest a complete copy of the file again:"
-                        " what is recorded already counts as duplicates.",
-                        file=sys.stderr,
-                    )
-                    return 1
-                except KeyboardInterrupt:
-                    print(
-                        f"batchops: interrupted in {'standard input' if name == '-' else name}."
-                        f" {ingestor.summary.read:,} events are recorded ({ingestor.summary.new:,} new);"
-                        " run the same ingest again to record the rest: what is recorded counts as duplicates.",
-                        file=sys.stderr,
-                    )
-                    return 130
+            stopped = _ingest_files(ingestor, args.files)
+            if stopped is not None:
+                return stopped
     finally:
         if emf_file is not None:
             emf_file.close()
+    return _report_ingest(ingestor, time.perf_counter() - started, as_json=args.json)
+
+
+def _ingest_files(ingestor: Any, names: Sequence[str]) -> int | None:
+    """Ingest each file in turn; the exit status if one breaks off or Ctrl-C stops it (what came before is kept)."""
+    from batchops.compressed import UnreadableInput
+    from batchops.ingest import read_events
+
+    for name in names:
+        where = "standard input" if name == "-" else name
+        try:
+            if name == "-":
+                ingestor.ingest(read_events(sys.stdin.buffer))
+            else:
+                with open(name, "rb") as stream:
+                    ingestor.ingest(read_events(stream))
+        except UnreadableInput as error:
+            print(
+                f"batchops: error: {where}: {error}."
+                f" The {ingestor.summary.read:,} events read before the break are recorded"
+                f" ({ingestor.summary.new:,} new); ingest a complete copy of the file again:"
+                " what is recorded already counts as duplicates.",
+                file=sys.stderr,
+            )
+            return 1
+        except KeyboardInterrupt:
+            print(
+                f"batchops: interrupted in {where}."
+                f" {ingestor.summary.read:,} events are recorded ({ingestor.summary.new:,} new);"
+                " run the same ingest again to record the rest: what is recorded counts as duplicates.",
+                file=sys.stderr,
+            )
+            return 130
+    return None
+
+
+def _report_ingest(ingestor: Any, elapsed: float, *, as_json: bool) -> int:
+    """The ingest's summary (a line per reason, or JSON) and its exit status."""
     summary = ingestor.summary
-    elapsed = time.perf_counter() - started
     # Exit status 3: everything was read, but some events were kept aside as unusable (the summary says why).
     status = 3 if summary.rejected else 0
     if summary.rejected:
         print(f"batchops: {summary.rejected:,} events kept aside as unusable (exit status 3)", file=sys.stderr)
-    if args.json:
+    if as_json:
         print(orjson.dumps({**summary.as_dict(), "seconds": round(elapsed, 3)}).decode())
         return status
     rate = summary.read / elapsed if elapsed > 0 else 0.0
