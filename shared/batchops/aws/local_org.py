@@ -600,19 +600,44 @@ def _drive(
     clients: Clients,
     outputs: Mapping[str, str],
 ) -> None:
-    home = settings.regions[0]
     with phase("simulated workload"):
-        events = workload(settings, figures.members)
-        console.print(
-            f"{len(events):,} member events: {settings.jobs:,} jobs submitted in all (array jobs among them, each "
-            f"with its children), {len(figures.members)} accounts x {len(settings.regions)} regions, seed "
-            f"{settings.seed}, with duplicates and reordering"
-        )
-        patterns = {
-            (account, region): rule_patterns(clients.client("events", region, account), f"{settings.prefix}-")
-            for account in figures.members
-            for region in settings.regions
-        }
+        events, patterns = _simulated_workload(settings, figures, console, clients)
+    with phase("pipeline (member rules → SQS → aggregator → DynamoDB → stream → projector)"):
+        _run_pipeline(settings, figures, console, app, outputs, events, patterns)
+    with phase("dashboards"):
+        _write_dashboards(settings, figures, console, outputs)
+
+
+def _simulated_workload(
+    settings: LocalSettings, figures: LocalFigures, console: Console, clients: Clients
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Any]]:
+    """The members' events, and the forwarding rules' patterns of each member account x region."""
+    events = workload(settings, figures.members)
+    console.print(
+        f"{len(events):,} member events: {settings.jobs:,} jobs submitted in all (array jobs among them, each "
+        f"with its children), {len(figures.members)} accounts x {len(settings.regions)} regions, seed "
+        f"{settings.seed}, with duplicates and reordering"
+    )
+    patterns = {
+        (account, region): rule_patterns(clients.client("events", region, account), f"{settings.prefix}-")
+        for account in figures.members
+        for region in settings.regions
+    }
+    return events, patterns
+
+
+def _run_pipeline(
+    settings: LocalSettings,
+    figures: LocalFigures,
+    console: Console,
+    app: CentralApplication,
+    outputs: Mapping[str, str],
+    events: list[dict[str, Any]],
+    patterns: dict[tuple[str, str], Any],
+) -> None:
+    """Forward the events through the member rules, aggregate them from SQS, and follow the stream with the
+    projector in its own process, as the Lambdas do on AWS; the figures of each step."""
+    home = settings.regions[0]
     pipeline = LocalPipeline(
         app,
         boto3.client("sqs", region_name=home),
@@ -628,47 +653,52 @@ def _drive(
         "events_table": outputs["EventsTableName"],
     }
     figures.emf_file = settings.out / "emf.jsonl"
-    with phase("pipeline (member rules → SQS → aggregator → DynamoDB → stream → projector)"):
-        started = time.perf_counter()
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with (
-            figures.emf_file.open("w") as emf,
-            Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False) as progress,
-        ):
-            sent = progress.add_task("member events sent", total=len(events))
-            recorded = progress.add_task("SQS messages aggregated", total=None)
-            projected = progress.add_task("stream records projected", total=None)
-            # The projector follows the stream while the member events are forwarded and aggregated, as the
-            # projector Lambda does on AWS: in its own process (see _StreamFollower).
-            projector = _StreamFollower(
-                pipeline.figures, lambda n: progress.update(projected, advance=n), projector_env, projector_job
-            )
-            projector.start()
-            try:
-                for i in range(0, len(events), CHUNK_EVENTS):
-                    projector.raise_failure()
-                    chunk = events[i : i + CHUNK_EVENTS]
-                    pipeline.forward(chunk, patterns)
-                    progress.update(sent, advance=len(chunk))
-                    with contextlib.redirect_stdout(emf):  # the aggregator prints EMF as Lambda's stdout would
-                        pipeline.run_aggregator(progress=lambda n: progress.update(recorded, advance=n))
-                projector.finish()
-            except BaseException:
-                projector.abort()  # Ctrl-C or a failure: stop the projector now, not after the stream is read
-                raise
-            projector.raise_failure()
-        figures.pipeline_seconds = time.perf_counter() - started
-        figures.pipeline = pipeline.figures
-    with phase("dashboards"):
-        from batchops.dashboards import DashboardSettings, write_dashboards
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with (
+        figures.emf_file.open("w") as emf,
+        Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False) as progress,
+    ):
+        sent = progress.add_task("member events sent", total=len(events))
+        recorded = progress.add_task("SQS messages aggregated", total=None)
+        projected = progress.add_task("stream records projected", total=None)
+        # The projector follows the stream while the member events are forwarded and aggregated, as the
+        # projector Lambda does on AWS: in its own process (see _StreamFollower).
+        projector = _StreamFollower(
+            pipeline.figures, lambda n: progress.update(projected, advance=n), projector_env, projector_job
+        )
+        projector.start()
+        try:
+            for i in range(0, len(events), CHUNK_EVENTS):
+                projector.raise_failure()
+                chunk = events[i : i + CHUNK_EVENTS]
+                pipeline.forward(chunk, patterns)
+                progress.update(sent, advance=len(chunk))
+                with contextlib.redirect_stdout(emf):  # the aggregator prints EMF as Lambda's stdout would
+                    pipeline.run_aggregator(progress=lambda n: progress.update(recorded, advance=n))
+            projector.finish()
+        except BaseException:
+            projector.abort()  # Ctrl-C or a failure: stop the projector now, not after the stream is read
+            raise
+        projector.raise_failure()
+    figures.pipeline_seconds = time.perf_counter() - started
+    figures.pipeline = pipeline.figures
 
-        dlq = outputs.get("IngestDeadLetterQueueUrl", "").rsplit("/", 1)[-1] or DashboardSettings().dlq_name
-        figures.dashboards = write_dashboards(settings.out / "dashboards", DashboardSettings(dlq_name=dlq))
-        if settings.grafana_url and settings.grafana_token:
-            from batchops.aws.grafana_workspace import push_dashboards
 
-            figures.grafana_changes = push_dashboards(settings.grafana_url, settings.grafana_token, outputs, home)
-            console.print(f"pushed to {settings.grafana_url}: {', '.join(figures.grafana_changes) or 'no changes'}")
+def _write_dashboards(
+    settings: LocalSettings, figures: LocalFigures, console: Console, outputs: Mapping[str, str]
+) -> None:
+    """The dashboards for this stack, pushed to a Grafana when one is given."""
+    from batchops.dashboards import DashboardSettings, write_dashboards
+
+    dlq = outputs.get("IngestDeadLetterQueueUrl", "").rsplit("/", 1)[-1] or DashboardSettings().dlq_name
+    figures.dashboards = write_dashboards(settings.out / "dashboards", DashboardSettings(dlq_name=dlq))
+    if settings.grafana_url and settings.grafana_token:
+        from batchops.aws.grafana_workspace import push_dashboards
+
+        home = settings.regions[0]
+        figures.grafana_changes = push_dashboards(settings.grafana_url, settings.grafana_token, outputs, home)
+        console.print(f"pushed to {settings.grafana_url}: {', '.join(figures.grafana_changes) or 'no changes'}")
 
 
 def rerun_command(settings: LocalSettings) -> str:
