@@ -94,9 +94,8 @@ class BatchOpsApplication(Application[UUID]):
     """Event-sourced aggregator of AWS Batch, ECS, EC2 and Auto Scaling events."""
 
     name = "batchops"
-    # The aggregate cache saves a store read per aggregate per batch while a job is active. Measured on the
-    # 207,734-event bench stream: 5,000 aggregates peak at 157 MiB on half the stream and 169 MiB on all of it
-    # (memory stops growing once the cache is full), in 46 s; 20,000 grew from 199 to 283 MiB, in 44 s.
+    # The aggregate cache saves a store read per aggregate per batch while a job is active; its size bounds memory
+    # (measured: docs/ingest-performance.md, "Tuning values").
     env = {
         "AGGREGATE_CACHE_MAXSIZE": "5000",
         "AGGREGATE_CACHE_FASTFORWARD": "n",

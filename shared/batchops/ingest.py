@@ -30,13 +30,12 @@ from batchops.translation_workers import translate_fed, translate_in_worker
 from batchops.views import RejectedEvent
 
 BATCH_SIZE = 10_000
-"""Events per save: each save is one transaction, flushed to disk. On the full bench stream, 10,000 took 11.5-12.2 s
-at 172 MB peak against 12.5-12.6 s at 145 MB with 5,000."""
+"""Events per save: each save is one transaction, flushed to disk; fewer, larger saves cost less time and a little
+more memory (measured: docs/ingest-performance.md, "Tuning values")."""
 PROJECT_EVERY = 80_000
-"""Events recorded between two updates of the views: a job touched by several batches has its row written once. The
-folds of every aggregate touched since the last update stay in memory. Full bench stream, 6 interleaved pairs (since
-the views write queued job rows every 1,000): 40,000 took 10.6-11.9 s (mean 11.4) at a 157 MiB peak, 80,000 took
-10.2-11.3 s (mean 10.8) at 186 MiB; 60,000, 10.9-12.0 s at 172 MiB. Before that bound, 80,000 peaked at 240 MB."""
+"""Events recorded between two updates of the views: a job touched by several batches has its row written once, and
+the folds of every aggregate touched since the last update stay in memory, so this trades time for memory
+(measured: docs/ingest-performance.md, "Tuning values")."""
 PARALLEL_MIN_BYTES = 8_000_000
 """Files at least this big are decoded and translated in a second process (0 turns that off)."""
 UTF8_BOM = b"\xef\xbb\xbf"

@@ -22,8 +22,7 @@ import orjson
 
 SPLIT = "7"
 """Job aggregate ids are uuid5 text, uniform in their first hex digit: the worker takes 9 of the 16 digits, as this
-process also writes every row (measured on the bench store: the job phase took 1.41 s split at "8", 1.33 s at "7",
-1.46 s at "6")."""
+process also writes every row (the split measured best: docs/ingest-performance.md, "Tuning values")."""
 QUEUE_DEPTH = 2
 """Pages of rows the worker may be ahead: bounds memory whatever the store's size."""
 JobRows = tuple[list[Any], list[tuple[Any, ...]]]

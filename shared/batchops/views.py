@@ -31,10 +31,9 @@ ALL_JOBS = JobFilter()
 
 JOB_ROWS_QUEUED = 1000
 """Job rows a writing session of either store queues before it writes them: a job put twice before that is written
-once, and memory stays bounded when one change reaches many jobs. A queued row takes about 10 KB; on a 9.7M-event
-stream one instance ran 10,421 jobs, and its interruption rebuilt them all. Queuing every row of a session, ingest of
-that stream peaked at 224 MiB (about 170-185 MiB most of the run); writing every 1,000, at 163 MiB. Read at run time
-(`views.JOB_ROWS_QUEUED`), so that a test can lower it."""
+once, and memory stays bounded when one change reaches many jobs (one instance's interruption can rebuild
+thousands; measured: docs/ingest-performance.md, "Tuning values"). Read at run time (`views.JOB_ROWS_QUEUED`), so
+that a test can lower it."""
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,8 @@ class SQLiteViewStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        # Sorts (the job indexes a replay builds) spill to temporary files, not memory: with temp_store=MEMORY, replay
-        # of an 8.8M-event store peaked at 246 MiB against 164 MiB, and took 153 s against 136 s (the bench store's
-        # replay took the same time either way).
+        # Sorts (the job indexes a replay builds) spill to temporary files, not memory: a large replay's peak stays
+        # flat (measured: docs/ingest-performance.md, "Tuning values").
         self._db.row_factory = sqlite3.Row
         if not create:  # a reader of tables another connection made (a replay worker)
             return
@@ -142,13 +141,12 @@ class SQLiteViewStore:
         else:
             self._db.execute(f"ATTACH DATABASE ? AS g{generation}", (str(self.generation_file(generation)),))
             # 8 KiB pages (takes effect on a new file only): a job row with its fold is 3-5 KB, which on 4 KiB pages
-            # spills into overflow pages; measured on the bench stream, ingest 10.1 -> 9.9 s and replay 1.93 -> 1.87 s.
+            # spills into overflow pages.
             self._db.execute(f"PRAGMA g{generation}.page_size=8192")
             self._db.execute(f"PRAGMA g{generation}.journal_mode=WAL")
             self._db.execute(f"PRAGMA g{generation}.synchronous=NORMAL")
-            # The page cache stays SQLite's default 2 MB (a cache size is per attached file). Measured on the bench
-            # stream: 16 MiB took ingest's projecting from 2.7 to 2.55 s at 14 MiB more, 64 MiB to 2.4 s at 63 MiB
-            # more; replay was the same with 2, 16 or 32 MiB (1.9 s), at 142-148, 158 and 171 MiB.
+            # The page cache stays SQLite's default 2 MB (a cache size is per attached file): larger ones bought little
+            # time for their memory (measured: docs/ingest-performance.md, "Tuning values").
         self._attached.add(generation)
 
     def _detach(self, generation: int) -> None:
@@ -197,8 +195,8 @@ class SQLiteViewStore:
                 self._delete_files(generation)  # a file of that number can only be left from a deleted store
         self._attach(generation)
         # Built in one go and rebuilt whole if interrupted: no fsync per commit nor per checkpoint; made durable once at
-        # the switch. (Checkpoints stay automatic: a WAL grown to the size of the generation slowed every page read
-        # and left the whole copy for the switch, measured 0.05 s slower on the bench store.)
+        # the switch. (Checkpoints stay automatic: a WAL grown to the size of the generation slows every page read
+        # and leaves the whole copy for the switch.)
         self._db.execute(f"PRAGMA g{generation}.synchronous=OFF")
         with self._transaction() as db:
             for statement in _tables(generation):
