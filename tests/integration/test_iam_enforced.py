@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,26 +175,13 @@ class Lambdas:
             response = handle_export_batch(exporter, {"Records": records})
             assert response == {"batchItemFailures": []}, self.roles["exporter"].denied
 
-    def environment(self, name: str) -> Any:
-        return _Environment(self.monkeypatch, function_environment(name))
-
-
-class _Environment:
-    """A function's environment variables for the duration of a block."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]) -> None:
-        self.monkeypatch, self.variables = monkeypatch, variables
-
-    def __enter__(self) -> None:
-        self.saved = {k: os.environ.get(k) for k in self.variables}
-        os.environ.update(self.variables)
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    @contextmanager
+    def environment(self, name: str) -> Iterator[None]:
+        """The function's environment variables (as its template sets them) for the duration of a block."""
+        with self.monkeypatch.context() as patch:
+            for key, value in function_environment(name).items():
+                patch.setenv(key, value)
+            yield
 
 
 # Granted for what AWS's services do with the role, not for our code's calls: the event source mappings read the
