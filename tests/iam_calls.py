@@ -288,8 +288,10 @@ def enforcing(monkeypatch: Any) -> Iterator[None]:
         return original(client, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", authorised_call)
-    yield
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", original)
+    try:
+        yield
+    finally:  # a failing block too: the test's own teardown reads without the check
+        monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", original)
 
 
 @contextmanager
