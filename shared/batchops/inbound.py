@@ -1,9 +1,5 @@
-"""Inbound EventBridge events: tolerant pydantic readers and their translation into facts.
-
-The models ignore unknown fields and accept the old and new shapes AWS sends (legacy container
-vcpus/memory, resourceRequirements as strings, multi-container `ecsProperties` jobs with no
-`container`, sparse EKS jobs). Only what the projections need is read, so user environment values,
-parameters and commands are never copied out of an event.
+"""Inbound EventBridge events: their translation into facts, read through the tolerant pydantic models of
+`batchops.inbound_models` (whose public names are importable from here too).
 """
 
 from __future__ import annotations
@@ -12,9 +8,9 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, cast
+from typing import Any, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
 from batchops.facts import (
     AttemptFact,
@@ -26,6 +22,41 @@ from batchops.facts import (
     compact,
     content_json,
     fingerprint_of,
+)
+from batchops.inbound_models import (  # noqa: F401 (importable from here, as before the models moved)
+    EARLIEST_MS,
+    LATEST_MS,
+    PRINTABLE,
+    Amount,
+    ArrayProperties,
+    AttemptContainer,
+    AttemptTask,
+    AttemptTaskContainer,
+    AutoScalingDetail,
+    BatchJob,
+    CloudTrailDetail,
+    CloudTrailRequest,
+    CloudTrailResponse,
+    ComputeResources,
+    ContainerInstanceDetail,
+    ContainerOverride,
+    Count,
+    Ec2InstanceDetail,
+    EcsContainer,
+    EcsProperties,
+    EcsTask,
+    EcsTaskDetail,
+    EpochMs,
+    ExitCode,
+    Id,
+    JobAttempt,
+    JobContainer,
+    LogConfiguration,
+    NameValue,
+    RegisteredResource,
+    ResourceRequirement,
+    TaskOverrides,
+    Text,
 )
 from batchops.names import cluster_of, compute_environment_of_cluster
 from batchops.redaction import BATCH_VARIABLE_PREFIX
@@ -67,26 +98,8 @@ JOB_STATES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING
 SERVICE_JOB_STATES = JOB_STATES | {"SCHEDULED"}
 """AWS Batch service job states (SageMaker training jobs submitted through Batch)."""
 KNOWN_STATES = JOB_STATES | SERVICE_JOB_STATES
-EARLIEST_MS = 1_136_073_600_000
-"""2006-01-01T00:00:00Z, before AWS: an earlier time is not a real one (seconds taken for milliseconds, a bool)."""
-LATEST_MS = 4_102_444_800_000
-"""2100-01-01T00:00:00Z: a later time is not a real one (microseconds taken for milliseconds)."""
-_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
-
-Text = str
-"""A string (valid Unicode: no lone surrogate); control characters are looked for once per fact (`_seal`)."""
-Id = Annotated[str, StringConstraints(min_length=1, pattern=_PRINTABLE)]
-EpochMs = Annotated[int, Field(ge=EARLIEST_MS, lt=LATEST_MS)]
-ExitCode = Annotated[int, Field(ge=-(2**31), lt=2**32)]
-Count = Annotated[int, Field(ge=0, lt=2**31)]
-Amount = Annotated[float, Field(ge=0, lt=1e12, allow_inf_nan=False)]
-
-
-class _Tolerant(BaseModel):
-    # Unknown fields are ignored, but a field that is read has its type: a bool is no time, a number no name.
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class FieldError(ValueError):
@@ -178,233 +191,6 @@ def _log_group(options: dict[str, Any] | None, where: str) -> str | None:
     return group
 
 
-class ResourceRequirement(_Tolerant):
-    """A VCPU / MEMORY / GPU requirement; values arrive as strings."""
-
-    type: Text | None = None
-    value: Text | float | int | None = None
-
-
-class LogConfiguration(_Tolerant):
-    """A container's log driver settings (only the awslogs group is read)."""
-
-    logDriver: Text | None = None
-    options: dict[str, Any] | None = None
-
-
-class AttemptContainer(_Tolerant):
-    """`attempts[].container` of a single-container job."""
-
-    containerInstanceArn: Text | None = None
-    taskArn: Text | None = None
-    exitCode: ExitCode | None = None
-    reason: Text | None = None
-    logStreamName: Text | None = None
-
-
-class AttemptTaskContainer(_Tolerant):
-    """One container of an attempt of a multi-container job."""
-
-    name: Text | None = None
-    exitCode: ExitCode | None = None
-    reason: Text | None = None
-    logStreamName: Text | None = None
-
-
-class AttemptTask(_Tolerant):
-    """`attempts[].taskProperties[]` of a multi-container job."""
-
-    containerInstanceArn: Text | None = None
-    taskArn: Text | None = None
-    containers: list[AttemptTaskContainer] = []
-
-
-class JobAttempt(_Tolerant):
-    """One entry of a job's `attempts[]`."""
-
-    container: AttemptContainer | None = None
-    taskProperties: list[AttemptTask] = []
-    startedAt: EpochMs | None = None
-    stoppedAt: EpochMs | None = None
-    statusReason: Text | None = None
-
-
-class JobContainer(_Tolerant):
-    """`detail.container` of a single-container job (legacy and current shapes)."""
-
-    vcpus: Amount | None = None
-    memory: Amount | None = None
-    resourceRequirements: list[ResourceRequirement] = []
-    exitCode: ExitCode | None = None
-    reason: Text | None = None
-    containerInstanceArn: Text | None = None
-    taskArn: Text | None = None
-    logStreamName: Text | None = None
-    logConfiguration: LogConfiguration | None = None
-
-
-class EcsContainer(_Tolerant):
-    """A container of a multi-container (`ecsProperties`) job."""
-
-    name: Text | None = None
-    essential: bool | None = None
-    exitCode: ExitCode | None = None
-    reason: Text | None = None
-    logStreamName: Text | None = None
-    resourceRequirements: list[ResourceRequirement] = []
-    logConfiguration: LogConfiguration | None = None
-
-
-class EcsTask(_Tolerant):
-    """`ecsProperties.taskProperties[]`."""
-
-    containerInstanceArn: Text | None = None
-    taskArn: Text | None = None
-    containers: list[EcsContainer] = []
-
-
-class EcsProperties(_Tolerant):
-    """`detail.ecsProperties` of a multi-container job."""
-
-    taskProperties: list[EcsTask] = []
-
-
-class ArrayProperties(_Tolerant):
-    """`detail.arrayProperties`: size on a parent, index on a child."""
-
-    size: Count | None = None
-    index: Count | None = None
-
-
-class BatchJob(_Tolerant):
-    """`detail` of Batch Job State Change and Batch Job Queue Blocked."""
-
-    jobArn: Text | None = None
-    jobName: Text | None = None
-    jobId: Id
-    jobQueue: Text | None = None
-    status: Text
-    statusReason: Text | None = None
-    attempts: list[JobAttempt] = []
-    createdAt: EpochMs | None = None
-    startedAt: EpochMs | None = None
-    stoppedAt: EpochMs | None = None
-    jobDefinition: Text | None = None
-    container: JobContainer | None = None
-    ecsProperties: EcsProperties | None = None
-    eksProperties: dict[str, Any] | None = None
-    eksAttempts: list[Any] = []
-    platformCapabilities: list[Text] = []
-    arrayProperties: ArrayProperties | None = None
-
-
-class NameValue(_Tolerant):
-    """A `{name, value}` pair (environment variables, ECS attributes)."""
-
-    name: Text | None = None
-    value: Text | None = None
-
-
-class ContainerOverride(_Tolerant):
-    """`overrides.containerOverrides[]`: only the environment is read, and only AWS_BATCH_* of it."""
-
-    environment: list[NameValue] = []
-
-
-class TaskOverrides(_Tolerant):
-    """`detail.overrides` of an ECS task."""
-
-    containerOverrides: list[ContainerOverride] = []
-
-
-class EcsTaskDetail(_Tolerant):
-    """`detail` of ECS Task State Change."""
-
-    clusterArn: Text | None = None
-    containerInstanceArn: Text | None = None
-    taskArn: Text | None = None
-    lastStatus: Text | None = None
-    availabilityZone: Text | None = None
-    launchType: Text | None = None
-    version: Count | None = None
-    startedAt: Text | None = None
-    stoppedAt: Text | None = None
-    stopCode: Text | None = None
-    stoppedReason: Text | None = None
-    overrides: TaskOverrides | None = None
-
-
-class RegisteredResource(_Tolerant):
-    """`registeredResources[]` of a container instance."""
-
-    name: Text | None = None
-    integerValue: Count | None = None
-
-
-class ContainerInstanceDetail(_Tolerant):
-    """`detail` of ECS Container Instance State Change."""
-
-    clusterArn: Text | None = None
-    containerInstanceArn: Text | None = None
-    ec2InstanceId: Text | None = None
-    status: Text | None = None
-    attributes: list[NameValue] = []
-    registeredResources: list[RegisteredResource] = []
-
-
-class Ec2InstanceDetail(_Tolerant):
-    """`detail` of the EC2 instance events (state change, spot warning, rebalance)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-    instance_id: Text | None = None
-    state: Text | None = None
-
-    @classmethod
-    def read(cls, detail: dict[str, Any]) -> Ec2InstanceDetail:
-        """Read the hyphenated keys EC2 uses."""
-        return cls(instance_id=detail.get("instance-id"), state=detail.get("state"))
-
-
-class AutoScalingDetail(_Tolerant):
-    """`detail` of the Auto Scaling launch/terminate events."""
-
-    EC2InstanceId: Text | None = None
-    Details: dict[str, Any] | None = None
-    StatusCode: Text | None = None
-
-
-class ComputeResources(_Tolerant):
-    """`computeResources` of a CreateComputeEnvironment request."""
-
-    type: Text | None = None
-    allocationStrategy: Text | None = None
-
-
-class CloudTrailRequest(_Tolerant):
-    """`requestParameters` of Create/UpdateComputeEnvironment."""
-
-    computeEnvironmentName: Text | None = None
-    computeEnvironment: Text | None = None
-    computeResources: ComputeResources | None = None
-
-
-class CloudTrailResponse(_Tolerant):
-    """`responseElements` of Create/UpdateComputeEnvironment."""
-
-    computeEnvironmentName: Text | None = None
-    computeEnvironmentArn: Text | None = None
-
-
-class CloudTrailDetail(_Tolerant):
-    """`detail` of an AWS API Call via CloudTrail record."""
-
-    eventName: Text | None = None
-    eventSource: Text | None = None
-    errorCode: Text | None = None
-    requestParameters: CloudTrailRequest | None = None
-    responseElements: CloudTrailResponse | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Unusable:
     """An event that yields no fact: rejected (bad or unknown) or ignored (known, but not about Batch)."""
@@ -429,7 +215,7 @@ def translate(event: Any) -> Parsed | Unusable:
         return Unusable(True, "no 'detail-type': not an EventBridge event", None, account_s, region_s)
     if detail_type not in DETAIL_TYPES:
         shown = repr(detail_type[:100])
-        kept = detail_type if re.match(_PRINTABLE, detail_type) and len(detail_type) <= 200 else None
+        kept = detail_type if re.match(PRINTABLE, detail_type) and len(detail_type) <= 200 else None
         return Unusable(True, f"unknown detail-type {shown}", kept, account_s, region_s)
     try:
         if account_s is None:
@@ -564,67 +350,13 @@ def _is_open(entry: JobAttempt) -> bool:
 
 def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObservation:
     """Normalise a Batch job event's detail (no environment, parameters or command survive)."""
-    essential: str | None = None
-    requirements: dict[str, float] = {}
-    log_group: str | None = None
-    current: dict[str, Any] = {}
-    exit_code: int | None = None
-    if job.container is not None:
-        c = job.container
-        requirements = _resources(c.resourceRequirements, "detail.container")
-        if c.vcpus is not None:
-            requirements.setdefault("VCPU", c.vcpus)
-        if c.memory is not None:
-            requirements.setdefault("MEMORY", c.memory)
-        if c.logConfiguration:
-            log_group = _log_group(c.logConfiguration.options, "detail.container")
-        current = {"ci": c.containerInstanceArn, "task": c.taskArn, "stream": c.logStreamName}
-        exit_code = c.exitCode
-    elif job.ecsProperties is not None and job.ecsProperties.taskProperties:
-        tasks = job.ecsProperties.taskProperties
-        for t, task in enumerate(tasks):
-            for n, container in enumerate(task.containers):
-                where = f"detail.ecsProperties.taskProperties.{t}.containers.{n}"
-                for kind, amount in _resources(container.resourceRequirements, where).items():
-                    requirements[kind] = requirements.get(kind, 0.0) + amount
-                if container.essential and essential is None:
-                    essential = container.name
-                    exit_code = container.exitCode
-                    current["stream"] = container.logStreamName
-                if container.logConfiguration:
-                    log_group = log_group or _log_group(container.logConfiguration.options, where)
-        current.update(ci=tasks[0].containerInstanceArn, task=tasks[0].taskArn)
-        if essential is None and tasks[0].containers:
-            first = tasks[0].containers[0]
-            exit_code = first.exitCode
-            current["stream"] = first.logStreamName
-    if "FARGATE" in job.platformCapabilities:
-        platform = "FARGATE"
-    elif job.eksProperties is not None or job.eksAttempts or "EKS" in job.platformCapabilities:
-        platform = "EKS"
-    else:
-        platform = "EC2"
+    requirements, log_group, current, exit_code, essential = _containers_of(job)
     attempts = [_attempt_of(entry, i + 1, essential) for i, entry in enumerate(job.attempts)]
     done = sum(1 for entry in job.attempts if not _is_open(entry))
-    parent: str | None = None
-    index: int | None = None
-    size: int | None = None
-    if job.arrayProperties is not None:
-        size = job.arrayProperties.size
-        index = job.arrayProperties.index
-    if ":" in job.jobId:
-        parent, _, raw_index = job.jobId.rpartition(":")
-        if index is None and raw_index.isascii() and raw_index.isdigit() and len(raw_index) <= 9:
-            index = int(raw_index)
+    parent, index, size = _array_place(job)
     status = job.status.upper()
     if status not in KNOWN_STATES:
         raise FieldError(f"detail.status: {_shown(job.status)} is not a Batch job state")
-    live: AttemptFact | None = None
-    if status in ("STARTING", "RUNNING"):
-        live_values = compact({**current, "n": done + 1})
-        if status == "RUNNING" and job.startedAt is not None:
-            live_values["started"] = job.startedAt
-        live = cast(AttemptFact, live_values)
     if status not in ("SUCCEEDED", "FAILED"):
         exit_code = None
     observation: dict[str, Any] = compact(
@@ -637,7 +369,7 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
             "name": job.jobName,
             "queue": _name_of(job.jobQueue),
             "definition": job.jobDefinition,
-            "platform": platform,
+            "platform": _platform(job),
             "created": job.createdAt,
             "started": job.startedAt,
             "stopped": job.stoppedAt,
@@ -651,11 +383,102 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
             "log_group": log_group,
             "done": done,
             "attempts": attempts or None,
-            "current": live,
+            "current": _live_attempt(job, status, current, done),
         }
     )
     _seal(observation, job.jobId, "detail.jobId")
     return cast(JobObservation, observation)
+
+
+class _Containers(NamedTuple):
+    """What a job's containers say: resources summed, the awslogs group, where the current attempt runs (`ci`,
+    `task`, `stream`), the exit code, and the essential container's name (multi-container jobs)."""
+
+    requirements: dict[str, float]
+    log_group: str | None
+    current: dict[str, Any]
+    exit_code: int | None
+    essential: str | None
+
+
+def _containers_of(job: BatchJob) -> _Containers:
+    if job.container is not None:
+        return _single_container(job.container)
+    if job.ecsProperties is not None and job.ecsProperties.taskProperties:
+        return _ecs_containers(job.ecsProperties.taskProperties)
+    return _Containers({}, None, {}, None, None)
+
+
+def _single_container(c: JobContainer) -> _Containers:
+    """`detail.container`: the legacy vcpus and memory count where resourceRequirements do not say."""
+    requirements = _resources(c.resourceRequirements, "detail.container")
+    if c.vcpus is not None:
+        requirements.setdefault("VCPU", c.vcpus)
+    if c.memory is not None:
+        requirements.setdefault("MEMORY", c.memory)
+    log_group = _log_group(c.logConfiguration.options, "detail.container") if c.logConfiguration else None
+    current = {"ci": c.containerInstanceArn, "task": c.taskArn, "stream": c.logStreamName}
+    return _Containers(requirements, log_group, current, c.exitCode, None)
+
+
+def _ecs_containers(tasks: list[EcsTask]) -> _Containers:
+    """`detail.ecsProperties`: resources summed over every container; the exit code and log stream of the first
+    essential container (or else of the first task's first)."""
+    essential: str | None = None
+    requirements: dict[str, float] = {}
+    log_group: str | None = None
+    current: dict[str, Any] = {}
+    exit_code: int | None = None
+    for t, task in enumerate(tasks):
+        for n, container in enumerate(task.containers):
+            where = f"detail.ecsProperties.taskProperties.{t}.containers.{n}"
+            for kind, amount in _resources(container.resourceRequirements, where).items():
+                requirements[kind] = requirements.get(kind, 0.0) + amount
+            if container.essential and essential is None:
+                essential = container.name
+                exit_code = container.exitCode
+                current["stream"] = container.logStreamName
+            if container.logConfiguration:
+                log_group = log_group or _log_group(container.logConfiguration.options, where)
+    current.update(ci=tasks[0].containerInstanceArn, task=tasks[0].taskArn)
+    if essential is None and tasks[0].containers:
+        first = tasks[0].containers[0]
+        exit_code = first.exitCode
+        current["stream"] = first.logStreamName
+    return _Containers(requirements, log_group, current, exit_code, essential)
+
+
+def _platform(job: BatchJob) -> str:
+    if "FARGATE" in job.platformCapabilities:
+        return "FARGATE"
+    if job.eksProperties is not None or job.eksAttempts or "EKS" in job.platformCapabilities:
+        return "EKS"
+    return "EC2"
+
+
+def _array_place(job: BatchJob) -> tuple[str | None, int | None, int | None]:
+    """An array job's parent id, index and size: a child's index is read from its id if the event does not say."""
+    parent: str | None = None
+    index: int | None = None
+    size: int | None = None
+    if job.arrayProperties is not None:
+        size = job.arrayProperties.size
+        index = job.arrayProperties.index
+    if ":" in job.jobId:
+        parent, _, raw_index = job.jobId.rpartition(":")
+        if index is None and raw_index.isascii() and raw_index.isdigit() and len(raw_index) <= 9:
+            index = int(raw_index)
+    return parent, index, size
+
+
+def _live_attempt(job: BatchJob, status: str, current: dict[str, Any], done: int) -> AttemptFact | None:
+    """The attempt under way, for a job starting or running."""
+    if status not in ("STARTING", "RUNNING"):
+        return None
+    live_values = compact({**current, "n": done + 1})
+    if status == "RUNNING" and job.startedAt is not None:
+        live_values["started"] = job.startedAt
+    return cast(AttemptFact, live_values)
 
 
 def _batch_variables(detail: EcsTaskDetail) -> dict[str, str]:
