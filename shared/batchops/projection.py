@@ -240,40 +240,12 @@ def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] |
     status = fold["status"]
     first = fold["first"]
     platform = static.get("platform") or _task_platform(fold) or "EC2"
-    ci_arn = last.get("container_instance_arn")
-    instance: InstanceFacts | None = None
-    if ci_arn:
-        instance = joins.instance_by_container_instance(account, region, ci_arn)
-    host = host_instance_in(last.get("status_reason")) or host_instance_in(fold["reason"])
-    if instance is None and host:
-        instance = joins.instance_by_id(account, region, host)
-    ce = _compute_environment(ci_arn, last, instance, attempts)
-    ce_pricing = joins.compute_environment_pricing(account, region, ce) if ce else None
-    if platform == "FARGATE":
-        pricing = "spot" if ce_pricing == "spot" else "fargate"
-    elif ce_pricing is not None:
-        pricing = ce_pricing
-    elif instance is not None and instance.spot_signal:
-        pricing = "spot"
-    else:
-        pricing = "unknown"
-    if instance is not None:
-        spot_interrupted: bool | None = instance.spot_interrupted
-    elif platform == "FARGATE" or pricing == "on-demand":
-        spot_interrupted = False
-    else:
-        spot_interrupted = None
-    if host and pricing == "spot" and last.get("status_reason") and host_instance_in(last.get("status_reason")):
-        spot_interrupted = True
-    exit_code = last.get("exit_code") if last else None
-    if exit_code is None and status in TERMINAL:
-        exit_code = fold["exit"]
+    ci_arn, host, instance, ce, pricing, spot_interrupted = _placement(fold, joins, platform, last, attempts)
+    exit_code = _exit_code(fold, last)
     runnable_at = first.get("RUNNABLE")
     starting_at = first.get("STARTING")
     first_start = _first(starting_at, attempts[0].get("started") if attempts else None, first.get("RUNNING"))
-    number_of_attempts = max((a["attempt"] for a in attempts), default=0)
-    blocked = fold["blocked"]
-    row: dict[str, Any] = {
+    return {
         "account_id": account,
         "region": region,
         "job_id": fold["job_id"],
@@ -285,8 +257,8 @@ def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] |
         "platform": platform,
         "status": status,
         "status_reason": fold["reason"],
-        "blocked_reason": blocked[1] if blocked else None,
-        "attempts": number_of_attempts,
+        "blocked_reason": fold["blocked"][1] if fold["blocked"] else None,
+        "attempts": max((a["attempt"] for a in attempts), default=0),
         "exit_code": exit_code,
         "created_at": iso_ms(static.get("created")),
         "runnable_at": iso_ms(runnable_at),
@@ -311,12 +283,69 @@ def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] |
         "array_index": static.get("index"),
         "array_size": static.get("size"),
         "last_event_time": iso_ms(fold["last"]),
-        # An array parent fails because children failed: the children carry the cause.
-        "failure_kind": None
-        if static.get("size") is not None
-        else failure_kind(status, fold["reason"], exit_code, pricing == "spot"),
+        "failure_kind": _job_failure_kind(fold, exit_code, pricing),
     }
-    return row
+
+
+def _placement(
+    fold: dict[str, Any], joins: Joins, platform: str, last: dict[str, Any], attempts: list[dict[str, Any]]
+) -> tuple[str | None, str | None, InstanceFacts | None, str | None, str, bool | None]:
+    """Where the last attempt ran: its container instance, the host a reason names, the instance (joined by container
+    instance, else by that host), the compute environment, the pricing, and whether spot took the instance back."""
+    account = fold["account"]
+    region = fold["region"]
+    ci_arn = last.get("container_instance_arn")
+    instance: InstanceFacts | None = None
+    if ci_arn:
+        instance = joins.instance_by_container_instance(account, region, ci_arn)
+    host = host_instance_in(last.get("status_reason")) or host_instance_in(fold["reason"])
+    if instance is None and host:
+        instance = joins.instance_by_id(account, region, host)
+    ce = _compute_environment(ci_arn, last, instance, attempts)
+    ce_pricing = joins.compute_environment_pricing(account, region, ce) if ce else None
+    pricing = _pricing(platform, ce_pricing, instance)
+    return ci_arn, host, instance, ce, pricing, _spot_interrupted(platform, pricing, instance, host, last)
+
+
+def _pricing(platform: str, ce_pricing: str | None, instance: InstanceFacts | None) -> str:
+    """The compute environment's pricing, else what the instance's events say, else unknown."""
+    if platform == "FARGATE":
+        return "spot" if ce_pricing == "spot" else "fargate"
+    if ce_pricing is not None:
+        return ce_pricing
+    if instance is not None and instance.spot_signal:
+        return "spot"
+    return "unknown"
+
+
+def _spot_interrupted(
+    platform: str, pricing: str, instance: InstanceFacts | None, host: str | None, last: dict[str, Any]
+) -> bool | None:
+    """Whether spot took the instance back: as its events say, or as the reason for a spot host's end says."""
+    if instance is not None:
+        spot_interrupted: bool | None = instance.spot_interrupted
+    elif platform == "FARGATE" or pricing == "on-demand":
+        spot_interrupted = False
+    else:
+        spot_interrupted = None
+    if host and pricing == "spot" and last.get("status_reason") and host_instance_in(last.get("status_reason")):
+        spot_interrupted = True
+    return spot_interrupted
+
+
+def _exit_code(fold: dict[str, Any], last: dict[str, Any]) -> int | None:
+    """The last attempt's exit code, else the job's once it has ended."""
+    exit_code = last.get("exit_code") if last else None
+    if exit_code is None and fold["status"] in TERMINAL:
+        exit_code = fold["exit"]
+    return exit_code
+
+
+def _job_failure_kind(fold: dict[str, Any], exit_code: int | None, pricing: str) -> str | None:
+    """Why the job failed; none for an array parent, which fails because children failed (they carry the cause)."""
+    if fold["static"].get("size") is not None:
+        return None
+    return failure_kind(fold["status"], fold["reason"], exit_code, pricing == "spot")
 
 
 def timeline_rows(fold: dict[str, Any]) -> list[dict[str, Any]]:
