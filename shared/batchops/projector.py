@@ -76,6 +76,8 @@ class ProjectionSession(Joins, Protocol):
         """Instances registered in the compute environment."""
 
 
+_Folds = Mapping[UUID, dict[str, Any]]
+"""Folds by aggregate id."""
 _JOB_EVENTS = (Job.Tracked, Job.StateObserved, Job.TaskObserved)
 _INSTANCE_EVENTS = (Instance.Tracked, Instance.Observed)
 EVENT_CLASSES = (
@@ -107,7 +109,7 @@ class Projector:
     def apply_folds(self, session: ProjectionSession, folds: FoldsByKind) -> None:
         """Write the rows of aggregates whose current folds are known (live ingestion has them in memory, and the
         views are caught up to just before their latest events), with every join they change."""
-        self._resolve(session, folds.jobs, folds.instances, folds.environments, set(), False)
+        self._resolve(session, folds, set(), False)
 
     def apply(
         self,
@@ -134,11 +136,17 @@ class Projector:
         `assume_changed` passes on the facts of every instance and compute environment of the batch, changed or not:
         for a batch delivered again after a crash, when nothing says how far the first delivery got.
         """
-        jobs: dict[UUID, dict[str, Any]] = {}
-        instances: dict[UUID, dict[str, Any]] = {}
-        environments: dict[UUID, dict[str, Any]] = {}
+        batch = FoldsByKind({}, {}, {})
+        count = self._fold_events(session, events, folds or {}, batch, whole)
+        self._resolve(session, batch, set() if changed is None else changed, assume_changed)
+        return count
+
+    def _fold_events(
+        self, session: ProjectionSession, events: Iterable[Any], known: _Folds, folds: FoldsByKind, whole: bool
+    ) -> int:
+        """`apply`'s first half: the events folded into `folds` (the known folds taken as they are); the count."""
+        jobs, instances, environments = folds.jobs, folds.instances, folds.environments
         count = 0
-        known = folds or {}
         for event in events:
             count += 1
             key = event.originator_id
@@ -184,7 +192,6 @@ class Projector:
                 environments[key] = known_fold or new_compute_environment_fold(
                     event.account_id, event.region, event.name
                 )
-        self._resolve(session, jobs, instances, environments, set() if changed is None else changed, assume_changed)
         return count
 
     def rebuild(self, session: ProjectionSession, stored: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
@@ -238,15 +245,26 @@ class Projector:
         return folds, count
 
     def _resolve(
-        self,
-        session: ProjectionSession,
-        jobs: dict[UUID, dict[str, Any]],
-        instances: dict[UUID, dict[str, Any]],
-        environments: dict[UUID, dict[str, Any]],
-        changed: set[UUID],
-        assume_changed: bool,
+        self, session: ProjectionSession, folds: FoldsByKind, changed: set[UUID], assume_changed: bool
     ) -> None:
-        # Compute environments: a configured type, or a spot signal from any of their instances.
+        """Write the rows of the batch's aggregates and of every job whose joins they change (noted in `changed`)."""
+        jobs = folds.jobs
+        affected_jobs: set[UUID] = set(jobs)
+        affected_instances: set[UUID] = set(folds.instances)
+        touched = self._touched_environments(session, folds.instances, folds.environments)
+        self._resolve_environments(session, touched, changed, assume_changed, affected_jobs, affected_instances)
+        self._resolve_instances(session, folds.instances, changed, assume_changed, affected_jobs, affected_instances)
+        for key in affected_jobs:
+            job = jobs.get(key) or session.job_fold(key)
+            if job is not None:
+                attempts = attempts_of(job)
+                session.put_job(key, job, job_row(job, session, attempts), attempts)
+
+    @staticmethod
+    def _touched_environments(
+        session: ProjectionSession, instances: dict[UUID, dict[str, Any]], environments: dict[UUID, dict[str, Any]]
+    ) -> dict[UUID, tuple[str, str, str, dict[str, Any] | None, bool]]:
+        """The compute environments to write: a configured type, or a spot signal from any of their instances."""
         touched: dict[UUID, tuple[str, str, str, dict[str, Any] | None, bool]] = {}
         for key, fold in environments.items():
             _, signal, _ = session.compute_environment(key)
@@ -264,8 +282,18 @@ class Projector:
                     previous[3] if previous else stored_fold,
                     True,
                 )
-        affected_jobs: set[UUID] = set(jobs)
-        affected_instances: set[UUID] = set(instances)
+        return touched
+
+    @staticmethod
+    def _resolve_environments(
+        session: ProjectionSession,
+        touched: dict[UUID, tuple[str, str, str, dict[str, Any] | None, bool]],
+        changed: set[UUID],
+        assume_changed: bool,
+        affected_jobs: set[UUID],
+        affected_instances: set[UUID],
+    ) -> None:
+        """Write the compute environments; one whose pricing changed affects its jobs and instances."""
         for key, (account, region, name, ce_fold, signal) in touched.items():
             _, old_signal, old_pricing = session.compute_environment(key)
             pricing = compute_environment_pricing(ce_fold, signal or old_signal)
@@ -274,6 +302,17 @@ class Projector:
                 changed.add(key)
                 affected_jobs.update(session.jobs_in_compute_environment(account, region, name))
                 affected_instances.update(session.instances_in_compute_environment(account, region, name))
+
+    @staticmethod
+    def _resolve_instances(
+        session: ProjectionSession,
+        instances: dict[UUID, dict[str, Any]],
+        changed: set[UUID],
+        assume_changed: bool,
+        affected_jobs: set[UUID],
+        affected_instances: set[UUID],
+    ) -> None:
+        """Write the affected instances; one of the batch whose joined facts changed affects the jobs that ran on it."""
         for key in affected_instances:
             instance = instances.get(key) or session.instance_fold(key)
             if instance is None:
@@ -295,8 +334,3 @@ class Projector:
                         fold["account"], fold["region"], fold["instance_id"], fold["fixed"].get("ci")
                     )
                 )
-        for key in affected_jobs:
-            job = jobs.get(key) or session.job_fold(key)
-            if job is not None:
-                attempts = attempts_of(job)
-                session.put_job(key, job, job_row(job, session, attempts), attempts)
