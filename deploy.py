@@ -23,15 +23,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm
 
-from batchops.aws.grafana_workspace import GrafanaProvisioningError
-from batchops.aws.local_org import LocalRunError, LocalSettings, run_local
-from batchops.aws.preflight import PreflightError
 from batchops.bootstrap import Settings
 from batchops.grafana import GrafanaError
+from batchops.local.organization import LocalRunError, LocalSettings, run_local
 from batchops.rollout.clients import Clients, WriteRefused
 from batchops.rollout.deploy import deploy
 from batchops.rollout.destroy import destroy
 from batchops.rollout.errors import RolloutError
+from batchops.rollout.grafana_workspace import GrafanaProvisioningError
+from batchops.rollout.preflight import PreflightError
 from batchops.rollout.settings import OperationPreferences, RolloutSettings
 from batchops.rollout.status import status
 

@@ -22,8 +22,8 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws
 
-from batchops.aws import views_dynamodb
-from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
+from batchops.adapters.dynamodb import views as views_dynamodb
+from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
 from batchops.jobs import job_key, new_job_fold, observe_state
 from batchops.projection import attempts_of, job_row
 

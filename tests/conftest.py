@@ -29,7 +29,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The central account on moto in this process (mock_aws), with the emulator's patches for moto's gaps."""
     from moto import mock_aws
 
-    from batchops.aws.emulator import patch_moto
+    from batchops.local.emulator import patch_moto
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",

@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 from eventsourcing.utils import get_topic
 
+from batchops.adapters.sqlite.parallel_replay import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.batch_recording import BatchInput, BatchOutcome, PipelineTime, PoisonReport, combined, latest_event_time
 from batchops.compute_environments import ComputeEnvironment
 from batchops.facts import Parsed
@@ -29,7 +30,6 @@ from batchops.metrics import MetricPoint, instance_points, job_metric_state, job
 from batchops.names import host_instance_in
 from batchops.projection import instance_spot_signal
 from batchops.projector import EVENT_CLASSES, FoldsByKind, Projector
-from batchops.replay_workers import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
 from batchops.views import PipelineCounters, RejectedEvent, ViewStore
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchops.adapters.sqlite.views import SQLiteViewStore
 from batchops.application import BatchOpsApplication
-from batchops.views_sqlite import SQLiteViewStore
 
 DEFAULT_STORE = "sqlite:///./batchops.db"
 STORE_VARIABLE = "BATCHOPS_STORE"
@@ -106,7 +106,7 @@ def build_application(
                     f" with: batchops ingest {path}); give a new file name or an existing store"
                 ) from error
             raise
-        env = {"PERSISTENCE_MODULE": "batchops.store_sqlite:Factory", "SQLITE_DBNAME": str(path)}
+        env = {"PERSISTENCE_MODULE": "batchops.adapters.sqlite.event_store:Factory", "SQLITE_DBNAME": str(path)}
         return BatchOpsApplication(views, env, metrics=metrics)
     if settings.store.startswith("dynamodb://"):
         return _dynamodb_application(settings, metrics=metrics, project_inline=project_inline, verify=verify_store)
@@ -119,9 +119,9 @@ def _dynamodb_application(
     settings: Settings, *, metrics: bool, project_inline: bool, verify: bool
 ) -> BatchOpsApplication:
     """The central application on DynamoDB tables named <prefix>-events, -jobs, ... (standard AWS environment)."""
-    from batchops.aws.central import CentralApplication
-    from batchops.aws.store_check import central_client, check_central_tables
-    from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
+    from batchops.adapters.dynamodb.central import CentralApplication
+    from batchops.adapters.dynamodb.store_check import central_client, check_central_tables
+    from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
 
     prefix = settings.store[len("dynamodb://") :].strip("/")
     if not prefix:
@@ -134,7 +134,7 @@ def _dynamodb_application(
         check_central_tables(client, prefix)
     views = DynamoDBViewStore(client, prefix, retention_days=settings.retention_days)
     env = {
-        "PERSISTENCE_MODULE": "batchops.aws.dynamodb_store:DynamoDBFactory",
+        "PERSISTENCE_MODULE": "batchops.adapters.dynamodb.event_store:DynamoDBFactory",
         "DYNAMODB_TABLE_PREFIX": prefix,
         "CREATE_TABLE": "y" if create else "n",
     }

@@ -438,7 +438,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     """`batchops redrive`: after a fix, send dead-lettered events through the aggregator again."""
-    from batchops.aws.redrive import RedriveError, redrive, sqs_client
+    from batchops.adapters.redrive import RedriveError, redrive, sqs_client
 
     try:
         moved = redrive(sqs_client(), args.dlq_url, args.queue_url, limit=args.limit)

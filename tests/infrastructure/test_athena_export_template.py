@@ -11,7 +11,7 @@ import pytest
 from cfnlint.decode import decode_str
 from cfnlint.decode.cfn_yaml import loads
 
-from batchops.aws.athena_export import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, glue_table_input
+from batchops.adapters.athena_export import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, glue_table_input
 from batchops.dashboards import DashboardSettings
 from batchops.export_layout import TABLES, athena_ddl_columns
 
@@ -91,7 +91,7 @@ def test_the_exporter_reads_both_streams_in_windows_and_bisects_poison(template:
         }
     assert template["Parameters"]["ExportBatchingWindowSeconds"]["Default"] == 300
     function = template["Resources"]["ExporterFunction"]["Properties"]
-    assert function["Handler"] == "batchops.aws.export_handler.exporter"
+    assert function["Handler"] == "batchops.entrypoints.export_lambda.exporter"
     assert (function["Runtime"], function["Architectures"]) == ("python3.12", ["arm64"])
     variables = function["Environment"]["Variables"]
     assert variables["BATCHOPS_EXPORT_BUCKET"] == {"Ref": "ProjectionsBucket"}
@@ -149,14 +149,14 @@ def test_every_checkov_suppression_says_why(template: dict[str, Any]) -> None:
 def test_the_template_stays_under_cloudformations_inline_limit() -> None:
     # Past 51,200 bytes the deploy must upload the template (a write), so a dry run could not read it and a
     # second deploy would no longer be write-free (tests/integration/test_deploy.py).
-    from batchops.aws.template_body import TEMPLATE_BODY_LIMIT, template_body
+    from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT, template_body
 
     assert len(template_body(TEMPLATE).encode()) < TEMPLATE_BODY_LIMIT  # what the deploy sends: no comment lines
 
 
 @pytest.mark.parametrize("template", [TEMPLATE, TEMPLATE.parents[1] / "member-account" / "template.yaml"])
 def test_the_body_a_deploy_sends_is_the_template_without_its_comments(template: Path) -> None:
-    from batchops.aws.template_body import template_body
+    from batchops.rollout.template_body import template_body
 
     body = template_body(template)
     assert not [line for line in body.splitlines() if line.lstrip().startswith("#")]

@@ -14,8 +14,8 @@ from cfnlint.api import lint
 from cfnlint.decode.cfn_yaml import loads
 from moto import mock_aws
 
-from batchops.aws.dynamodb_tables import events_table_definition, tracking_table_definition
-from batchops.aws.views_dynamodb import view_table_definitions
+from batchops.adapters.dynamodb.tables import events_table_definition, tracking_table_definition
+from batchops.adapters.dynamodb.views import view_table_definitions
 from conftest import all_samples, create_central_stack_on_moto
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
@@ -319,9 +319,9 @@ def test_lambdas_and_their_event_sources(template: dict[str, Any]) -> None:
     functions = resources(template, "AWS::Lambda::Function")
     handlers = {name: f["Properties"]["Handler"] for name, f in functions.items()}
     assert handlers == {
-        "AggregatorFunction": "batchops.aws.handlers.aggregator",
-        "ProjectorFunction": "batchops.aws.handlers.projector",
-        "ExporterFunction": "batchops.aws.export_handler.exporter",
+        "AggregatorFunction": "batchops.entrypoints.lambdas.aggregator",
+        "ProjectorFunction": "batchops.entrypoints.lambdas.projector",
+        "ExporterFunction": "batchops.entrypoints.export_lambda.exporter",
     }
     for function in functions.values():
         props = function["Properties"]

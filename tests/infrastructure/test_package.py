@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from batchops.aws.package import (
+from batchops.rollout.lambda_package import (
     ARTIFACT_NAME,
     MAX_UNZIPPED_BYTES,
     NOT_IN_LAMBDA,
@@ -118,7 +118,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, source: Path) -> Path:
 def test_two_builds_are_byte_identical(built: Path, source: Path, tmp_path: Path) -> None:
     # The second build goes through the command the deploy calls, in another process and directory.
     result = subprocess.run(
-        [sys.executable, "-m", "batchops.aws.package", "--out", str(tmp_path / "second"), "--source", str(source)],
+        [sys.executable, "-m", "batchops.rollout.lambda_package", "--out", str(tmp_path / "second"),
+         "--source", str(source)],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
     report = json.loads(result.stdout)
@@ -141,7 +142,7 @@ def test_the_artifact_holds_batchops_and_aarch64_cpython312_wheels(built: Path, 
     operator_only = {n for n in shipped if _operator_only(n)}
     assert operator_only and operator_only.isdisjoint(names)  # the rollout, the local Organization, the simulator
     assert shipped - operator_only <= names
-    assert "batchops/aws/package.py" in names and "batchops/py.typed" in names
+    assert "batchops/entrypoints/lambdas.py" in names and "batchops/py.typed" in names
 
     assert sum(i.file_size for i in infos.values()) <= MAX_UNZIPPED_BYTES
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("bin/")]
@@ -188,7 +189,7 @@ def test_no_lambda_entry_point_needs_what_the_artifact_leaves_out() -> None:
     root = package_source().parent
     template = (root.parent / "central-account" / "template.yaml").read_text()
     handlers = {h.rsplit(".", 1)[0] for h in re.findall(r"Handler: (batchops[\w.]+)", template)}
-    assert handlers == {"batchops.aws.handlers", "batchops.aws.export_handler"}
+    assert handlers == {"batchops.entrypoints.lambdas", "batchops.entrypoints.export_lambda"}
     needed, todo = set(), list(handlers)
     while todo:
         module = todo.pop()
@@ -197,4 +198,6 @@ def test_no_lambda_entry_point_needs_what_the_artifact_leaves_out() -> None:
             todo += _imports(module, root)
     left_out = {m for m in needed if _operator_only(m.replace(".", "/") + ".py") or _operator_only(m.replace(".", "/"))}
     assert left_out == set(), f"Lambda code imports modules the artifact leaves out: {left_out}"
-    assert "batchops.aws.views_dynamodb" in needed and "batchops.store_sqlite" in needed  # the scan follows strings
+    assert (
+        "batchops.adapters.dynamodb.views" in needed and "batchops.adapters.sqlite.event_store" in needed
+    )  # the scan follows strings

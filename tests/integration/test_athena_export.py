@@ -16,12 +16,12 @@ import pytest
 from botocore.config import Config
 from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
-from batchops.aws.athena_export import AthenaExporter, glue_table_input
-from batchops.aws.central import CentralApplication
-from batchops.aws.export_handler import handle_export_batch, settings_from_environment
-from batchops.aws.views_dynamodb import view_table_definitions
+from batchops.adapters.athena_export import AthenaExporter, glue_table_input
+from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.views import view_table_definitions
 from batchops.bootstrap import Settings, build_application
 from batchops.dashboards import DashboardSettings, render_dashboards
+from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
 from batchops.export_layout import COLUMNS, GENERATION_KEY, OPEN_DT, TABLES
 from batchops.inbound import Parsed, translate
 from batchops.parquet import read_parquet

@@ -8,9 +8,9 @@ import hashlib
 import json
 from typing import Any
 
-from batchops.aws.central import CentralApplication
-from batchops.aws.handlers import handle_sqs_batch
+from batchops.adapters.dynamodb.central import CentralApplication
 from batchops.bootstrap import Settings, build_application
+from batchops.entrypoints.lambdas import handle_sqs_batch
 from batchops.translation import EXCERPT_CHARS, MAX_EVENT_BYTES
 from conftest import AWS_REGION, sample
 

@@ -12,9 +12,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from batchops.aws.central import STREAM_MARKER_SECONDS, CentralApplication
-from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
+from batchops.adapters.dynamodb.central import STREAM_MARKER_SECONDS, CentralApplication
 from batchops.bootstrap import Settings, build_application
+from batchops.entrypoints.lambdas import handle_sqs_batch, handle_stream_batch
 from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, ingest, rows_by_job
 
@@ -339,7 +339,7 @@ def test_a_redelivered_batch_after_a_crash_has_no_double_effect(aws: None) -> No
 def test_a_projector_crash_after_the_instance_write_still_joins_the_jobs_on_redelivery(aws: None, make_app) -> None:
     events = _workload()
     app = _central()
-    from batchops.aws.dynamodb_store import stored_event_from_stream_record
+    from batchops.adapters.dynamodb.event_store import stored_event_from_stream_record
     from batchops.inbound import Parsed, translate
 
     app.record_with_retry([f for f in map(translate, events) if isinstance(f, Parsed)])

@@ -27,9 +27,8 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 
-from batchops.aws import grafana_workspace
-from batchops.aws.emulator import patch_moto
-from batchops.aws.preflight import STACKSETS_PRINCIPAL, Account, Caller, OrgUnit, PreflightReport
+from batchops.local.emulator import patch_moto
+from batchops.rollout import grafana_workspace
 from batchops.rollout.central_stack import bus_policy_problems, unprotect_event_store
 from batchops.rollout.clients import Clients, WriteRefused, is_read_only
 from batchops.rollout.coverage import (
@@ -44,6 +43,7 @@ from batchops.rollout.coverage import (
     coverage,
 )
 from batchops.rollout.oam_sinks import REGION_SLOTS, ensure_sink, sink_policy, sink_slots
+from batchops.rollout.preflight import STACKSETS_PRINCIPAL, Account, Caller, OrgUnit, PreflightReport
 from batchops.rollout.settings import OperationPreferences, RolloutSettings
 from batchops.rollout.stack_set import Instance, StackSetSpec
 from batchops.rollout.stack_set_changes import ensure_stack_set
@@ -71,7 +71,7 @@ RULES = ("bo-batch-jobs", "bo-batch-api", "bo-ecs", "bo-ec2", "bo-autoscaling")
 
 @pytest.fixture(scope="module")
 def moto_gaps() -> Iterator[None]:
-    """moto's gaps filled for these tests only (batchops.aws.emulator, undone afterwards)."""
+    """moto's gaps filled for these tests only (batchops.local.emulator, undone afterwards)."""
     with pytest.MonkeyPatch.context() as patch:
         patch_moto(patch.setattr)
         yield

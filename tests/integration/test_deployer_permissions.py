@@ -30,7 +30,7 @@ from cfnlint.decode.cfn_yaml import loads
 from test_deploy import PREFIX, REGIONS, Org, deploy_args, moto_gaps, moto_server, org, run
 from test_iam_enforced import unused_grants
 
-from batchops.aws import grafana_workspace
+from batchops.rollout import grafana_workspace
 from batchops.rollout.artifact import artifact_bucket_name, artifact_bucket_policy, ensure_artifact_bucket
 from batchops.rollout.oam_sinks import delete_sink, ensure_sink, sink_policy
 from batchops.rollout.settings import TAG_KEY

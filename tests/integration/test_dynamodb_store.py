@@ -27,7 +27,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, get_topic
 from moto import mock_aws
 
-from batchops.aws.dynamodb_store import (
+from batchops.adapters.dynamodb.event_store import (
     DynamoDBAggregateRecorder,
     DynamoDBApplicationRecorder,
     DynamoDBFactory,
@@ -36,10 +36,10 @@ from batchops.aws.dynamodb_store import (
     stored_event_from_stream_record,
     translate_client_error,
 )
-from batchops.aws.dynamodb_tables import table_name
+from batchops.adapters.dynamodb.tables import table_name
 
 REGION = "us-east-1"
-FACTORY_TOPIC = "batchops.aws.dynamodb_store:DynamoDBFactory"
+FACTORY_TOPIC = "batchops.adapters.dynamodb.event_store:DynamoDBFactory"
 AWS_ENV = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_ACCESS_KEY_ID": "testing",
@@ -465,7 +465,7 @@ def test_table_names() -> None:
 
 
 def test_client_follows_the_standard_aws_environment(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from batchops.aws.dynamodb_store import build_client
+    from batchops.adapters.dynamodb.event_store import build_client
 
     config = tmp_path / "config"
     config.write_text("[profile central]\nregion = eu-west-1\naws_access_key_id = a\naws_secret_access_key = b\n")

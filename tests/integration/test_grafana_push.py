@@ -298,7 +298,7 @@ def test_cli_push_reports_each_change(grafana: tuple[FakeGrafana, str], capsys: 
 
 def test_deploy_push_takes_the_central_stack_outputs(grafana: tuple[FakeGrafana, str]) -> None:
     """deploy.py's push: database, workgroup, results and DLQ from the stack outputs, the workspace role."""
-    from batchops.aws.grafana_workspace import push_dashboards
+    from batchops.rollout.grafana_workspace import push_dashboards
 
     fake, url = grafana
     outputs = {

@@ -19,14 +19,14 @@ import pytest
 from botocore.config import Config
 from test_dashboards import athena_queries, panels_of
 
-from batchops.aws.athena_export import AthenaExporter, glue_table_input
-from batchops.aws.central import CentralApplication
-from batchops.aws.export_handler import handle_export_batch, settings_from_environment
-from batchops.aws.grafana_workspace import GrafanaSpec
-from batchops.aws.handlers import central_application, handle_sqs_batch, handle_stream_batch
+from batchops.adapters.athena_export import AthenaExporter, glue_table_input
+from batchops.adapters.dynamodb.central import CentralApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.dashboards import DashboardSettings, render_dashboards
+from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
+from batchops.entrypoints.lambdas import central_application, handle_sqs_batch, handle_stream_batch
+from batchops.rollout.grafana_workspace import GrafanaSpec
 from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, create_central_stack_on_moto, ingest, rows_by_job, sqs_lambda_event
 from iam_calls import ACCOUNT, Principal, acting_as, enforcing

@@ -18,7 +18,8 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from batchops import ingest as ingest_module
-from batchops import replay_workers, translation, translation_workers, views
+from batchops import translation, translation_workers, views
+from batchops.adapters.sqlite import parallel_replay as replay_workers
 from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events

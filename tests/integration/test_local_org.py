@@ -16,8 +16,8 @@ import boto3
 import pytest
 from rich.console import Console
 
-from batchops.aws.local_org import LocalFigures, LocalSettings, Remapper, run_local, try_commands, workload
 from batchops.bootstrap import Settings, build_application
+from batchops.local.organization import LocalFigures, LocalSettings, Remapper, run_local, try_commands, workload
 from batchops.reports import store_summary
 from batchops.rollout.coverage import DEPLOYED
 from batchops.rollout.stacks import stack_outputs
@@ -48,7 +48,7 @@ def test_local_demo_summary_equals_the_projection_queried_afterwards(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The emulator checks every response of its fast serializers against moto's own (a mismatch fails the run).
-    monkeypatch.setattr("batchops.aws.emulator.VERIFY_FAST_PATHS", True)
+    monkeypatch.setattr("batchops.local.emulator.VERIFY_FAST_PATHS", True)
     artifact = tmp_path / "batchops-lambda.zip"
     import zipfile
 
@@ -154,7 +154,7 @@ def test_without_the_emulator_deploy_local_stops_at_once_in_one_line_with_the_in
 SHADOW_MOTO_THAT_DIES = "import os\n\nos._exit(3)  # a process that dies as it imports moto, without a word\n"
 WAIT_FOR_THE_EMULATOR = """
 import sys
-from batchops.aws.local_org import LocalRunError, emulator
+from batchops.local.organization import LocalRunError, emulator
 
 try:
     with emulator():

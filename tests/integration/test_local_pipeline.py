@@ -9,7 +9,7 @@ from typing import Any
 from cfnlint.decode import cfn_yaml
 from moto.events.models import EventPattern
 
-from batchops.aws.local_pipeline import pattern_matches
+from batchops.local.pipeline import pattern_matches
 from batchops.simulation import SimulationSettings, simulate
 from conftest import all_samples
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from batchops.aws.redrive import RedriveError, redrive, start_move_task
+from batchops.adapters.redrive import RedriveError, redrive, start_move_task
 
 REGION = "us-east-1"
 

@@ -19,12 +19,12 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from eventsourcing.persistence import StoredEvent
 
-from batchops.aws.central import CentralApplication
-from batchops.aws.dynamodb_store import DynamoDBAggregateRecorder, ItemTooLarge
-from batchops.aws.dynamodb_tables import MAX_ITEM_BYTES, item_size
-from batchops.aws.handlers import handle_sqs_batch
+from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.event_store import DynamoDBAggregateRecorder, ItemTooLarge
+from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
+from batchops.entrypoints.lambdas import handle_sqs_batch
 from batchops.jobs import MAX_ATTEMPTS_KEPT, Job, new_job_fold, observe_state
 from batchops.projector import FoldsByKind
 from batchops.simulation import SimulationSettings, simulate

@@ -11,10 +11,10 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.projection import ApplicationSubscription
 from eventsourcing.sqlite import SQLiteDatastore
 
+from batchops.adapters.sqlite.event_store import PollingSQLiteApplicationRecorder
 from batchops.bootstrap import Settings, build_application
 from batchops.inbound import Parsed, translate
 from batchops.jobs import Job
-from batchops.store_sqlite import PollingSQLiteApplicationRecorder
 from conftest import sample
 
 

@@ -14,14 +14,14 @@ from botocore.config import Config
 from moto import mock_aws
 
 from batchops import views
-from batchops.aws import views_dynamodb
-from batchops.aws.views_dynamodb import DynamoDBViewStore, ensure_view_tables
+from batchops.adapters.dynamodb import views as views_dynamodb
+from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
+from batchops.adapters.sqlite.views import SQLiteViewStore
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
 from batchops.jobs import job_key, new_job_fold, observe_state
 from batchops.projection import ATTEMPT_FIELDS, attempts_of, instance_row, job_row
 from batchops.views import JobFilter, PipelineCounters, RejectedEvent
-from batchops.views_sqlite import SQLiteViewStore
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 CI = "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ce-1a2b3c4d/abc"

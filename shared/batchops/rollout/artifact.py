@@ -185,9 +185,9 @@ def build_artifact(settings: RolloutSettings, console: Console, workdir: Path) -
         if not settings.artifact.is_file():
             raise RolloutError(f"--artifact {settings.artifact}: no such file")
         return settings.artifact
-    from batchops.aws.package import ArtifactError, build_lambda_artifact
+    from batchops.rollout.lambda_package import ArtifactError, build_lambda_artifact
 
-    console.print("building the Lambda artifact (python -m batchops.aws.package)…")
+    console.print("building the Lambda artifact (python -m batchops.rollout.lambda_package)…")
     try:
         return build_lambda_artifact(workdir)
     except ArtifactError as error:

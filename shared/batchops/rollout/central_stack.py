@@ -12,13 +12,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from batchops.aws.preflight import PreflightReport
-from batchops.aws.template_body import TEMPLATE_BODY_LIMIT, template_body
 from batchops.rollout.artifact import StagedArtifact
 from batchops.rollout.clients import Clients
 from batchops.rollout.errors import RolloutError
+from batchops.rollout.preflight import PreflightReport
 from batchops.rollout.settings import RolloutSettings
 from batchops.rollout.stacks import NO_CHANGES, StackOutcome, deploy_stack, template_parameters, wait_stack
+from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT, template_body
 
 CENTRAL_CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
 

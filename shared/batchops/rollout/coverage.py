@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from batchops.aws.preflight import Account, OrgUnit
+from batchops.rollout.preflight import Account, OrgUnit
 from batchops.rollout.stack_set import Instance
 
 DEPLOYED = "deployed"

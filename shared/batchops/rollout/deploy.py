@@ -11,19 +11,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from batchops.aws.preflight import PreflightReport, run_preflight
-from batchops.aws.template_body import template_body
 from batchops.rollout import grafana
 from batchops.rollout.artifact import stage_artifact
 from batchops.rollout.central_stack import deploy_central_stack
 from batchops.rollout.clients import Clients
 from batchops.rollout.oam_sinks import REGION_SLOTS, ensure_sinks, sink_slots
+from batchops.rollout.preflight import PreflightReport, run_preflight
 from batchops.rollout.result import RunResult
 from batchops.rollout.settings import RolloutSettings, confirm_or_refuse
 from batchops.rollout.stack_set import StackSetSpec
 from batchops.rollout.stack_set_changes import ensure_stack_set
 from batchops.rollout.stacks import deploy_stack
 from batchops.rollout.tables import print_changes, print_preflight
+from batchops.rollout.template_body import template_body
 
 
 def preflight(settings: RolloutSettings, clients: Clients, confirm: Callable[[str], bool]) -> PreflightReport:

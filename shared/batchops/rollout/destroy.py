@@ -9,13 +9,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from batchops.aws.preflight import Caller, identify_caller
 from batchops.rollout import grafana
 from batchops.rollout.artifact import artifact_bucket_name, empty_bucket
 from batchops.rollout.central_stack import unprotect_event_store
 from batchops.rollout.clients import Clients
 from batchops.rollout.errors import RolloutError
 from batchops.rollout.oam_sinks import delete_sink, find_sink
+from batchops.rollout.preflight import Caller, identify_caller
 from batchops.rollout.result import RunResult
 from batchops.rollout.settings import RolloutSettings, confirm_or_refuse
 from batchops.rollout.stack_set import Instance, describe_stack_set, list_instances

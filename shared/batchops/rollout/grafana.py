@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 
-from batchops.aws.grafana_workspace import GrafanaSpec, delete_workspace, find_workspace, provision_grafana
-from batchops.aws.preflight import PreflightReport
 from batchops.rollout.clients import Clients
+from batchops.rollout.grafana_workspace import GrafanaSpec, delete_workspace, find_workspace, provision_grafana
+from batchops.rollout.preflight import PreflightReport
 from batchops.rollout.settings import RolloutSettings
 
 # What pushes the dashboards to a workspace: (url, token, central stack outputs) -> changes.

@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.console import Console
 
-from batchops.aws.preflight import PreflightReport
 from batchops.rollout.errors import RolloutError
+from batchops.rollout.preflight import PreflightReport
 from batchops.rollout.settings import OperationPreferences, RolloutSettings
 from batchops.rollout.stack_set import Instance, StackSetSpec, describe_stack_set, list_instances
 from batchops.rollout.stack_set_operations import (

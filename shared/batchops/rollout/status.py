@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from batchops.aws import forward_dlq
-from batchops.aws.preflight import Caller, OrgUnit, describe_org_units, identify_caller
+from batchops.rollout import forward_dlq
 from batchops.rollout.clients import Clients
 from batchops.rollout.coverage import DEPLOYED, FAILED, MISSING, CoverageRow, coverage
 from batchops.rollout.errors import RolloutError
+from batchops.rollout.preflight import Caller, OrgUnit, describe_org_units, identify_caller
 from batchops.rollout.result import RunResult
 from batchops.rollout.settings import RolloutSettings
 from batchops.rollout.stack_set import describe_stack_set, list_instances

@@ -12,8 +12,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from batchops.aws.preflight import PreflightReport
 from batchops.rollout.coverage import AUTO_DEPLOYMENT_PENDING, DEPLOYED, FAILED, MISSING, CoverageRow
+from batchops.rollout.preflight import PreflightReport
 
 if TYPE_CHECKING:  # the operations module prints with these tables
     from batchops.rollout.stack_set_operations import OperationOutcome

@@ -1,5 +1,5 @@
 """Lambda entry point of the Athena export: DynamoDB stream batches of the jobs and instances tables → the
-Parquet objects on S3 and their Glue partitions (batchops.aws.athena_export).
+Parquet objects on S3 and their Glue partitions (batchops.adapters.athena_export).
 
 Environment: BATCHOPS_STORE (`dynamodb://PREFIX`, the projection tables), BATCHOPS_EXPORT_BUCKET,
 BATCHOPS_EXPORT_PREFIX (default `projections`), BATCHOPS_GLUE_DATABASE (default `batchops`).
@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from batchops.aws.athena_export import AthenaExporter, ExportSettings
+from batchops.adapters.athena_export import AthenaExporter, ExportSettings
 from batchops.bootstrap import Settings
 
 logger = Logger(service="batchops")

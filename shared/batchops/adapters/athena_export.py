@@ -25,8 +25,8 @@ from uuid import UUID
 
 from botocore.exceptions import ClientError
 
-from batchops.aws.dynamodb_tables import table_name
-from batchops.aws.views_dynamodb import (
+from batchops.adapters.dynamodb.tables import table_name
+from batchops.adapters.dynamodb.views import (
     INSTANCES,
     JOBS,
     META,

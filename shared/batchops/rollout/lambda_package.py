@@ -3,7 +3,7 @@
 The same sources and the same pinned versions give the same zip, hence the same sha256: the deploy can
 name the S3 key after the hash and CloudFormation updates the functions only when something changed.
 
-    python -m batchops.aws.package --out dist/
+    python -m batchops.rollout.lambda_package --out dist/
 """
 
 from __future__ import annotations
@@ -45,15 +45,9 @@ _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 NOT_IN_LAMBDA = (
     "rollout",
     "simulation",
+    "local",
     "grafana.py",
     "cli_dashboards.py",
-    "aws/emulator.py",
-    "aws/local_org.py",
-    "aws/local_pipeline.py",
-    "aws/preflight.py",
-    "aws/grafana_workspace.py",
-    "aws/forward_dlq.py",
-    "aws/template_body.py",
 )
 """Parts of the package (paths below it) that run on an operator's machine, never in Lambda: the rollout, the local
 Organization and its emulator, the simulator, the Grafana provisioning. No Lambda entry point imports them (a test
@@ -292,8 +286,10 @@ def build_lambda_artifact(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m batchops.aws.package --out DIR`: build the artifact and print its report as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m batchops.aws.package", description=__doc__.splitlines()[0])
+    """`python -m batchops.rollout.lambda_package --out DIR`: build the artifact and print its report as JSON."""
+    parser = argparse.ArgumentParser(
+        prog="python -m batchops.rollout.lambda_package", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", required=True, type=Path, help="directory to write batchops-lambda.zip into")
     parser.add_argument("--python", default=DEFAULT_PYTHON, help="Lambda Python version (default %(default)s)")
     parser.add_argument("--platform", default=DEFAULT_PLATFORM, help="wheel platform (default %(default)s)")

@@ -33,11 +33,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from batchops.aws import emulator as emulator_patches
-from batchops.aws.central import CentralApplication
-from batchops.aws.emulator import EMULATOR_CENTRAL_PARAMETERS, patch_moto
-from batchops.aws.local_pipeline import LocalPipeline, PipelineFigures, rule_patterns
+from batchops.adapters.dynamodb.central import CentralApplication
 from batchops.bootstrap import Settings, build_application
+from batchops.local import emulator as emulator_patches
+from batchops.local.emulator import EMULATOR_CENTRAL_PARAMETERS, patch_moto
+from batchops.local.pipeline import LocalPipeline, PipelineFigures, rule_patterns
 from batchops.reports import print_job_figures, store_summary
 from batchops.rollout.clients import Clients
 from batchops.rollout.coverage import DEPLOYED
@@ -162,7 +162,7 @@ def _serve(port: int, report: Any, stop: Any, verify: bool) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # moto warns about every resource type its CloudFormation skips (alarms, Glue, Athena, ...), in this process:
-    # the parent's filters do not reach it. The rollout does not depend on them (see batchops.aws.emulator).
+    # the parent's filters do not reach it. The rollout does not depend on them (see batchops.local.emulator).
     warnings.filterwarnings("ignore", message=r"Tried to parse .* not supported by moto", category=UserWarning)
     logging.getLogger("moto").setLevel(logging.ERROR)  # "No Moto CloudFormation support for AWS::..."
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
@@ -279,7 +279,7 @@ def source_hash(source: Path) -> str:
 def cached_artifact(out: Path, console: Console) -> Path:
     """The Lambda artifact built once per package source (out/artifact/<hash>/); a package-only stub when the
     dependencies cannot be fetched (the emulator stores the code but never runs it)."""
-    from batchops.aws.package import ArtifactError, build_lambda_artifact, package_source
+    from batchops.rollout.lambda_package import ArtifactError, build_lambda_artifact, package_source
 
     source = package_source()
     folder = out / "artifact" / source_hash(source)[:16]
@@ -381,7 +381,7 @@ def _follow_stream(env: dict[str, str], job: dict[str, str], messages: Any, inge
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it sets `stop`
     os.environ.update(env)
     try:
-        from batchops.aws import handlers
+        from batchops.entrypoints import lambdas as handlers
 
         handlers.logger.setLevel(logging.WARNING)
         app = build_application(Settings.from_environment(store=job["store"]), project_inline=False)
@@ -585,7 +585,7 @@ def _central_application(
         figures.store = outputs.get("StoreUrl", settings.store)
         app = build_application(Settings.from_environment(store=figures.store), project_inline=False)
         assert isinstance(app, CentralApplication)
-        from batchops.aws import handlers
+        from batchops.entrypoints import lambdas as handlers
 
         handlers.logger.setLevel(logging.WARNING)  # one JSON line per batch otherwise, amid the progress bars
     return app
@@ -694,7 +694,7 @@ def _write_dashboards(
     dlq = outputs.get("IngestDeadLetterQueueUrl", "").rsplit("/", 1)[-1] or DashboardSettings().dlq_name
     figures.dashboards = write_dashboards(settings.out / "dashboards", DashboardSettings(dlq_name=dlq))
     if settings.grafana_url and settings.grafana_token:
-        from batchops.aws.grafana_workspace import push_dashboards
+        from batchops.rollout.grafana_workspace import push_dashboards
 
         home = settings.regions[0]
         figures.grafana_changes = push_dashboards(settings.grafana_url, settings.grafana_token, outputs, home)

@@ -33,15 +33,19 @@ def _worker(
 ) -> None:  # pragma: no cover - runs in the worker process (its rows are checked by the replay tests)
     """Fold the jobs from `SPLIT` on and put (events, rows) per page on `results`, then None. Rows are built once
     `hosts` (an event) says the compute environments and instances they join are written; folding starts at once."""
+    from batchops.adapters.sqlite.views import SQLiteViewStore
     from batchops.application import BatchOpsApplication
-    from batchops.views_sqlite import SQLiteViewStore
 
     gc.disable()  # short-lived acyclic objects only, as in the rebuild itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the replay ends us
     views = SQLiteViewStore(database, create=False)
     app = BatchOpsApplication(
         views,
-        {"PERSISTENCE_MODULE": "batchops.store_sqlite:Factory", "SQLITE_DBNAME": database, "CREATE_TABLE": "n"},
+        {
+            "PERSISTENCE_MODULE": "batchops.adapters.sqlite.event_store:Factory",
+            "SQLITE_DBNAME": database,
+            "CREATE_TABLE": "n",
+        },
         metrics=False,
     )
     select = app.recorder.select_aggregate_states  # type: ignore[attr-defined]

@@ -20,9 +20,9 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
+from batchops.adapters.dynamodb.event_store import DynamoDBAggregateRecorder
+from batchops.adapters.dynamodb.views import ConcurrentViewUpdate, DynamoDBViewStore, _from_item, _to_item
 from batchops.application import BatchOpsApplication
-from batchops.aws.dynamodb_store import DynamoDBAggregateRecorder
-from batchops.aws.views_dynamodb import ConcurrentViewUpdate, DynamoDBViewStore, _from_item, _to_item
 
 RETRIES = 5
 STREAM_MARKER_SECONDS = 2 * 24 * 3600

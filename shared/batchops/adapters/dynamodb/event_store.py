@@ -49,7 +49,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
-from batchops.aws.dynamodb_tables import (
+from batchops.adapters.dynamodb.tables import (
     APPLICATION_NAME,
     EVENTS_PURPOSE,
     MAX_ITEM_BYTES,
@@ -544,7 +544,7 @@ def build_client(env: Environment | Mapping[str, str] | None = None) -> Any:
 
 
 class DynamoDBFactory(InfrastructureFactory[DynamoDBTrackingRecorder]):
-    """Infrastructure factory: ``PERSISTENCE_MODULE=batchops.aws.dynamodb_store:DynamoDBFactory``.
+    """Infrastructure factory: ``PERSISTENCE_MODULE=batchops.adapters.dynamodb.event_store:DynamoDBFactory``.
 
     Environment: DYNAMODB_TABLE_PREFIX (required), CREATE_TABLE (default no), ORIGINATOR_ID_TYPE
     (uuid or text, default uuid), and the standard AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION,

@@ -19,8 +19,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batchops.aws.central import CentralApplication
-from batchops.aws.dynamodb_store import stored_event_from_stream_record
+from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.event_store import stored_event_from_stream_record
 from batchops.batch_recording import BatchInput, Untranslatable
 from batchops.bootstrap import Settings, build_application
 from batchops.emf import emf_documents

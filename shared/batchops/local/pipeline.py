@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchops.aws.central import CentralApplication
-from batchops.aws.handlers import handle_sqs_batch, handle_stream_batch
+from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.entrypoints.lambdas import handle_sqs_batch, handle_stream_batch
 
 
 def pattern_matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:

@@ -17,9 +17,9 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from batchops.aws.dynamodb_store import build_client
-from batchops.aws.dynamodb_tables import EVENTS_PURPOSE, table_name
-from batchops.aws.views_dynamodb import INSTANCES, JOBS, META
+from batchops.adapters.dynamodb.event_store import build_client
+from batchops.adapters.dynamodb.tables import EVENTS_PURPOSE, table_name
+from batchops.adapters.dynamodb.views import INSTANCES, JOBS, META
 from batchops.bootstrap import StoreUnavailable
 
 REQUIRED_PURPOSES = (EVENTS_PURPOSE, JOBS, INSTANCES, META)

@@ -28,7 +28,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from batchops import views
-from batchops.aws.dynamodb_tables import MAX_ITEM_BYTES, item_size, table_name
+from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size, table_name
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key
 from batchops.projection import (

@@ -1,0 +1,1 @@
+"""Entry points that run in AWS Lambda: thin handlers that parse, call the application and return."""
