@@ -22,10 +22,10 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws
 
-from batchops.adapters.dynamodb import views as views_dynamodb
 from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
 from batchops.jobs import job_key, new_job_fold, observe_state
 from batchops.projection import attempts_of, job_row
+from batchops.tuning import DEFAULT_TUNING
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
@@ -48,7 +48,6 @@ def job_fold(number: int) -> dict[str, Any]:
 
 def timed_session(jobs: int, round_trip: float, writers: int, prefix: str) -> float:
     """Seconds for one session putting `jobs` job items, with `writers` at a time."""
-    views_dynamodb.JOB_WRITERS = writers
     client = boto3.client("dynamodb", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
     ensure_view_tables(client, prefix)
 
@@ -57,7 +56,7 @@ def timed_session(jobs: int, round_trip: float, writers: int, prefix: str) -> fl
             time.sleep(round_trip)
 
     client.meta.events.register("before-parameter-build.dynamodb.PutItem", round_trip_wait)
-    store = DynamoDBViewStore(client, prefix)
+    store = DynamoDBViewStore(client, prefix, job_writers=writers)
     folds = [job_fold(n) for n in range(jobs)]
     started = time.perf_counter()
     with store.session() as session:
@@ -79,7 +78,7 @@ def main() -> None:
         parser.error("--jobs must be between 1 and 20,000 (moto keeps every item in memory)")
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         os.environ.setdefault(name, value)
-    concurrent = views_dynamodb.JOB_WRITERS
+    concurrent = DEFAULT_TUNING.job_writers
     round_trip = args.round_trip_ms / 1000
     with mock_aws():
         floor = timed_session(args.jobs, 0.0, 1, "floor")

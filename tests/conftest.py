@@ -13,6 +13,7 @@ from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.ingest import Ingestor
 from batchops.translation import RawEvent
+from batchops.tuning import DEFAULT_TUNING, Tuning
 
 EVENTS = Path(__file__).parent / "events"
 AWS_REGION = "us-east-1"
@@ -66,8 +67,9 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., BatchOpsApplication]]:
     """Build applications on fresh SQLite stores in the test's directory."""
     made: list[BatchOpsApplication] = []
 
-    def make(name: str = "store", *, metrics: bool = True) -> BatchOpsApplication:
-        app = build_application(Settings.from_environment(store=f"sqlite:///{tmp_path / name}.db"), metrics=metrics)
+    def make(name: str = "store", *, metrics: bool = True, tuning: Tuning = DEFAULT_TUNING) -> BatchOpsApplication:
+        settings = Settings.from_environment(store=f"sqlite:///{tmp_path / name}.db")
+        app = build_application(settings, metrics=metrics, tuning=tuning)
         made.append(app)
         return app
 

@@ -1,36 +1,37 @@
 """The service layer: record facts on aggregates, save many aggregates per transaction, feed the views.
 
-Commands take parsed facts; queries go to the view store and return plain dicts. The same application
-runs locally on SQLite and in AWS on DynamoDB: only the persistence module and the view store differ.
+Commands take parsed facts; queries go to the view store and return plain dicts. The same application runs locally
+on SQLite and in AWS on DynamoDB: what differs is wired in (`bootstrap`) through two ports (`batchops.ports`): the
+event store's extras and the projection feed (from the notification log, or from a change stream).
 """
 
 from __future__ import annotations
 
-import gc
 from collections import Counter
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, StoredEvent, Transcoder
 
-from batchops.adapters.sqlite.parallel_replay import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.batch_recording import BatchInput, BatchOutcome, PipelineTime, PoisonReport, combined, latest_event_time
 from batchops.compute_environments import ComputeEnvironment
 from batchops.facts import Parsed
 from batchops.instances import Instance
 from batchops.jobs import Job
+from batchops.log_projection import LogFedProjection
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
 from batchops.names import host_instance_in
+from batchops.ports import EventStore, Progress, ProjectionFeed
 from batchops.projection import instance_spot_signal
-from batchops.projector import EVENT_CLASSES, FoldsByKind, Projector
+from batchops.projector import EVENT_CLASSES, Projector
+from batchops.recorder_store import RecorderEventStore
 from batchops.transcoder import OrjsonMapper, OrjsonTranscoder
+from batchops.tuning import DEFAULT_TUNING, Tuning
 from batchops.views import PipelineCounters, RejectedEvent, ViewStore
 
 
@@ -52,36 +53,6 @@ class RecordOutcome:
         return sum(n for (_, _, recorded), n in self.counts.items() if not recorded)
 
 
-@dataclass
-class _Unprojected:
-    """What `record(project=False)` saved and the views do not show yet: the notification ids of the events and the
-    folds of their aggregates by kind (the live folds, which include those events). No events: the projector needs
-    only the folds, and the memory held stays that of the aggregates touched."""
-
-    ids: list[int] = field(default_factory=list)
-    by_kind: FoldsByKind = field(default_factory=lambda: FoldsByKind({}, {}, {}))
-
-    def add(self, ids: list[int], aggregates: list[Aggregate]) -> None:
-        """Add one save's notification ids and the aggregates saved."""
-        self.ids.extend(ids)
-        for aggregate in aggregates:
-            fold = aggregate.fold  # type: ignore[attr-defined]
-            kind = (
-                self.by_kind.jobs
-                if isinstance(aggregate, Job)
-                else self.by_kind.instances
-                if isinstance(aggregate, Instance)
-                else self.by_kind.environments
-            )
-            kind[aggregate.id] = fold
-
-
-RECORD_ATTEMPTS = 5
-"""Times `record_with_retry` records a batch that another writer's saves keep conflicting with."""
-PARALLEL_REPLAY_MIN_EVENTS = 50_000
-"""Stores with at least this many events replay their jobs on two cores (below, a second process costs more
-than it saves)."""
-
 _AGGREGATE_OF_KIND: dict[str, type[Job] | type[Instance] | type[ComputeEnvironment]] = {
     "job_state": Job,
     "job_task": Job,
@@ -94,21 +65,28 @@ class BatchOpsApplication(Application[UUID]):
     """Event-sourced aggregator of AWS Batch, ECS, EC2 and Auto Scaling events."""
 
     name = "batchops"
-    # The aggregate cache saves a store read per aggregate per batch while a job is active; its size bounds memory
-    # (measured: docs/ingest-performance.md, "Tuning values").
+    # One writer per aggregate at a time (a conflict is retried on fresh state), so a cached aggregate is current;
+    # its size is `Tuning.aggregate_cache_size`.
     env = {
-        "AGGREGATE_CACHE_MAXSIZE": "5000",
         "AGGREGATE_CACHE_FASTFORWARD": "n",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
 
-    def __init__(self, views: ViewStore, env: dict[str, str] | None = None, *, metrics: bool = True) -> None:
-        super().__init__(env)
+    def __init__(
+        self,
+        views: ViewStore,
+        env: dict[str, str] | None = None,
+        *,
+        metrics: bool = True,
+        wiring: Wiring | None = None,
+        tuning: Tuning = DEFAULT_TUNING,
+    ) -> None:
+        super().__init__({"AGGREGATE_CACHE_MAXSIZE": str(tuning.aggregate_cache_size), **(env or {})})
+        self.tuning = tuning
         self.views = views
         self.projector = Projector()
         self.metrics = metrics
-        self.parallel_replay_min_events = PARALLEL_REPLAY_MIN_EVENTS
-        self._unprojected = _Unprojected()
+        self.store, self.projection = (wiring or recorder_wiring)(self)
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The library's mapper, or (unless the environment names another) one with a direct path for this
@@ -137,12 +115,11 @@ class BatchOpsApplication(Application[UUID]):
         With `project=False` the views are left for `project_saved` (a bulk ingest projects several saves at once:
         a job touched by each of them has its row built and written once, not once per save)."""
         outcome = RecordOutcome()
-        touched: dict[UUID, Aggregate] = {}
         facts = list(facts)
         keys = [_AGGREGATE_OF_KIND[p.kind].create_id(p.account, p.region, p.key) for p in facts]
-        absent = self._absent_aggregates(keys)
+        touched = self._load(facts, keys)
         for parsed, key in zip(facts, keys, strict=True):
-            aggregate = self._aggregate(parsed, key, touched, absent)
+            aggregate = touched[key]
             fact = parsed.fact
             recorded: bool
             if isinstance(aggregate, Job):
@@ -242,13 +219,14 @@ class BatchOpsApplication(Application[UUID]):
     def record_with_retry(self, facts: Sequence[Parsed], *, project: bool = True) -> RecordOutcome:
         """`record`, again on fresh state when another writer saved one of the batch's aggregates first (two ingests
         into one store, or two projector Lambdas): the batch's aggregates are read again from the store, where what
-        the other writer recorded makes the same facts duplicates. Up to `RECORD_ATTEMPTS` times."""
-        for attempt in range(RECORD_ATTEMPTS):
+        the other writer recorded makes the same facts duplicates. Up to `Tuning.record_attempts` times."""
+        attempts = self.tuning.record_attempts
+        for attempt in range(attempts):
             try:
                 return self.record(facts, project=project)
             except IntegrityError:
                 self._forget(facts)
-                if attempt == RECORD_ATTEMPTS - 1:
+                if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -264,47 +242,29 @@ class BatchOpsApplication(Application[UUID]):
                     cache.get(key, evict=True)
                 except KeyError:
                     pass
-        self._unprojected = _Unprojected()
-
-    def _save_and_project(self, pending: list[Aggregate]) -> None:
-        """Save the aggregates in one go; their rows are for `project_saved`."""
-        self._unprojected.add(self._save_aggregates(pending), pending)
+        self.projection.forget()
 
     def project_saved(self) -> None:
-        """Bring the views up to date with what `record` saved: from the folds in memory when the views were caught
-        up to just before those saves (nothing else wrote in between), else from the store."""
-        saved, self._unprojected = self._unprojected, _Unprojected()
-        if not saved.ids:
-            return
-        position = self.views.position()
-        if saved.ids == list(range(position + 1, position + 1 + len(saved.ids))):
-            with self.views.session() as session:
-                self.projector.apply_folds(session, saved.by_kind)
-                session.track(saved.ids[-1])
-        else:
-            self.catch_up()
+        """Bring the views up to date with what `record` saved (the projection feed knows how)."""
+        self.projection.project_saved()
 
-    def _save_aggregates(self, aggregates: list[Aggregate]) -> list[int]:
-        """`save(*aggregates)` for this application's own aggregates, returning the events' notification ids: their
-        events stored in one insert and the aggregates cached, as `save` does, without its per-object runtime Protocol
-        checks (slow on Python 3.11) and its Recording objects, which nothing here reads (no snapshots are taken and
-        the notify hooks do nothing; with snapshotting switched on, `save` itself runs)."""
+    def _save_and_project(self, pending: list[Aggregate]) -> None:
+        """`save(*aggregates)` for this application's own aggregates: their events appended in one go and the
+        aggregates cached, as `save` does, without its per-object runtime Protocol checks (slow on Python 3.11) and
+        its Recording objects, which nothing here reads (no snapshots are taken and the notify hooks do nothing; with
+        snapshotting switched on, `save` itself runs). The projection feed is told what was saved."""
+        events = [event for aggregate in pending for event in aggregate.pending_events]  # type: ignore[attr-defined]
         if self.snapshots is not None:
-            return [r.notification.id for r in self.save(*aggregates)]
-        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        ids: Any = None
-        insert_rows = getattr(self.recorder, "insert_rows", None)  # the embedded store's recorder has it
-        if insert_rows is not None and isinstance(self.mapper, OrjsonMapper):
-            rows = self.mapper.stored_rows(events)
-            if rows is not None:
-                ids = insert_rows(rows)
-        if ids is None:
-            ids = self.recorder.insert_events([self.mapper.to_stored_event(event) for event in events])
-        cache = self.repository.cache
-        if cache is not None and not self.repository.fastforward:
-            for aggregate in aggregates:
-                cache.put(aggregate.id, aggregate)
-        return list(ids or [])
+            ids = [r.notification.id for r in self.save(*pending) if r.notification is not None]
+        else:
+            for aggregate in pending:
+                aggregate.collect_events()
+            ids = self.store.append(events)
+            cache = self.repository.cache
+            if cache is not None and not self.repository.fastforward:
+                for aggregate in pending:
+                    cache.put(aggregate.id, aggregate)
+        self.projection.saved(ids, pending, events)
 
     def _job_points(self, before: Any, job: Job, at: int) -> list[MetricPoint]:
         points = job_points(before, job.fold, at)
@@ -325,146 +285,62 @@ class BatchOpsApplication(Application[UUID]):
             return False
         return instance_spot_signal(instance.fold)
 
-    def _aggregate(
-        self, parsed: Parsed, key: UUID, touched: dict[UUID, Aggregate], absent: Container[UUID] = ()
-    ) -> Aggregate:
-        cls = _AGGREGATE_OF_KIND[parsed.kind]
-        aggregate = touched.get(key)
-        if aggregate is None:
-            if key in absent:
-                aggregate = cls.track(parsed.account, parsed.region, parsed.key)
-            else:
-                try:
-                    aggregate = self.repository.get(key, projector_func=_mutate)
-                except AggregateNotFoundError:
-                    aggregate = cls.track(parsed.account, parsed.region, parsed.key)
-            touched[key] = aggregate
+    def _load(self, facts: list[Parsed], keys: list[UUID]) -> dict[UUID, Aggregate]:
+        """The aggregates of a batch's facts: from the aggregate cache, else rebuilt from histories the store reads for
+        the whole batch at once (`EventStore.histories`), else new."""
+        touched: dict[UUID, Aggregate] = {}
+        cache = self.repository.cache
+        missed: dict[UUID, Parsed] = {}
+        for parsed, key in zip(facts, keys, strict=True):
+            if key in touched or key in missed:
+                continue
+            try:
+                if cache is None:
+                    raise KeyError(key)
+                touched[key] = cache.get(key)  # type: ignore[assignment]  # not copied: no DEEPCOPY_FROM_AGGREGATE_CACHE
+            except KeyError:
+                missed[key] = parsed
+        if missed:
+            histories = self.store.histories(list(missed))
+            for key, parsed in missed.items():
+                history = histories.get(key)
+                if history is None:
+                    touched[key] = _AGGREGATE_OF_KIND[parsed.kind].track(parsed.account, parsed.region, parsed.key)
+                    continue
+                touched[key] = self._rebuilt(history)
+                if cache is not None:
+                    cache.put(key, touched[key])
+        return touched
+
+    def _rebuilt(self, history: list[StoredEvent]) -> Aggregate:
+        aggregate = _mutate(None, map(self.mapper.to_domain_event, history))
+        assert isinstance(aggregate, Aggregate)
         return aggregate
 
-    def _absent_aggregates(self, keys: list[UUID]) -> Container[UUID]:
-        """Ids of aggregates among `keys` that surely have no events yet (not in the aggregate cache, and none
-        stored), asked of the store in one go: a repository read (and miss) is saved per new aggregate."""
-        finder = getattr(self.recorder, "absent_aggregates", None)
-        cache = getattr(self.repository.cache, "cache", None)
-        if finder is None or cache is None:
-            return ()
-        candidates = dict.fromkeys(key for key in keys if key not in cache)
-        if not candidates:
-            return ()
-        return finder(list(candidates))  # type: ignore[no-any-return]
+    def catch_up(self) -> int:
+        """Apply to the current views whatever the store holds beyond their position (a log-fed projection)."""
+        return self.projection.catch_up()
 
-    def catch_up(self, page: int = 2000) -> int:
-        """Apply to the current views whatever the store holds beyond their tracking position."""
-        return self.project_into(self.views.current_generation(), page=page)
-
-    def project_into(self, generation: int, page: int = 5000, progress: Any = None) -> int:
-        """Stream the notification log from a generation's position into it; returns events applied."""
-        applied = 0
-        position = self.views.position(generation)
-        while True:
-            notifications = self.recorder.select_notifications(start=position, limit=page, inclusive_of_start=False)
-            if not notifications:
-                return applied
-            events = map(self.mapper.to_domain_event, notifications)
-            with self.views.session(generation) as session:
-                applied += self.projector.apply(session, events)
-                position = notifications[-1].id
-                session.track(position)
-            if progress is not None:
-                progress(len(notifications))
-
-    def replay(self, page: int = 20000, progress: Any = None) -> int:
-        """Rebuild every projection from the event store into a fresh generation, then switch to it."""
-        # Like ingestion, replay allocates millions of short-lived acyclic objects: pause the cyclic collector.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            generation = self.views.start_generation()
-            applied = 0
-            if self.views.position(generation) == 0 and hasattr(self.recorder, "select_aggregate_states"):
-                applied = self._rebuild_by_aggregate(generation, page, progress)
-            index = getattr(self.views, "index_generation", None)  # a store that builds them after the bulk write
-            if index is not None:
-                index(generation)
-            applied += self.project_into(generation, page=page, progress=progress)
-            self.views.switch_generation(generation)
-        finally:
-            if was_enabled:
-                gc.enable()
-        return applied
-
-    def _rebuild_by_aggregate(self, generation: int, page: int, progress: Any) -> int:
-        """Fold each aggregate once, reading the store aggregate by aggregate (compute environments and
-        instances first, so that every job row joins what is finally known of them), then track the last
-        notification included; `project_into` goes on from there. An interrupted rebuild is redone whole."""
-        up_to = self.recorder.max_notification_id() or 0
-        if not up_to:
-            return 0
-        hosts = [
-            get_topic(cls)
-            for cls in (ComputeEnvironment.Tracked, ComputeEnvironment.Configured, Instance.Tracked, Instance.Observed)
-        ]
-        select = self.recorder.select_aggregate_states  # type: ignore[attr-defined]
-        decode = self._state_decoder()
-
-        def fold(exclude: bool, after: str = "", before: str | None = None) -> Iterator[int]:
-            for stored in select(hosts, up_to=up_to, exclude=exclude, limit=page, after=after, before=before):
-                with self.views.session(generation) as session:
-                    events = self.projector.rebuild(session, [(o, t, decode(s)) for o, t, s in stored])
-                yield events  # committed: the caller may write other pages in between
-
-        applied = 0
-        database = self.env.get("SQLITE_DBNAME")
-        parallel = decode is orjson.loads and hasattr(self.views, "write_job_rows")
-        worker = None
-        if database and parallel and up_to >= self.parallel_replay_min_events:
-            # Started now, it folds its first jobs while compute environments and instances are written here.
-            worker = JobPhaseWorker(database, generation, hosts, up_to, page)
-        try:
-            for events in fold(exclude=False):  # compute environments and instances
-                applied += events
-                if progress is not None:
-                    progress(events)
-            if worker is not None:
-                worker.hosts_written()
-                applied += rebuild_jobs_on_two_cores(
-                    worker,
-                    lambda after, before: fold(True, after, before),
-                    lambda rows: self.views.write_job_rows(generation, rows),  # type: ignore[attr-defined]
-                    progress,
-                )
-            else:
-                for events in fold(exclude=True):
-                    applied += events
-                    if progress is not None:
-                        progress(events)
-        finally:
-            if worker is not None:
-                worker.close()
-        with self.views.session(generation) as session:
-            session.track(up_to)
-        return applied
-
-    def _state_decoder(self) -> Any:
-        """Bytes of a stored event's state to its dict: plain orjson when the store neither compresses nor
-        encrypts (the folds read only JSON-native values), else the mapper's own steps."""
-        mapper = self.mapper
-        if mapper.cipher is None and mapper.compressor is None:
-            return orjson.loads
-        transcoder = mapper.transcoder
-
-        def decode(state: bytes) -> Any:
-            if mapper.cipher is not None:
-                state = mapper.cipher.decrypt(state)
-            if mapper.compressor is not None:
-                state = mapper.compressor.decompress(state)
-            return transcoder.decode(state)
-
-        return decode
+    def replay(self, progress: Progress = None) -> int:
+        """Rebuild every projection from the event store into a fresh generation, then switch readers to it."""
+        return self.projection.replay(progress)
 
     def stored_events(self) -> int:
         """How many events the store holds."""
-        return self.recorder.max_notification_id() or 0
+        return self.store.stored_events()
+
+
+Wiring = Callable[[BatchOpsApplication], tuple[EventStore, ProjectionFeed]]
+"""Given the application (its recorder, mapper, views and projector built), its event store port and projection
+feed: `bootstrap` picks one per store."""
+
+
+def recorder_wiring(app: BatchOpsApplication) -> tuple[EventStore, ProjectionFeed]:
+    """Any library recorder with a notification log: its plain `EventStore` and log-fed views."""
+    recorder = app.recorder
+    assert isinstance(recorder, ApplicationRecorder), "a log-fed projection reads the notification log"
+    feed = LogFedProjection(recorder, app.mapper, app.views, app.projector, tuning=app.tuning)
+    return RecorderEventStore(recorder, app.mapper), feed
 
 
 def _mutate(aggregate: Any, events: Iterable[Any]) -> Any:

@@ -7,9 +7,15 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from batchops.adapters.sqlite.bulk_rebuild import SQLiteBulkRebuild
+from batchops.adapters.sqlite.event_store import PollingSQLiteApplicationRecorder, SQLiteEventStore
 from batchops.adapters.sqlite.views import SQLiteViewStore
-from batchops.application import BatchOpsApplication
+from batchops.application import BatchOpsApplication, Wiring
+from batchops.log_projection import LogFedProjection
+from batchops.ports import EventStore, ProjectionFeed
+from batchops.tuning import DEFAULT_TUNING, Tuning
 
 DEFAULT_STORE = "sqlite:///./batchops.db"
 STORE_VARIABLE = "BATCHOPS_STORE"
@@ -88,7 +94,12 @@ def sqlite_path(url: str) -> Path:
 
 
 def build_application(
-    settings: Settings, *, metrics: bool = True, project_inline: bool = True, verify_store: bool = False
+    settings: Settings,
+    *,
+    metrics: bool = True,
+    project_inline: bool = True,
+    verify_store: bool = False,
+    tuning: Tuning = DEFAULT_TUNING,
 ) -> BatchOpsApplication:
     """Build the application for the configured store; `verify_store` checks first that a remote one is usable."""
     if settings.store.startswith("sqlite:"):
@@ -98,7 +109,7 @@ def build_application(
         if path.is_dir():
             raise StoreURLError(f"cannot open store {settings.store!r}: {path} is a directory; name a file in it")
         try:
-            views = SQLiteViewStore(path)
+            views = SQLiteViewStore(path, queued_rows=tuning.job_rows_queued)
         except sqlite3.DatabaseError as error:
             if error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:  # untouched: SQLite writes nothing to such a file
                 raise StoreURLError(
@@ -107,19 +118,20 @@ def build_application(
                 ) from error
             raise
         env = {"PERSISTENCE_MODULE": "batchops.adapters.sqlite.event_store:Factory", "SQLITE_DBNAME": str(path)}
-        return BatchOpsApplication(views, env, metrics=metrics)
+        return BatchOpsApplication(views, env, metrics=metrics, wiring=_sqlite_wiring(views, path), tuning=tuning)
     if settings.store.startswith("dynamodb://"):
-        return _dynamodb_application(settings, metrics=metrics, project_inline=project_inline, verify=verify_store)
+        return _dynamodb_application(
+            settings, metrics=metrics, project_inline=project_inline, verify=verify_store, tuning=tuning
+        )
     raise StoreURLError(
         f"cannot open store {settings.store!r}: use sqlite:///PATH (e.g. sqlite:///./batchops.db) or dynamodb://PREFIX"
     )
 
 
 def _dynamodb_application(
-    settings: Settings, *, metrics: bool, project_inline: bool, verify: bool
+    settings: Settings, *, metrics: bool, project_inline: bool, verify: bool, tuning: Tuning
 ) -> BatchOpsApplication:
     """The central application on DynamoDB tables named <prefix>-events, -jobs, ... (standard AWS environment)."""
-    from batchops.adapters.dynamodb.central import CentralApplication
     from batchops.adapters.dynamodb.store_check import central_client, check_central_tables
     from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
 
@@ -132,10 +144,44 @@ def _dynamodb_application(
         ensure_view_tables(client, prefix)
     elif verify:  # the CLI: one line instead of a traceback deep in a query (a Lambda's stack made its tables)
         check_central_tables(client, prefix)
-    views = DynamoDBViewStore(client, prefix, retention_days=settings.retention_days)
+    views = DynamoDBViewStore(
+        client,
+        prefix,
+        retention_days=settings.retention_days,
+        queued_rows=tuning.job_rows_queued,
+        job_writers=tuning.job_writers,
+    )
     env = {
         "PERSISTENCE_MODULE": "batchops.adapters.dynamodb.event_store:DynamoDBFactory",
         "DYNAMODB_TABLE_PREFIX": prefix,
         "CREATE_TABLE": "y" if create else "n",
     }
-    return CentralApplication(views, env, metrics=metrics, project_inline=project_inline)
+    wiring = _dynamodb_wiring(views, inline=project_inline)
+    return BatchOpsApplication(views, env, metrics=metrics, wiring=wiring, tuning=tuning)
+
+
+def _sqlite_wiring(views: SQLiteViewStore, path: Path) -> Wiring:
+    """The embedded store: fast appends and batch reads, log-fed views, the two-core bulk rebuild."""
+
+    def wire(app: BatchOpsApplication) -> tuple[EventStore, ProjectionFeed]:
+        recorder = app.recorder
+        assert isinstance(recorder, PollingSQLiteApplicationRecorder)
+        rebuild = SQLiteBulkRebuild(recorder, app.mapper, views, app.projector, str(path), app.tuning)
+        feed = LogFedProjection(recorder, app.mapper, views, app.projector, bulk_rebuild=rebuild, tuning=app.tuning)
+        return SQLiteEventStore(recorder, app.mapper), feed
+
+    return wire
+
+
+def _dynamodb_wiring(views: Any, *, inline: bool) -> Wiring:
+    """The AWS store: conditional writes, concurrent history reads, stream-fed views (inline for the CLI)."""
+    from batchops.adapters.dynamodb.event_store import DynamoDBAggregateRecorder, DynamoDBEventStore
+    from batchops.adapters.dynamodb.stream_projection import StreamFedProjection
+
+    def wire(app: BatchOpsApplication) -> tuple[EventStore, ProjectionFeed]:
+        recorder = app.recorder
+        assert isinstance(recorder, DynamoDBAggregateRecorder)
+        feed = StreamFedProjection(recorder, app.mapper, views, app.projector, inline=inline, tuning=app.tuning)
+        return DynamoDBEventStore(recorder, app.mapper, readers=app.tuning.history_readers), feed
+
+    return wire

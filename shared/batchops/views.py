@@ -29,12 +29,6 @@ class JobFilter:
 
 ALL_JOBS = JobFilter()
 
-JOB_ROWS_QUEUED = 1000
-"""Job rows a writing session of either store queues before it writes them: a job put twice before that is written
-once, and memory stays bounded when one change reaches many jobs (one instance's interruption can rebuild
-thousands; measured: docs/ingest-performance.md, "Tuning values"). Read at run time (`views.JOB_ROWS_QUEUED`), so
-that a test can lower it."""
-
 
 @dataclass(frozen=True)
 class PipelineCounters:

@@ -17,7 +17,8 @@ from botocore.config import Config
 from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
 from batchops.adapters.athena_export import AthenaExporter, glue_table_input
-from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.adapters.dynamodb.views import view_table_definitions
 from batchops.bootstrap import Settings, build_application
 from batchops.dashboards import DashboardSettings, render_dashboards
@@ -40,7 +41,7 @@ def client(service: str) -> Any:
 
 
 @pytest.fixture
-def central(aws: None) -> CentralApplication:
+def central(aws: None) -> BatchOpsApplication:
     """The view tables as the central template declares them (streams with both images), the export bucket,
     the Glue database and tables, and the central application projecting inline."""
     dynamodb = client("dynamodb")
@@ -52,7 +53,7 @@ def central(aws: None) -> CentralApplication:
     for table in TABLES:
         glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(table, BUCKET))
     app = build_application(Settings.from_environment(store=f"dynamodb://{PREFIX}"), project_inline=True)
-    assert isinstance(app, CentralApplication)
+    stream_fed(app)  # wired to DynamoDB
     return app
 
 
@@ -161,7 +162,7 @@ def key(row: dict[str, Any], *names: str) -> tuple[Any, ...]:
     return tuple(row[n] for n in names)
 
 
-def assert_export_equals_views(app: CentralApplication, tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def assert_export_equals_views(app: BatchOpsApplication, tmp_path: Path) -> duckdb.DuckDBPyConnection:
     con = athena(exported_files(tmp_path))
     jobs = table_rows(con, "jobs")
     expected = sorted(app.views.jobs(), key=lambda r: key(r, "account_id", "region", "job_id"))
@@ -181,7 +182,7 @@ def assert_export_equals_views(app: CentralApplication, tmp_path: Path) -> duckd
 # ------------------------------------------------------------------------------------------------ tests
 
 
-def test_the_export_equals_the_views_field_for_field_with_the_doc_types(central: CentralApplication, tmp_path: Path):
+def test_the_export_equals_the_views_field_for_field_with_the_doc_types(central: BatchOpsApplication, tmp_path: Path):
     central.record_with_retry(workload())
     responses = Streams().export(make_exporter())
     assert responses and all(r == {"batchItemFailures": []} for r in responses)
@@ -208,7 +209,7 @@ def test_the_export_equals_the_views_field_for_field_with_the_doc_types(central:
 
 
 def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(
-    central: CentralApplication, tmp_path: Path
+    central: BatchOpsApplication, tmp_path: Path
 ) -> None:
     facts = workload()
     streams, exporter = Streams(), make_exporter()
@@ -242,7 +243,7 @@ def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(
     assert counts is not None and counts[0] == counts[1] > 0
 
 
-def test_glue_has_every_partition_written(central: CentralApplication) -> None:
+def test_glue_has_every_partition_written(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload())
     Streams().export(make_exporter())
     s3, glue = client("s3"), client("glue")
@@ -258,12 +259,12 @@ def test_glue_has_every_partition_written(central: CentralApplication) -> None:
 
 
 def test_a_replay_ends_with_the_new_generation_and_its_cleanup_deletes_none_of_it(
-    central: CentralApplication, tmp_path: Path
+    central: BatchOpsApplication, tmp_path: Path
 ) -> None:
     central.record_with_retry(workload())
     streams, exporter = Streams(), make_exporter()
     streams.export(exporter)
-    assert central.replay(segments=2) > 0
+    assert stream_fed(central).replay(segments=2) > 0
     assert central.views.current_generation() == 2
     records = streams.read("jobs")
     assert {r["eventName"] for r in records} >= {"INSERT", "REMOVE"}  # new generation written, old one deleted
@@ -278,7 +279,7 @@ def test_a_replay_ends_with_the_new_generation_and_its_cleanup_deletes_none_of_i
         assert parsed.metadata[GENERATION_KEY] == "2", obj["Key"]
 
 
-def test_a_lost_race_is_retried_on_fresh_data_with_if_match(central: CentralApplication, tmp_path: Path) -> None:
+def test_a_lost_race_is_retried_on_fresh_data_with_if_match(central: BatchOpsApplication, tmp_path: Path) -> None:
     facts = workload()
     central.record_with_retry(facts)
     streams = Streams()
@@ -309,7 +310,7 @@ def test_a_lost_race_is_retried_on_fresh_data_with_if_match(central: CentralAppl
     )
 
 
-def test_a_new_partition_is_created_only_if_absent(central: CentralApplication) -> None:
+def test_a_new_partition_is_created_only_if_absent(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload(jobs=2))
     sent: list[dict[str, Any]] = []
     exporter = make_exporter()
@@ -324,7 +325,7 @@ def test_a_new_partition_is_created_only_if_absent(central: CentralApplication) 
     assert any(s["IfNoneMatch"] == "*" for s in sent)
 
 
-def test_a_batch_that_cannot_be_exported_reports_its_first_record(central: CentralApplication) -> None:
+def test_a_batch_that_cannot_be_exported_reports_its_first_record(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload(jobs=2))
     records = Streams().read("jobs")
     client("s3").delete_bucket(Bucket=BUCKET)  # nowhere to write
@@ -332,7 +333,7 @@ def test_a_batch_that_cannot_be_exported_reports_its_first_record(central: Centr
     assert response == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
 
 
-def test_the_dashboards_athena_sql_returns_rows_over_the_export(central: CentralApplication, tmp_path: Path) -> None:
+def test_the_dashboards_athena_sql_returns_rows_over_the_export(central: BatchOpsApplication, tmp_path: Path) -> None:
     central.record_with_retry(workload(jobs=8))
     Streams().export(make_exporter())
     con = athena(exported_files(tmp_path))

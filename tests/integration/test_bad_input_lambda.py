@@ -8,7 +8,8 @@ import hashlib
 import json
 from typing import Any
 
-from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.entrypoints.lambdas import handle_sqs_batch
 from batchops.translation import EXCERPT_CHARS, MAX_EVENT_BYTES
@@ -34,9 +35,9 @@ def _record(body: str, n: int) -> dict[str, Any]:
     }
 
 
-def _app() -> CentralApplication:
+def _app() -> BatchOpsApplication:
     app = build_application(Settings.from_environment(store="dynamodb://bad"), project_inline=True)
-    assert isinstance(app, CentralApplication)
+    stream_fed(app)  # wired to DynamoDB
     return app
 
 

@@ -12,7 +12,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from batchops.adapters.dynamodb.central import STREAM_MARKER_SECONDS, CentralApplication
+from batchops.adapters.dynamodb.stream_projection import STREAM_MARKER_SECONDS, stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.entrypoints.lambdas import handle_sqs_batch, handle_stream_batch
 from batchops.simulation import SimulationSettings, simulate
@@ -25,9 +26,9 @@ def _client(service: str) -> Any:
     return boto3.client(service, region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
 
 
-def _central(prefix: str = "bt", *, inline: bool = False) -> CentralApplication:
+def _central(prefix: str = "bt", *, inline: bool = False) -> BatchOpsApplication:
     app = build_application(Settings.from_environment(store=f"dynamodb://{prefix}"), project_inline=inline)
-    assert isinstance(app, CentralApplication)
+    stream_fed(app)  # wired to DynamoDB
     return app
 
 
@@ -70,7 +71,7 @@ def _lambda_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, A
     }
 
 
-def _drain_queue(app: CentralApplication, queue: str, rounds: int = 20) -> list[dict[str, Any]]:
+def _drain_queue(app: BatchOpsApplication, queue: str, rounds: int = 20) -> list[dict[str, Any]]:
     """Receive → aggregator handler → delete what succeeded (what Lambda's event source mapping does)."""
     sqs = _client("sqs")
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -252,7 +253,7 @@ def test_concurrent_projectors_on_the_stream_converge_to_the_embedded_store(aws:
         shares[zlib.crc32(record["dynamodb"]["Keys"]["originator_id"]["S"].encode()) % 4].append(record)
     workers = [_central() for _ in shares]
 
-    def run(worker: CentralApplication, share: list[dict[str, Any]]) -> list[Any]:
+    def run(worker: BatchOpsApplication, share: list[dict[str, Any]]) -> list[Any]:
         return [handle_stream_batch(worker, {"Records": share[i : i + 25]}) for i in range(0, len(share), 25)]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -273,7 +274,7 @@ def test_replay_on_dynamodb_equals_live_and_switches_generation(aws: None) -> No
     live = list(app.views.jobs())
     live_instances = list(app.views.instances())
     assert app.views.current_generation() == 1
-    applied = app.replay(segments=3)
+    applied = stream_fed(app).replay(segments=3)
     assert applied > 0
     assert app.views.current_generation() == 2
     assert list(app.views.jobs()) == live
@@ -356,7 +357,7 @@ def test_a_projector_crash_after_the_instance_write_still_joins_the_jobs_on_rede
             crashed.append(True)
             raise TimeoutError("Task timed out after 60.00 seconds")
 
-    client = app.dynamodb_views.client
+    client = stream_fed(app).views.client
     client.meta.events.register("before-parameter-build.dynamodb.PutItem", time_out_on_the_first_job_write)
     before = int(time.time())
     first = handle_stream_batch(app, {"Records": other_records})
@@ -392,13 +393,13 @@ def test_an_interrupted_replay_resumes_and_completes(aws: None) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        app.replay(page=20, segments=1, progress=crash_midway)
+        stream_fed(app).replay(page=20, segments=1, progress=crash_midway)
     assert app.views.current_generation() == 1  # readers still see the complete old generation
     assert list(app.views.jobs()) == live
-    resumed = app.replay(page=20, segments=1)
+    resumed = stream_fed(app).replay(page=20, segments=1)
     assert app.views.current_generation() == 2
     assert list(app.views.jobs()) == live
-    assert 0 < resumed < app.replay(page=20, segments=1)  # the pages done before the crash were not redone
+    assert 0 < resumed < stream_fed(app).replay(page=20, segments=1)  # the pages done before the crash were not redone
 
 
 def test_a_replay_resumed_with_another_number_of_segments_starts_its_scan_again(aws: None) -> None:
@@ -407,20 +408,20 @@ def test_a_replay_resumed_with_another_number_of_segments_starts_its_scan_again(
     app = _central(inline=True)
     app.record_with_retry([f for f in map(translate, _workload()) if isinstance(f, Parsed)])
     live = list(app.views.jobs())
-    first_segment = {e.originator_id for p in app.events_recorder.scan_events(0, 3) for e in p.events}
-    project_stored = app.project_stored
+    first_segment = {e.originator_id for p in stream_fed(app).recorder.scan_events(0, 3) for e in p.events}
+    project_stored = stream_fed(app).project_stored
 
     def crash_outside_the_first_segment(history: Any, generation: Any = None) -> int:
         if history[0].originator_id not in first_segment:
             raise KeyboardInterrupt
         return project_stored(history, generation)
 
-    app.project_stored = crash_outside_the_first_segment  # type: ignore[method-assign]
+    stream_fed(app).project_stored = crash_outside_the_first_segment  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
-        app.replay(page=10, segments=3)  # segment 0 of 3 completes, the two others stop at once
-    app.project_stored = project_stored  # type: ignore[method-assign]
+        stream_fed(app).replay(page=10, segments=3)  # segment 0 of 3 completes, the two others stop at once
+    stream_fed(app).project_stored = project_stored  # type: ignore[method-assign]
     assert app.views.current_generation() == 1
-    app.replay(page=10, segments=1)
+    stream_fed(app).replay(page=10, segments=1)
     assert app.views.current_generation() == 2
     assert list(app.views.jobs()) == live
     leftovers = _client("dynamodb").scan(
@@ -446,12 +447,12 @@ def test_events_saved_while_a_replay_runs_reach_the_new_generation(aws: None, ma
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        app.replay(page=20, segments=1, progress=crash_midway)
+        stream_fed(app).replay(page=20, segments=1, progress=crash_midway)
     # The aggregator and the projector go on while the replay is away: part of this lands behind its scan.
     app.record_with_retry([f for f in map(translate, events[half:]) if isinstance(f, Parsed)])
     records, _ = _stream_records(positions)
     assert handle_stream_batch(app, {"Records": records}) == {"batchItemFailures": []}
-    app.replay(page=20, segments=1)
+    stream_fed(app).replay(page=20, segments=1)
     assert app.views.current_generation() == 2
     local = make_app()
     ingest(local, events)

@@ -20,7 +20,8 @@ from botocore.config import Config
 from test_dashboards import athena_queries, panels_of
 
 from batchops.adapters.athena_export import AthenaExporter, glue_table_input
-from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.dashboards import DashboardSettings, render_dashboards
@@ -136,7 +137,7 @@ class Lambdas:
         self.last_exported: list[dict[str, Any]] = []
 
     @staticmethod
-    def _app() -> CentralApplication:
+    def _app() -> BatchOpsApplication:
         central_application.cache_clear()  # a fresh container: its start-up calls are authorised too
         return central_application()
 
@@ -241,9 +242,9 @@ def _replay_interrupted_midway() -> None:
             raise KeyboardInterrupt
 
     app = build_application(Settings.from_environment(store=f"dynamodb://{PREFIX}"), verify_store=True)
-    assert isinstance(app, CentralApplication)
+    stream_fed(app)  # wired to DynamoDB
     with pytest.raises(KeyboardInterrupt):
-        app.replay(page=20, segments=1, progress=crash_midway)
+        stream_fed(app).replay(page=20, segments=1, progress=crash_midway)
 
 
 def _unusable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -314,7 +315,7 @@ def test_a_call_outside_the_role_fails_as_on_aws(stack: dict[str, str], monkeypa
     aggregator = role_principal("AggregatorRole")
     with enforcing(monkeypatch), Lambdas(monkeypatch).environment("aggregator"), acting_as(aggregator):
         app = build_application(Settings.from_environment(), project_inline=True)
-        assert isinstance(app, CentralApplication)
+        stream_fed(app)  # wired to DynamoDB
         bodies = [json.dumps(e) for e in _workload()[:5]]
         response = handle_sqs_batch(
             app, sqs_lambda_event(bodies, f"arn:aws:sqs:{AWS_REGION}:{ACCOUNT}:{PREFIX}-ingest")

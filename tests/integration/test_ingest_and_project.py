@@ -18,12 +18,13 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from batchops import ingest as ingest_module
-from batchops import translation, translation_workers, views
+from batchops import translation, translation_workers
 from batchops.adapters.sqlite import parallel_replay as replay_workers
 from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
+from batchops.tuning import Tuning
 from conftest import all_samples, ingest, rows_by_job, sample
 
 FAILED_JOB = ("123456789012", "us-east-1", "4c7599ae-0a82-49aa-ba5a-4727fcce14a8")
@@ -140,15 +141,14 @@ def test_instance_facts_arriving_after_the_job_still_join(make_app) -> None:
 
 
 def test_an_instance_change_that_reaches_thousands_of_jobs_holds_few_of_their_rows_at_once(
-    make_app, monkeypatch
+    make_app,
 ) -> None:
-    monkeypatch.setattr(views, "JOB_ROWS_QUEUED", 100)
     running = sample("aws-batch--batch-job-state-change--running")
     instance, warning = _instance_and_warning(running["detail"]["container"]["containerInstanceArn"])
 
     def interrupt_an_instance_that_ran(jobs: int) -> int:
         """Python memory at its peak while the interruption rebuilds the rows of every job the instance ran."""
-        app = make_app(f"ran-{jobs}")
+        app = make_app(f"ran-{jobs}", tuning=Tuning(job_rows_queued=100))
         events = [instance]
         for i in range(jobs):
             job = copy.deepcopy(running)
@@ -229,14 +229,14 @@ def _indexes(app, generation: int) -> set[str]:
 
 
 def test_replay_rebuilds_the_same_projection_into_a_fresh_generation(make_app) -> None:
-    app = make_app()
+    app = make_app(tuning=Tuning(replay_page=4))
     ingest(app, all_samples(), batch_size=3)
     live_jobs = list(app.views.jobs())
     live_instances = list(app.views.instances())
     live_timeline = list(app.views.timeline())
     generation = app.views.current_generation()
     live_indexes = _indexes(app, generation)
-    applied = app.replay(page=4)
+    applied = app.replay()
     assert applied == app.stored_events()
     assert app.views.current_generation() == generation + 1
     assert list(app.views.jobs()) == live_jobs
@@ -257,27 +257,26 @@ def _only_this_thread() -> None:
 
 
 def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies(make_app, monkeypatch) -> None:
-    app = make_app()
+    app = make_app(tuning=Tuning(replay_page=2, parallel_replay_min_events=0))
     ingest(app, all_samples(), batch_size=3)
     live = (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline()))
-    app.parallel_replay_min_events = 0
-    assert app.replay(page=2) == app.stored_events()
+    assert app.replay() == app.stored_events()
     assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
 
     # A worker that dies before handing back any row: its half is rebuilt in this process.
     _only_this_thread()  # so the worker is forked and sees the patch
     monkeypatch.setattr(replay_workers, "_worker", lambda *args: os._exit(3))
-    assert app.replay(page=2) == app.stored_events()
+    assert app.replay() == app.stored_events()
     assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
 
 
 def test_a_replay_by_another_process_retires_the_views_an_ingest_has_open_and_loses_nothing(make_app) -> None:
     events = all_samples()
     ingesting = make_app()  # two applications on one store: two connections, as two processes have
-    replaying = make_app()
+    replaying = make_app(tuning=Tuning(replay_page=2))
     ingest(ingesting, events[: len(events) // 2], batch_size=3)
     old = ingesting.views.current_generation()
-    replaying.replay(page=2)
+    replaying.replay()
     assert not replaying.views.generation_file(old).exists()  # the retired generation's file is gone
     ingest(ingesting, events[len(events) // 2 :], batch_size=3)  # its connection had the old file attached
     assert ingesting.views.current_generation() == replaying.views.current_generation() == old + 1

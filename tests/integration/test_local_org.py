@@ -154,7 +154,7 @@ def test_without_the_emulator_deploy_local_stops_at_once_in_one_line_with_the_in
 SHADOW_MOTO_THAT_DIES = "import os\n\nos._exit(3)  # a process that dies as it imports moto, without a word\n"
 WAIT_FOR_THE_EMULATOR = """
 import sys
-from batchops.local.organization import LocalRunError, emulator
+from batchops.local.emulator_server import LocalRunError, emulator
 
 try:
     with emulator():

@@ -10,12 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchops import views
 from batchops.bootstrap import Settings, build_application
 from batchops.ingest import Ingestor
 from batchops.metrics import MetricPoint
 from batchops.simulation import SimulationSettings, simulate_with_truth
 from batchops.translation import RawEvent
+from batchops.tuning import DEFAULT_TUNING, Tuning
 from conftest import ingest, rows_by_job
 
 
@@ -30,17 +30,15 @@ def _project(
     """Ingest into a fresh store (the views updated every `project_every` events, their sessions writing every
     `queued_rows` job rows); return job rows, instance rows and the metric totals."""
     points: list[MetricPoint] = []
-    default_queue = views.JOB_ROWS_QUEUED
+    tuning = Tuning(job_rows_queued=queued_rows or DEFAULT_TUNING.job_rows_queued)
     with tempfile.TemporaryDirectory() as folder:
-        app = build_application(Settings.from_environment(store=f"sqlite:///{Path(folder) / 'p.db'}"))
+        app = build_application(Settings.from_environment(store=f"sqlite:///{Path(folder) / 'p.db'}"), tuning=tuning)
         try:
-            views.JOB_ROWS_QUEUED = queued_rows or default_queue
             ingestor = Ingestor(app, batch_size=batch_size, project_every=project_every, on_points=points.extend)
             ingestor.ingest(RawEvent(e, i) for i, e in enumerate(events))
             jobs = rows_by_job(app)
             instances = list(app.views.instances())
         finally:
-            views.JOB_ROWS_QUEUED = default_queue
             app.close()
     totals: Counter = Counter()
     for p in points:
@@ -94,19 +92,21 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
 )
 def test_replay_equals_live(seed: int, page: int, two_cores: bool, queued_rows: int | None) -> None:
     events = _workload(seed, jobs=6)
-    default_queue = views.JOB_ROWS_QUEUED
+    tuning = Tuning(
+        replay_page=page,
+        # the job phase in a worker process too, whatever the store's size
+        parallel_replay_min_events=0 if two_cores else DEFAULT_TUNING.parallel_replay_min_events,
+        job_rows_queued=queued_rows or DEFAULT_TUNING.job_rows_queued,  # sessions write every `queued_rows` jobs
+    )
     with tempfile.TemporaryDirectory() as folder:
-        app = build_application(Settings.from_environment(store=f"sqlite:///{Path(folder) / 'r.db'}"))
-        if two_cores:
-            app.parallel_replay_min_events = 0  # the job phase in a worker process too, whatever the store's size
+        settings = Settings.from_environment(store=f"sqlite:///{Path(folder) / 'r.db'}")
+        app = build_application(settings, tuning=tuning)
         try:
-            views.JOB_ROWS_QUEUED = queued_rows or default_queue  # sessions write every `queued_rows` jobs
             ingest(app, events, batch_size=17)
             live = (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline()))
-            app.replay(page=page)
+            app.replay()
             assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
         finally:
-            views.JOB_ROWS_QUEUED = default_queue
             app.close()
 
 

@@ -19,9 +19,10 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from eventsourcing.persistence import StoredEvent
 
-from batchops.adapters.dynamodb.central import CentralApplication
 from batchops.adapters.dynamodb.event_store import DynamoDBAggregateRecorder, ItemTooLarge
+from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size
+from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.entrypoints.lambdas import handle_sqs_batch
@@ -37,9 +38,9 @@ def _client(service: str) -> Any:
     return boto3.client(service, region_name=AWS_REGION, config=Config(account_id_endpoint_mode="disabled"))
 
 
-def _central(prefix: str) -> CentralApplication:
+def _central(prefix: str) -> BatchOpsApplication:
     app = build_application(Settings.from_environment(store=f"dynamodb://{prefix}"), project_inline=True)
-    assert isinstance(app, CentralApplication)
+    stream_fed(app)  # wired to DynamoDB
     return app
 
 

@@ -13,14 +13,13 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from batchops import views
-from batchops.adapters.dynamodb import views as views_dynamodb
 from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
 from batchops.adapters.sqlite.views import SQLiteViewStore
 from batchops.compute_environments import compute_environment_key
 from batchops.instances import instance_key, new_instance_fold, observe_instance
 from batchops.jobs import job_key, new_job_fold, observe_state
 from batchops.projection import ATTEMPT_FIELDS, attempts_of, instance_row, job_row
+from batchops.tuning import DEFAULT_TUNING
 from batchops.views import JobFilter, PipelineCounters, RejectedEvent
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -94,9 +93,9 @@ def test_a_written_job_can_be_listed_drilled_into_and_folded_again(store: Any) -
 
 
 def test_a_session_putting_more_jobs_than_it_queues_writes_them_all_and_reads_its_own_writes(
-    store: Any, monkeypatch: pytest.MonkeyPatch
+    store: Any,
 ) -> None:
-    monkeypatch.setattr(views, "JOB_ROWS_QUEUED", 3)
+    store.queued_rows = 3  # what `Tuning.job_rows_queued` gives the store it builds
     folds = [_job(f"job-{i}") for i in range(8)]
     with store.session() as session:
         for fold in folds:
@@ -249,12 +248,12 @@ def test_a_dynamodb_flush_writes_its_job_items_several_at_a_time_and_all_of_them
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The projector Lambda has 60 s: an instance change that reaches thousands of jobs must not write their items
-    one round trip after the other (`bench/dynamodb_flush.py` measures the time). The first `JOB_WRITERS` job
+    one round trip after the other (`bench/dynamodb_flush.py` measures the time). The first `job_writers` job
     PutItems each wait at a barrier of that many parties: it opens only when all of them are in flight at once
     (written one after the other, the first waits alone until the barrier times out and the flush fails)."""
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(name, value)
-    writers = views_dynamodb.JOB_WRITERS
+    writers = DEFAULT_TUNING.job_writers  # what the shipped wiring uses
     assert writers > 1
     together = threading.Barrier(writers, timeout=30)
     lock = threading.Lock()
@@ -279,7 +278,7 @@ def test_a_dynamodb_flush_writes_its_job_items_several_at_a_time_and_all_of_them
         client = boto3.client("dynamodb", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
         ensure_view_tables(client, "flush")
         client.meta.events.register("before-parameter-build.dynamodb.PutItem", counted)
-        store = DynamoDBViewStore(client, "flush")
+        store = DynamoDBViewStore(client, "flush", job_writers=writers)
         folds = [_job(f"job-{i}") for i in range(40)]
         with store.session() as session:
             for fold in folds:

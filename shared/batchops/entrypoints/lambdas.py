@@ -19,8 +19,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from batchops.adapters.dynamodb.central import CentralApplication
 from batchops.adapters.dynamodb.event_store import stored_event_from_stream_record
+from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.batch_recording import BatchInput, Untranslatable
 from batchops.bootstrap import Settings, build_application
 from batchops.emf import emf_documents
@@ -33,10 +34,10 @@ tracer = Tracer(service="batchops")
 
 
 @cache
-def central_application(*, project_inline: bool = False) -> CentralApplication:
+def central_application(*, project_inline: bool = False) -> BatchOpsApplication:
     """The process-wide application, built once per Lambda container from BATCHOPS_STORE."""
     app = build_application(Settings.from_environment(), metrics=True, project_inline=project_inline)
-    assert isinstance(app, CentralApplication), "BATCHOPS_STORE must be dynamodb://PREFIX in AWS"
+    stream_fed(app)  # BATCHOPS_STORE must be dynamodb://PREFIX in AWS: says so at once, not at the first stream batch
     return app
 
 
@@ -46,7 +47,7 @@ def _emit(points: list[MetricPoint], namespace: str) -> None:
         print(orjson.dumps(document).decode())
 
 
-def handle_sqs_batch(app: CentralApplication, event: dict[str, Any]) -> PartialItemFailureResponse:
+def handle_sqs_batch(app: BatchOpsApplication, event: dict[str, Any]) -> PartialItemFailureResponse:
     """Record every message of an SQS batch; report only the messages that cannot be processed."""
     parse(event=event, model=SqsModel)  # the shape AWS sends; a malformed invocation fails loudly
     records = event["Records"]
@@ -92,7 +93,7 @@ def _position(message_id: str) -> str:
     return f"SQS message {message_id}"
 
 
-def handle_stream_batch(app: CentralApplication, event: dict[str, Any]) -> PartialItemFailureResponse:
+def handle_stream_batch(app: BatchOpsApplication, event: dict[str, Any]) -> PartialItemFailureResponse:
     """Project the events of a DynamoDB stream batch; on failure report where to resume."""
     records = event.get("Records", [])
     stored = []
@@ -104,7 +105,7 @@ def handle_stream_batch(app: CentralApplication, event: dict[str, Any]) -> Parti
         return {"batchItemFailures": []}
     first = records[0]["dynamodb"]["SequenceNumber"]
     try:
-        app.project_stream_batch(first, stored)
+        stream_fed(app).project_stream_batch(first, stored)
     except Exception:
         logger.exception("projection failed", extra={"records": len(records)})
         return {"batchItemFailures": [{"itemIdentifier": first}]}

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import re
-import socket
 import sys
 import tempfile
 import threading
@@ -33,10 +31,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
-from batchops.local import emulator as emulator_patches
-from batchops.local.emulator import EMULATOR_CENTRAL_PARAMETERS, patch_moto
+from batchops.local.emulator import EMULATOR_CENTRAL_PARAMETERS
+from batchops.local.emulator_server import (
+    FAKE_CREDENTIALS,
+    LocalRunError,
+    aws_environment,
+    emulator,
+    require_emulator,
+    shown_path,
+)
 from batchops.local.pipeline import LocalPipeline, PipelineFigures, rule_patterns
 from batchops.reports import print_job_figures, store_summary
 from batchops.rollout.clients import Clients
@@ -47,12 +53,7 @@ from batchops.rollout.status import status
 from batchops.simulation import REGIONS as SIMULATED_REGIONS
 from batchops.simulation import SimulationSettings, simulate
 
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 CHUNK_EVENTS = 100  # moto SQS costs grow with the queue length (every receive recounts the queue): keep it short
-
-
-class LocalRunError(RuntimeError):
-    """The local Organization could not be set up or run."""
 
 
 @dataclass(frozen=True)
@@ -102,150 +103,6 @@ class LocalFigures:
 
 
 # --- the emulator ------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-# What `make demo` installs (pyproject.toml's `local` extra): moto's server needs Flask and Flask-CORS besides moto.
-EMULATOR_MODULES = ("moto", "flask", "flask_cors")
-EMULATOR_REQUIREMENT = "moto[server]>=5.2.5,<6"
-
-
-class EmulatorMissing(LocalRunError):
-    """What the AWS emulator needs is not installed."""
-
-
-def _shown(path: Path) -> str:
-    """A path as a user would type it here: relative to the working directory when under it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def install_command() -> str:
-    """The command that installs the emulator into the Python running this."""
-    python = _shown(Path(sys.executable))
-    root = Path(__file__).resolve().parents[3]
-    if (root / "pyproject.toml").is_file() and (root / "deploy.py").is_file():
-        here = _shown(root)
-        return f"{python} -m pip install -e '{'.' if here == '.' else here}[local]'"
-    return f"{python} -m pip install '{EMULATOR_REQUIREMENT}'"
-
-
-def _missing_emulator(module: str, why: str) -> EmulatorMissing:
-    return EmulatorMissing(
-        f"the local Organization needs the AWS emulator {EMULATOR_REQUIREMENT} ({why}): install it with "
-        f"`make demo` or `{install_command()}`"
-    )
-
-
-def require_emulator() -> None:
-    """Fail at once, in one line, when the emulator's packages are not installed (before anything starts)."""
-    for module in EMULATOR_MODULES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:
-            found = False
-        if not found:
-            raise _missing_emulator(module, f"no module named {module!r}")
-
-
-def _serve(port: int, report: Any, stop: Any, verify: bool) -> None:
-    """The emulator's process: a moto server with the patches until `stop` is set (Ctrl-C is the parent's). It
-    sends ("ready",) on `report` once it serves, or ("missing", module, message) when moto cannot be imported."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # moto warns about every resource type its CloudFormation skips (alarms, Glue, Athena, ...), in this process:
-    # the parent's filters do not reach it. The rollout does not depend on them (see batchops.local.emulator).
-    warnings.filterwarnings("ignore", message=r"Tried to parse .* not supported by moto", category=UserWarning)
-    logging.getLogger("moto").setLevel(logging.ERROR)  # "No Moto CloudFormation support for AWS::..."
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as error:
-        report.send(("missing", error.name or "moto", str(error)))
-        return
-    emulator_patches.VERIFY_FAST_PATHS = verify  # the tests' setting, in this process too
-    patch_moto()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    report.send(("ready",))
-    stop.wait()
-    server.stop()
-
-
-EMULATOR_START_SECONDS = 120
-
-
-@contextlib.contextmanager
-def emulator() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (a free port) with the emulator patches; yields its URL, stops on exit.
-
-    It runs in its own process: moto's request handling and the handlers' boto3 calls are both Python, and in one
-    process they would take turns on one core; apart, the emulator and this process each have one of two cores.
-    A process that ends before it serves is reported at once, not after the wait.
-    """
-    import multiprocessing
-    from multiprocessing.connection import wait
-
-    context = multiprocessing.get_context("spawn")
-    reports, report = context.Pipe(duplex=False)
-    stop = context.Event()
-    port = _free_port()
-    verify = emulator_patches.VERIFY_FAST_PATHS
-    process = context.Process(target=_serve, args=(port, report, stop, verify), name="batchops-emulator", daemon=True)
-    process.start()
-    report.close()  # the child's end: only the child holds it now, so its exit ends the pipe
-    try:
-        message: tuple[Any, ...] | None = None
-        if wait([reports, process.sentinel], timeout=EMULATOR_START_SECONDS):
-            with contextlib.suppress(EOFError):
-                message = reports.recv() if reports.poll() else None
-            if message is None:
-                process.join(5)
-                raise LocalRunError(
-                    f"the AWS emulator's process (moto server) ended with exit code {process.exitcode} before it "
-                    "served (its error is above)"
-                )
-            if message[0] == "missing":
-                raise _missing_emulator(message[1], message[2])
-        else:
-            raise LocalRunError(
-                f"the AWS emulator (moto server) did not start within {EMULATOR_START_SECONDS // 60} minutes"
-            )
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        reports.close()
-        process.join(10)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-
-
-@contextlib.contextmanager
-def aws_environment(endpoint: str, region: str) -> Iterator[None]:
-    """This process's AWS environment pointed at the emulator with fake credentials; restored on exit."""
-    wanted = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
-    dropped = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
-    saved = {key: os.environ.get(key) for key in (*wanted, *dropped)}
-    os.environ.update(wanted)
-    for key in dropped:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def create_organization(org_unit_name: str, accounts: int, region: str) -> tuple[str, str, tuple[str, ...]]:
@@ -385,7 +242,7 @@ def _follow_stream(env: dict[str, str], job: dict[str, str], messages: Any, inge
 
         handlers.logger.setLevel(logging.WARNING)
         app = build_application(Settings.from_environment(store=job["store"]), project_inline=False)
-        assert isinstance(app, CentralApplication)
+        stream_fed(app)  # wired to DynamoDB
         region = env["AWS_DEFAULT_REGION"]
         pipeline = LocalPipeline(
             app,
@@ -571,7 +428,7 @@ def _central_application(
     console: Console,
     outputs: Mapping[str, str],
     clients: Clients,
-) -> CentralApplication:
+) -> BatchOpsApplication:
     home = settings.regions[0]
     with phase("central application"):
         # Every function of the central stack (aggregator, projector, and whatever the template adds).
@@ -584,7 +441,7 @@ def _central_application(
         )
         figures.store = outputs.get("StoreUrl", settings.store)
         app = build_application(Settings.from_environment(store=figures.store), project_inline=False)
-        assert isinstance(app, CentralApplication)
+        stream_fed(app)  # wired to DynamoDB
         from batchops.entrypoints import lambdas as handlers
 
         handlers.logger.setLevel(logging.WARNING)  # one JSON line per batch otherwise, amid the progress bars
@@ -596,7 +453,7 @@ def _drive(
     figures: LocalFigures,
     phase: _Phases,
     console: Console,
-    app: CentralApplication,
+    app: BatchOpsApplication,
     clients: Clients,
     outputs: Mapping[str, str],
 ) -> None:
@@ -630,7 +487,7 @@ def _run_pipeline(
     settings: LocalSettings,
     figures: LocalFigures,
     console: Console,
-    app: CentralApplication,
+    app: BatchOpsApplication,
     outputs: Mapping[str, str],
     events: list[dict[str, Any]],
     patterns: dict[tuple[str, str], Any],
@@ -705,7 +562,7 @@ def rerun_command(settings: LocalSettings) -> str:
     """This run's command line again, with --keep-running."""
     jobs = f" --jobs {settings.jobs}" if settings.jobs != LocalSettings.jobs else ""
     seed = f" --seed {settings.seed}" if settings.seed != LocalSettings.seed else ""
-    python = _shown(Path(sys.executable))
+    python = shown_path(Path(sys.executable))
     return f"{python} deploy.py --org-unit {settings.org_unit} --local{jobs}{seed} --keep-running"
 
 

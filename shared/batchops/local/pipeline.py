@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchops.adapters.dynamodb.central import CentralApplication
+from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.application import BatchOpsApplication
 from batchops.entrypoints.lambdas import handle_sqs_batch, handle_stream_batch
 
 
@@ -77,13 +78,13 @@ class LocalPipeline:
 
     def __init__(
         self,
-        app: CentralApplication,
+        app: BatchOpsApplication,
         sqs: Any,
         streams: Any,
         queue_url: str,
         events_table: str,
         *,
-        projector_app: CentralApplication | None = None,
+        projector_app: BatchOpsApplication | None = None,
     ) -> None:
         self.app = app
         # The projector's own application (a Lambda container of its own on AWS), so that it can run on another
@@ -195,7 +196,7 @@ class LocalPipeline:
 
     def _new_stream_records(self) -> list[dict[str, Any]]:
         if self._stream_arn is None:
-            client = self.projector_app.events_recorder.client
+            client = stream_fed(self.projector_app).recorder.client
             self._stream_arn = str(client.describe_table(TableName=self.events_table)["Table"]["LatestStreamArn"])
         arn = self._stream_arn
         records: list[dict[str, Any]] = []

@@ -2,7 +2,7 @@
 
 Named as PERSISTENCE_MODULE, this module gives the library everything `eventsourcing.sqlite` gives, with an
 application recorder whose `subscribe()` polls the notification log, so the library's ProjectionRunner
-works on the embedded store too.
+works on the embedded store too. `SQLiteEventStore` is the service layer's `EventStore` port on it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent, Subscription
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, StoredEvent, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
 
+from batchops.recorder_store import RecorderEventStore
+from batchops.transcoder import OrjsonMapper
+
 POLL_SECONDS = 0.2
+HISTORY_IDS_PER_QUERY = 500
+"""Ids bound in one `IN (...)` (SQLite allows 32,766 variables; a few hundred keep each statement small)."""
 
 
 class PollingSubscription(Subscription[ApplicationRecorder]):
@@ -88,18 +93,24 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         last = int(c.fetchone()[0])
         return list(range(last - len(params) + 1, last + 1))
 
-    def absent_aggregates(self, ids: Sequence[UUID]) -> set[UUID]:
-        """The ids among `ids` that have no stored event: one indexed query per few hundred ids, where asking the
-        repository for an aggregate that does not exist yet costs a read transaction each."""
+    def select_histories(self, ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of each aggregate among `ids` that has any, in version order: one indexed query per few
+        hundred ids, where reading aggregates back one by one costs a query and a read transaction each."""
         table = self.events_table_name
-        found: set[str] = set()
+        found: dict[UUID, list[StoredEvent]] = {}
         with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):
-                chunk = [i.hex for i in ids[start : start + 500]]
+            for start in range(0, len(ids), HISTORY_IDS_PER_QUERY):
+                chunk = [i.hex for i in ids[start : start + HISTORY_IDS_PER_QUERY]]
                 marks = ", ".join("?" * len(chunk))
-                c.execute(f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})", chunk)
-                found.update(r[0] for r in c.fetchall())
-        return {i for i in ids if i.hex not in found}
+                c.execute(
+                    f"SELECT originator_id, originator_version, topic, state FROM {table}"
+                    f" WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                for originator_id, version, topic, state in c.fetchall():
+                    key = UUID(originator_id)
+                    found.setdefault(key, []).append(StoredEvent(key, version, topic, state))
+        return found
 
     def select_aggregate_states(
         self,
@@ -165,4 +176,23 @@ class Factory(SQLiteFactory):
     process_recorder_class = PollingSQLiteProcessRecorder
 
 
-__all__: list[Any] = ["Factory", "PollingSubscription"]
+class SQLiteEventStore(RecorderEventStore):
+    """The embedded store's `EventStore`: rows inserted in one `executemany`, histories read a batch at a time."""
+
+    def __init__(self, recorder: PollingSQLiteApplicationRecorder, mapper: Mapper[UUID]) -> None:
+        super().__init__(recorder, mapper)
+        self.sqlite = recorder
+
+    def append(self, events: Sequence[Any]) -> list[int]:
+        """The application's own events as plain rows where the mapper gives them (`OrjsonMapper.stored_rows`)."""
+        rows = self.mapper.stored_rows(list(events)) if isinstance(self.mapper, OrjsonMapper) else None
+        if rows is None:
+            return super().append(events)
+        return self.sqlite.insert_rows(rows)
+
+    def histories(self, ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """A few hundred aggregates per query."""
+        return self.sqlite.select_histories(ids)
+
+
+__all__: list[Any] = ["Factory", "PollingSubscription", "SQLiteEventStore"]

@@ -33,30 +33,28 @@ def _worker(
 ) -> None:  # pragma: no cover - runs in the worker process (its rows are checked by the replay tests)
     """Fold the jobs from `SPLIT` on and put (events, rows) per page on `results`, then None. Rows are built once
     `hosts` (an event) says the compute environments and instances they join are written; folding starts at once."""
+    from eventsourcing.utils import Environment
+
+    from batchops.adapters.sqlite.event_store import Factory, PollingSQLiteApplicationRecorder
     from batchops.adapters.sqlite.views import SQLiteViewStore
-    from batchops.application import BatchOpsApplication
+    from batchops.projector import Projector
 
     gc.disable()  # short-lived acyclic objects only, as in the rebuild itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the replay ends us
     views = SQLiteViewStore(database, create=False)
-    app = BatchOpsApplication(
-        views,
-        {
-            "PERSISTENCE_MODULE": "batchops.adapters.sqlite.event_store:Factory",
-            "SQLITE_DBNAME": database,
-            "CREATE_TABLE": "n",
-        },
-        metrics=False,
-    )
-    select = app.recorder.select_aggregate_states  # type: ignore[attr-defined]
+    factory = Factory(Environment("batchops", {"SQLITE_DBNAME": database, "CREATE_TABLE": "n"}))
+    recorder = factory.application_recorder()
+    assert isinstance(recorder, PollingSQLiteApplicationRecorder)
+    projector = Projector()
     session = views.reading_session(generation)
-    for stored in select(topics, up_to=up_to, exclude=True, limit=page, after=SPLIT):
-        folds, count = app.projector.fold_stored([(o, t, orjson.loads(s)) for o, t, s in stored])
+    for stored in recorder.select_aggregate_states(topics, up_to=up_to, exclude=True, limit=page, after=SPLIT):
+        folds, count = projector.fold_stored([(o, t, orjson.loads(s)) for o, t, s in stored])
         hosts.wait()
-        app.projector.apply_folds(session, folds)
+        projector.apply_folds(session, folds)
         results.put((count, session.take_job_rows()))
     results.put(None)
-    app.close()
+    factory.close()
+    views.close()
 
 
 class JobPhaseWorker:

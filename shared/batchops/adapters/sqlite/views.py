@@ -13,7 +13,6 @@ from uuid import UUID
 
 import orjson
 
-from batchops import views
 from batchops.compute_environments import compute_environment_key
 from batchops.projection import (
     INSTANCE_FIELDS,
@@ -23,6 +22,7 @@ from batchops.projection import (
     attempt_rows,
     timeline_rows,
 )
+from batchops.tuning import DEFAULT_TUNING
 from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
 
 _JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
@@ -88,8 +88,12 @@ class SQLiteViewStore:
 
     application_name = "batchops"
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, queued_rows: int = DEFAULT_TUNING.job_rows_queued
+    ) -> None:
+        """`queued_rows`: job rows a writing session queues before it writes them (`Tuning.job_rows_queued`)."""
         self.path = str(path)
+        self.queued_rows = queued_rows
         self._attached: set[int] = set()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -250,7 +254,7 @@ class SQLiteViewStore:
         g = generation or self.current_generation()
         self._attach(g)
         with self._transaction() as db:
-            session = SQLiteSession(db, g, self.application_name, queued_rows=views.JOB_ROWS_QUEUED)
+            session = SQLiteSession(db, g, self.application_name, queued_rows=self.queued_rows)
             yield session
             session.flush()
 

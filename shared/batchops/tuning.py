@@ -1,0 +1,38 @@
+"""Every tuning value of the pipeline in one object, passed in where the pipeline is wired (`bootstrap`).
+
+The defaults were measured (docs/ingest-performance.md, "Tuning values"); tests pass other values to reach a
+boundary (a page of two events, a worker process on a small store) instead of patching module constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Sizes and counts that change speed and memory, never results."""
+
+    record_attempts: int = 5
+    """Times a batch is recorded again on fresh state when another writer's saves conflict with it."""
+    aggregate_cache_size: int = 5000
+    """Aggregates kept in memory between batches: a store read saved per aggregate per batch while a job is active."""
+    catch_up_page: int = 2000
+    """Notifications read at a time when the views catch up with the log."""
+    replay_page: int = 20000
+    """Events read at a time by a replay (notifications, or whole aggregates in a bulk rebuild)."""
+    parallel_replay_min_events: int = 50_000
+    """Stored events from which a replay folds half of the jobs in a second process."""
+    job_rows_queued: int = 1000
+    """Job rows a writing session queues before it writes them (a job put twice before that is written once)."""
+    job_writers: int = 10
+    """DynamoDB job items one flush writes at once (botocore's default connection pool holds 10)."""
+    history_readers: int = 10
+    """DynamoDB histories an aggregator batch reads at once."""
+    stream_attempts: int = 5
+    """Times a stream-fed projection that lost a race with another writer is tried again."""
+    replay_segments: int = 4
+    """Parallel scan segments of a replay on DynamoDB."""
+
+
+DEFAULT_TUNING = Tuning()
