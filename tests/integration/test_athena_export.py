@@ -18,8 +18,8 @@ from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
 from batchops.adapters.athena_export import AthenaExporter, glue_table_input
 from batchops.adapters.dynamodb.stream_projection import stream_fed
-from batchops.application import BatchOpsApplication
 from batchops.adapters.dynamodb.views import view_table_definitions
+from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
