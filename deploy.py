@@ -25,7 +25,8 @@ from rich.prompt import Confirm
 
 from batchops.bootstrap import Settings
 from batchops.grafana import GrafanaError
-from batchops.local.organization import LocalRunError, LocalSettings, run_local
+from batchops.local.emulator_server import LocalRunError
+from batchops.local.organization import LocalSettings, run_local
 from batchops.rollout.clients import Clients, WriteRefused
 from batchops.rollout.deploy import deploy
 from batchops.rollout.destroy import destroy
