@@ -221,10 +221,10 @@ def _ingest_files(ingestor: Any, names: Sequence[str]) -> int | None:
         where = "standard input" if name == "-" else name
         try:
             if name == "-":
-                ingestor.ingest(read_events(sys.stdin.buffer))
+                ingestor.ingest(read_events(sys.stdin.buffer, ingestor.app.tuning))
             else:
                 with open(name, "rb") as stream:
-                    ingestor.ingest(read_events(stream))
+                    ingestor.ingest(read_events(stream, ingestor.app.tuning))
         except UnreadableInput as error:
             print(
                 f"batchops: error: {where}: {error}."

@@ -27,6 +27,7 @@ from batchops.json_values import json_values
 from batchops.metrics import MetricPoint
 from batchops.translation import READ_LINE_BYTES, RawEvent, bounded_lines, decode_line, translate_raw
 from batchops.translation_workers import translate_fed, translate_in_worker
+from batchops.tuning import DEFAULT_TUNING, Tuning
 from batchops.views import RejectedEvent
 
 BATCH_SIZE = 10_000
@@ -36,8 +37,6 @@ PROJECT_EVERY = 80_000
 """Events recorded between two updates of the views: a job touched by several batches has its row written once, and
 the folds of every aggregate touched since the last update stay in memory, so this trades time for memory
 (measured: docs/ingest-performance.md, "Tuning values")."""
-PARALLEL_MIN_BYTES = 8_000_000
-"""Files at least this big are decoded and translated in a second process (0 turns that off)."""
 UTF8_BOM = b"\xef\xbb\xbf"
 REASONS_KEPT = 100
 """Distinct reasons a summary counts one by one; any further ones are counted together as `OTHER_REASONS`, so that
@@ -83,10 +82,12 @@ class EventReader(Iterator[RawEvent]):
 
     Iterating decodes in this process. An `Ingestor` given a reader over a large regular file of JSON Lines
     decodes and translates it in a second process instead (`translated`), overlapping with recording. A
-    gzip-compressed stream is decompressed as it is read (see `batchops.compressed`).
+    gzip-compressed stream is decompressed as it is read (see `batchops.compressed`). `tuning` gives the sizes read
+    at a time and the file size from which a second process is worthwhile.
     """
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], tuning: Tuning = DEFAULT_TUNING) -> None:
+        self.tuning = tuning
         self.stream = decompressed(stream)
         self.compressed = self.stream is not stream
         self._events: Iterator[RawEvent] | None = None
@@ -96,18 +97,19 @@ class EventReader(Iterator[RawEvent]):
 
     def __next__(self) -> RawEvent:
         if self._events is None:
-            self._events = _read(self.stream)
+            self._events = _read(self.stream, self.tuning)
         return next(self._events)
 
     def parallel_worthwhile(self) -> bool:
         """True, on a machine with a second core, for an untouched stream that is either a big regular file opened by
         a path (the worker opens it too) or a pipe (this process feeds the worker its lines)."""
-        if self._events is not None or PARALLEL_MIN_BYTES <= 0 or (os.cpu_count() or 1) < 2:
+        min_bytes = self.tuning.parallel_translation_min_bytes
+        if self._events is not None or min_bytes <= 0 or (os.cpu_count() or 1) < 2:
             return False
         if self._is_pipe():
             return True
         size = self._reopenable_size()
-        return size is not None and size - self.stream.tell() >= PARALLEL_MIN_BYTES
+        return size is not None and size - self.stream.tell() >= min_bytes
 
     def _reopenable_size(self) -> int | None:
         """The file's size, if the stream is a seekable file that its name opens again; else None."""
@@ -139,19 +141,20 @@ class EventReader(Iterator[RawEvent]):
             # Empty, or not JSON Lines: the sequential reader knows every other shape.
             if start is not None:
                 stream.seek(start)
-            yield from map(translate_raw, _read(stream, first if start is None else None))
+            yield from map(translate_raw, _read(stream, self.tuning, first if start is None else None))
             return
         yield from map(translate_raw, decode_line(1, first))
+        chunk_lines = self.tuning.translation_chunk_lines
         if piped:
-            yield from translate_fed(stream, 2)
+            yield from translate_fed(stream, 2, chunk_lines)
         else:
-            yield from translate_in_worker(stream, 2, self.compressed)
+            yield from translate_in_worker(stream, 2, self.compressed, chunk_lines)
 
 
-def read_events(stream: IO[bytes]) -> EventReader:
+def read_events(stream: IO[bytes], tuning: Tuning = DEFAULT_TUNING) -> EventReader:
     """Decode events from JSON Lines (or one JSON document spanning lines) without loading big files; gzip-compressed
     input is decompressed as it is read."""
-    return EventReader(stream)
+    return EventReader(stream, tuning)
 
 
 def _first_line(stream: IO[bytes]) -> bytes:
@@ -185,14 +188,14 @@ def _spans_lines(first: bytes) -> bool:
     return False
 
 
-def _read(stream: IO[bytes], first: bytes | None = None) -> Iterator[RawEvent]:
+def _read(stream: IO[bytes], tuning: Tuning, first: bytes | None = None) -> Iterator[RawEvent]:
     """The events of a stream; `first` is its first line when the caller has read it already (from a pipe)."""
     if first is None:
         first = _first_line(stream)
     if not first:
         return
     if _spans_lines(first):
-        yield from json_values(stream, first)
+        yield from json_values(stream, first, tuning)
         return
     yield from decode_line(1, first)
     for number, line in enumerate(bounded_lines(stream), start=2):

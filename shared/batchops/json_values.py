@@ -18,12 +18,8 @@ from typing import IO, Any
 import orjson
 
 from batchops.translation import MAX_EVENT_BYTES, SCRUB_WINDOW, RawEvent, entry_size, oversized
+from batchops.tuning import DEFAULT_TUNING, Tuning
 
-CHUNK_BYTES = 1 << 20
-"""Bytes read at a time."""
-NEAR_END = 256 * 1024
-"""An error this close to the end of what has been read may be the value going on past it: more is read first (an
-EventBridge event is at most 256 KB)."""
 LONGEST_VALUE = 16 * MAX_EVENT_BYTES
 """Characters a value may span (whitespace included) before it is skipped unread as too big to be an event."""
 _BLANK = re.compile(r"[ \t\n\r]*")
@@ -46,17 +42,19 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def json_values(stream: IO[bytes], first: bytes) -> Iterator[RawEvent]:
+def json_values(stream: IO[bytes], first: bytes, tuning: Tuning = DEFAULT_TUNING) -> Iterator[RawEvent]:
     """The values of the stream, whose first line (`first`) the caller has read already; each element of an array is a
-    value of its own."""
-    return _Reader(stream).values(first)
+    value of its own. `tuning` gives the bytes read at a time (`json_read_bytes`, `json_near_end`)."""
+    return _Reader(stream, tuning.json_read_bytes, tuning.json_near_end).values(first)
 
 
 class _Reader:
     """The text read so far from `stream` and the place in it: `text[pos]` is on line `line`."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], read_bytes: int, near_end: int) -> None:
         self.stream = stream
+        self.read_bytes = read_bytes
+        self.near_end = near_end
         self.decoder = json.JSONDecoder(parse_constant=_constant)  # orjson's rules: NaN and Infinity are not JSON
         self.utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self.text = ""
@@ -91,7 +89,7 @@ class _Reader:
             try:
                 value, end = self.decoder.raw_decode(text, pos)
             except json.JSONDecodeError as error:
-                if self.ended or not _going_on(error, len(text)):
+                if self.ended or not _going_on(error, len(text), self.near_end):
                     yield self.invalid(error, start_line)
                     self.resync_after(pos)
                 elif len(text) - pos > LONGEST_VALUE:
@@ -115,7 +113,7 @@ class _Reader:
     def read_more(self, data: bytes | None = None) -> None:
         """Append the next chunk (or `data`) to what is left of the text from `pos`, which becomes 0."""
         if data is None:
-            data = self.stream.read(CHUNK_BYTES)
+            data = self.stream.read(self.read_bytes)
             self.ended = not data
         new = self.utf8.decode(data, final=self.ended)
         if not self.undecodable and not data.isascii() and _UNDECODABLE.search(new):
@@ -236,7 +234,7 @@ class _Reader:
             self.read_more()
 
 
-def _going_on(error: json.JSONDecodeError, read: int) -> bool:
+def _going_on(error: json.JSONDecodeError, read: int, near_end: int) -> bool:
     """True if the error, near the end of the `read` characters or a string still open there (the error is where it
     starts), may be the value going on past them."""
-    return error.pos >= read - NEAR_END or error.msg.startswith("Unterminated string")
+    return error.pos >= read - near_end or error.msg.startswith("Unterminated string")

@@ -20,21 +20,19 @@ from batchops.compressed import UnreadableInput, open_events_file
 from batchops.facts import Parsed
 from batchops.views import RejectedEvent
 
-PARALLEL_CHUNK_LINES = 1000
-"""Lines a worker translates and hands back at a time."""
 PARALLEL_DEPTH = 8
 """Chunks a worker may translate ahead: more than a batch, so that it keeps working while a batch is recorded
 (with 4, it stalled a thousand lines short of each batch and ingest waited for it)."""
 
 
-def line_chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
-    """The stream's lines, `PARALLEL_CHUNK_LINES` at a time. Where compressed data breaks off, the lines read before
+def line_chunks(stream: IO[bytes], chunk_lines: int) -> Iterator[list[bytes]]:
+    """The stream's lines, `chunk_lines` at a time. Where compressed data breaks off, the lines read before
     the break come first, then the break (`UnreadableInput`)."""
     source = translation.bounded_lines(stream)
     while True:
         lines: list[bytes] = []
         try:
-            lines.extend(itertools.islice(source, PARALLEL_CHUNK_LINES))
+            lines.extend(itertools.islice(source, chunk_lines))
         except UnreadableInput:
             if lines:
                 yield lines
@@ -51,7 +49,7 @@ def _settle_in() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker(path: str, offset: int, number: int, results: Any, compressed: bool) -> None:
+def _worker(path: str, offset: int, number: int, results: Any, compressed: bool, chunk_lines: int) -> None:
     """The second process: read the file from `offset` (line `number` there) and translate it chunk by chunk, each
     result with the offset and line number after it; then None. The bounded queue keeps it a few chunks ahead.
 
@@ -61,7 +59,7 @@ def _worker(path: str, offset: int, number: int, results: Any, compressed: bool)
     with open_events_file(path, compressed) as stream:
         stream.seek(offset)
         try:
-            for lines in line_chunks(stream):
+            for lines in line_chunks(stream, chunk_lines):
                 data = translation.translate_lines(number, lines)
                 number += len(lines)
                 results.put((stream.tell(), number, data))
@@ -72,9 +70,12 @@ def _worker(path: str, offset: int, number: int, results: Any, compressed: bool)
     results.put(None)
 
 
-def translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Iterator[Parsed | RejectedEvent]:
+def translate_in_worker(
+    stream: IO[bytes], number: int, compressed: bool, chunk_lines: int
+) -> Iterator[Parsed | RejectedEvent]:
     """Translate the rest of a JSON Lines file (from the stream's position, line `number`) in a worker process that
-    reads the file itself, a few chunks ahead of the caller: this process neither reads nor ships the lines.
+    reads the file itself, `chunk_lines` at a time, a few chunks ahead of the caller: this process neither reads nor
+    ships the lines.
 
     Should the worker fail (or not start), the rest is translated here from the last offset it reported."""
     # Fork shares the loaded modules (instant start) but is only safe with no other thread around.
@@ -84,7 +85,7 @@ def translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Ite
     offset = stream.tell()
     worker = context.Process(
         target=_worker,
-        args=(stream.name, offset, number, results, compressed),
+        args=(stream.name, offset, number, results, compressed, chunk_lines),
         name="batchops-translate",
         daemon=True,
     )
@@ -108,7 +109,7 @@ def translate_in_worker(stream: IO[bytes], number: int, compressed: bool) -> Ite
         return
     # The worker failed: translate the rest here, from the end of the last chunk it handed over.
     stream.seek(offset)
-    yield from _translate_here(line_chunks(stream), number)
+    yield from _translate_here(line_chunks(stream, chunk_lines), number)
 
 
 def _fed_worker(handed: Any, results: Any) -> None:
@@ -120,9 +121,9 @@ def _fed_worker(handed: Any, results: Any) -> None:
         results.put(translation.translate_lines(start, lines))
 
 
-def translate_fed(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedEvent]:
+def translate_fed(stream: IO[bytes], number: int, chunk_lines: int) -> Iterator[Parsed | RejectedEvent]:
     """Translate the rest of a stream that cannot be opened again (a pipe: standard input) in a worker process that
-    this process feeds, chunk by chunk, `PARALLEL_DEPTH` chunks ahead of the results it takes.
+    this process feeds, `chunk_lines` at a time, `PARALLEL_DEPTH` chunks ahead of the results it takes.
 
     Should the worker fail, the chunks it was handed and did not give back are translated here, then the rest of
     the stream. A break in compressed input is raised once the results of the chunks before it are taken."""
@@ -131,7 +132,7 @@ def translate_fed(stream: IO[bytes], number: int) -> Iterator[Parsed | RejectedE
     results = context.Queue()
     _widen_pipe(results)
     worker = context.Process(target=_fed_worker, args=(to_worker, results), name="batchops-translate", daemon=True)
-    lines_of = line_chunks(stream)
+    lines_of = line_chunks(stream, chunk_lines)
     handed: deque[tuple[int, list[bytes]]] = deque()
     ended = False
     broken: UnreadableInput | None = None

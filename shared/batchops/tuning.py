@@ -33,6 +33,15 @@ class Tuning:
     """Times a stream-fed projection that lost a race with another writer is tried again."""
     replay_segments: int = 4
     """Parallel scan segments of a replay on DynamoDB."""
+    parallel_translation_min_bytes: int = 8_000_000
+    """Files at least this big are decoded and translated in a second process (0 turns that off; a pipe always is)."""
+    translation_chunk_lines: int = 1000
+    """Lines a translating process translates and hands back at a time."""
+    json_read_bytes: int = 1 << 20
+    """Bytes read at a time from JSON that spans lines (pretty-printed, an array, values one after the other)."""
+    json_near_end: int = 256 * 1024
+    """A JSON error this close to the end of what has been read may be the value going on: more is read first (an
+    EventBridge event is at most 256 KB)."""
 
 
 DEFAULT_TUNING = Tuning()

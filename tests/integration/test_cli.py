@@ -360,22 +360,24 @@ def test_a_reader_that_stops_early_ends_the_summary_quietly(tmp_path: Path, even
 
 
 def test_a_terminal_table_shows_the_first_rows_and_says_how_to_see_all(
-    tmp_path: Path, events_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from batchops import cli
 
-    store = tmp_path / "b.db"
-    run(["ingest", str(events_file)], store)
-    monkeypatch.setattr(cli, "TABLE_ROWS", 5)  # the samples hold 9 jobs
+    store, stream = tmp_path / "b.db", tmp_path / "events.jsonl"
+    simulated = ["simulate", "--accounts", "1", "--regions", "1", "--jobs", "260", "--seed", "4", "--out", str(stream)]
+    run(simulated, store)
+    run(["ingest", str(stream)], store)
+    assert cli.main(["--store", f"sqlite:///{store}", "jobs", "--format", "json"]) == 0  # every row
+    jobs = len(json.loads(capsys.readouterr().out))
+    assert jobs > cli.TABLE_ROWS
     assert cli.main(["--store", f"sqlite:///{store}", "jobs"]) == 0
     shown = capsys.readouterr()
-    assert "the first 5 jobs (more match)" in shown.out
-    assert "more jobs match than the 5 shown" in shown.err and "--format csv or json" in shown.err
+    assert f"the first {cli.TABLE_ROWS} jobs (more match)" in shown.out
+    assert f"more jobs match than the {cli.TABLE_ROWS} shown" in shown.err and "--format csv or json" in shown.err
     assert cli.main(["--store", f"sqlite:///{store}", "jobs", "--limit", "7"]) == 0  # asked for: no note
     shown = capsys.readouterr()
     assert "7 jobs" in shown.out and not shown.err
-    assert cli.main(["--store", f"sqlite:///{store}", "jobs", "--format", "json"]) == 0  # every row
-    assert len(json.loads(capsys.readouterr().out)) == 9
 
 
 def test_an_environment_variable_batchops_cannot_use_is_one_line_naming_it(

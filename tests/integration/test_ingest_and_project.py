@@ -18,7 +18,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from batchops import ingest as ingest_module
-from batchops import translation, translation_workers
+from batchops import translation
 from batchops.adapters.sqlite import parallel_replay as replay_workers
 from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
@@ -319,25 +319,26 @@ def _stream_file(path: Path) -> Path:
     return path
 
 
-def _ingest_file(app, path: Path) -> dict:
+HERE = Tuning(parallel_translation_min_bytes=0)
+"""Translated in this process."""
+IN_WORKER = Tuning(parallel_translation_min_bytes=1, translation_chunk_lines=7)
+"""Translated by a worker process, 7 lines a chunk."""
+
+
+def _ingest_file(app, path: Path, tuning: Tuning) -> dict:
     with path.open("rb") as stream:
-        return Ingestor(app, batch_size=50, project_every=120).ingest(read_events(stream)).as_dict()
+        return Ingestor(app, batch_size=50, project_every=120).ingest(read_events(stream, tuning)).as_dict()
 
 
-def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(
-    make_app, tmp_path: Path, monkeypatch
-) -> None:
+def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(make_app, tmp_path: Path) -> None:
     path = _stream_file(tmp_path / "events.jsonl")
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)  # translated here
     here = make_app("here")
-    expected = _ingest_file(here, path)
+    expected = _ingest_file(here, path, HERE)
     assert expected["rejected"] == 1
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # translated by the worker, 7 lines a chunk
-    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
     there = make_app("there")
     with path.open("rb") as stream:
-        assert read_events(stream).parallel_worthwhile()
-    assert _ingest_file(there, path) == expected
+        assert read_events(stream, IN_WORKER).parallel_worthwhile()
+    assert _ingest_file(there, path, IN_WORKER) == expected
     assert rows_by_job(there) == rows_by_job(here)
     assert [r.reason for r in there.views.rejected()] == [r.reason for r in here.views.rejected()]
 
@@ -364,14 +365,11 @@ def test_when_the_worker_process_dies_mid_file_this_process_translates_the_rest(
     make_app, tmp_path: Path, monkeypatch
 ) -> None:
     path = _stream_file(tmp_path / "events.jsonl")
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
     here = make_app("here")
-    expected = _ingest_file(here, path)
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)
-    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
+    expected = _ingest_file(here, path, HERE)
     _workers_die_after_three_chunks(monkeypatch)
     crashed = make_app("crashed")
-    assert _ingest_file(crashed, path) == expected
+    assert _ingest_file(crashed, path, IN_WORKER) == expected
     assert rows_by_job(crashed) == rows_by_job(here)
 
 
@@ -432,50 +430,44 @@ def test_two_ingests_into_one_store_at_once_converge_to_what_one_would_record(ma
 
 
 def test_a_compressed_file_through_the_worker_gives_what_the_plain_file_gives_and_a_break_keeps_what_came_before(
-    make_app, tmp_path: Path, monkeypatch
+    make_app, tmp_path: Path
 ) -> None:
     path = _stream_file(tmp_path / "events.jsonl")
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)  # translated here
     plain = make_app("plain")
-    expected = _ingest_file(plain, path)
+    expected = _ingest_file(plain, path, HERE)
     compressed = tmp_path / "events.jsonl.gz"
     compressed.write_bytes(gzip.compress(path.read_bytes()))
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # translated by the worker, 7 lines a chunk
-    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
     with compressed.open("rb") as stream:
-        assert read_events(stream).parallel_worthwhile()
+        assert read_events(stream, IN_WORKER).parallel_worthwhile()
     unpacked = make_app("unpacked")
-    assert _ingest_file(unpacked, compressed) == expected
+    assert _ingest_file(unpacked, compressed, IN_WORKER) == expected
     assert rows_by_job(unpacked) == rows_by_job(plain)
 
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(compressed.read_bytes()[: compressed.stat().st_size * 2 // 3])
     read_before_break = []
-    for parallel_from in (1, 0):  # through the worker, then in this process
-        monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", parallel_from)
-        app = make_app(f"cut-{parallel_from}")
+    for name, tuning in (("worker", IN_WORKER), ("here", HERE)):
+        app = make_app(f"cut-{name}")
         ingestor = Ingestor(app, batch_size=50, project_every=120)
         with cut.open("rb") as stream, pytest.raises(UnreadableInput, match="ends early or is corrupt"):
-            ingestor.ingest(read_events(stream))
+            ingestor.ingest(read_events(stream, tuning))
         read_before_break.append(ingestor.summary.read)
         assert app.stored_events() > 0 and len(rows_by_job(app)) > 0  # what came before the break is recorded
     assert read_before_break[0] == read_before_break[1] > 0
-    app = make_app("cut-1")
-    assert _ingest_file(app, compressed)["read"] == expected["read"]  # the whole file again: nothing is lost
+    app = make_app("cut-worker")
+    assert _ingest_file(app, compressed, IN_WORKER)["read"] == expected["read"]  # the whole file again: nothing is lost
     assert rows_by_job(app) == rows_by_job(plain)
 
 
-def test_a_byte_order_mark_at_the_start_of_a_file_is_not_an_event(make_app, tmp_path: Path, monkeypatch) -> None:
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_an_event(make_app, tmp_path: Path) -> None:
     """Some Windows tools start a UTF-8 file with a byte order mark: the first event must not be rejected for it."""
     path = _stream_file(tmp_path / "events.jsonl")
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)
-    expected = _ingest_file(make_app("plain"), path)
+    expected = _ingest_file(make_app("plain"), path, HERE)
     for blank_first in (False, True):
         marked = tmp_path / f"marked-{blank_first}.jsonl"
         marked.write_bytes(b"\xef\xbb\xbf" + (b"\n" if blank_first else b"") + path.read_bytes())
-        for parallel_from in (0, 1):  # in this process, then through the worker
-            monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", parallel_from)
-            summary = _ingest_file(make_app(f"marked-{blank_first}-{parallel_from}"), marked)
+        for name, tuning in (("here", HERE), ("worker", IN_WORKER)):
+            summary = _ingest_file(make_app(f"marked-{blank_first}-{name}"), marked, tuning)
             assert summary == expected  # the one rejected event is the bad line in the middle, as without the mark
 
 
@@ -485,16 +477,13 @@ def test_a_piped_stream_fed_to_the_worker_gives_what_this_process_gives_even_whe
     import subprocess
 
     path = _stream_file(tmp_path / "events.jsonl")
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 0)  # translated here
     here = make_app("here")
-    expected = _ingest_file(here, path)
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_BYTES", 1)  # a pipe goes to the fed worker, 7 lines a chunk
-    monkeypatch.setattr(translation_workers, "PARALLEL_CHUNK_LINES", 7)
+    expected = _ingest_file(here, path, HERE)
 
     def ingest_piped(app: Any) -> dict:
         with subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE) as cat:  # a real pipe, and no thread
             assert cat.stdout is not None
-            reader = read_events(cat.stdout)
+            reader = read_events(cat.stdout, IN_WORKER)
             assert reader.parallel_worthwhile()
             return Ingestor(app, batch_size=50, project_every=120).ingest(reader).as_dict()
 
@@ -530,15 +519,12 @@ def test_a_pretty_printed_array_and_values_one_after_the_other_give_what_json_li
         assert rows_by_job(app) == expected
 
 
-def test_a_big_pretty_printed_array_is_read_in_flat_memory(monkeypatch) -> None:
-    from batchops import json_values
-
-    monkeypatch.setattr(json_values, "CHUNK_BYTES", 64 * 1024)
-    monkeypatch.setattr(json_values, "NEAR_END", 16 * 1024)
+def test_a_big_pretty_printed_array_is_read_in_flat_memory() -> None:
     data = json.dumps(_simulated(300), indent=2).encode()
     assert len(data) > 8_000_000
     tracemalloc.start()
-    count = sum(1 for raw in read_events(io.BytesIO(data)) if raw.error is None)
+    small_reads = Tuning(json_read_bytes=64 * 1024, json_near_end=16 * 1024)
+    count = sum(1 for raw in read_events(io.BytesIO(data), small_reads) if raw.error is None)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert count == len(json.loads(data))
