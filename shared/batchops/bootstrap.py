@@ -34,9 +34,7 @@ ENVIRONMENT = {
     "BATCHOPS_NAMESPACE": "the CloudWatch namespace of the EMF metrics (default BatchOps)",
     "BATCHOPS_CREATE_TABLES": "1 creates missing DynamoDB tables (an emulator; on AWS the central stack makes them)",
     "BATCHOPS_RETENTION_DAYS": "days a finished job stays in the DynamoDB views (TTL; default 90)",
-    "BATCHOPS_EXPORT_BUCKET": "the exporter Lambda's bucket for the Athena export",
-    "BATCHOPS_EXPORT_PREFIX": "its key prefix (default projections)",
-    "BATCHOPS_GLUE_DATABASE": "its Glue database (default batchops)",
+    "BATCHOPS_EXPORT_STREAM": "the Firehose stream the exporter Lambda sends the Athena (Iceberg) tables' rows to",
     "BATCHOPS_GRAFANA_URL": "the Grafana `batchops dashboards push` pushes to",
     "BATCHOPS_GRAFANA_TOKEN": "that Grafana's service account token (never printed)",
 }
@@ -55,9 +53,7 @@ class Settings:
     namespace: str = "BatchOps"
     create_tables: bool = False
     retention_days: int = 90
-    export_bucket: str = ""
-    export_prefix: str = "projections"
-    glue_database: str = "batchops"
+    export_stream: str = ""
     grafana_url: str = ""
     grafana_token: str = field(default="", repr=False)
 
@@ -75,9 +71,7 @@ class Settings:
             namespace=namespace or env.get("BATCHOPS_NAMESPACE") or "BatchOps",
             create_tables=env.get("BATCHOPS_CREATE_TABLES", "").lower() in ("1", "y", "yes", "true"),
             retention_days=int(days),
-            export_bucket=env.get("BATCHOPS_EXPORT_BUCKET", ""),
-            export_prefix=env.get("BATCHOPS_EXPORT_PREFIX", "projections"),
-            glue_database=env.get("BATCHOPS_GLUE_DATABASE", "batchops"),
+            export_stream=env.get("BATCHOPS_EXPORT_STREAM", ""),
             grafana_url=env.get("BATCHOPS_GRAFANA_URL", ""),
             grafana_token=env.get("BATCHOPS_GRAFANA_TOKEN", ""),
         )

@@ -1,13 +1,12 @@
-"""Lambda entry point of the Athena export: DynamoDB stream batches of the jobs and instances tables → the
-Parquet objects on S3 and their Glue partitions (batchops.adapters.athena_export).
+"""Lambda entry point of the Athena data path: DynamoDB stream batches of the jobs and instances tables -> row
+operations -> the Firehose stream that applies them to the Iceberg tables (batchops.adapters.firehose_export).
 
-Environment: BATCHOPS_STORE (`dynamodb://PREFIX`, the projection tables), BATCHOPS_EXPORT_BUCKET,
-BATCHOPS_EXPORT_PREFIX (default `projections`), BATCHOPS_GLUE_DATABASE (default `batchops`).
+Environment: BATCHOPS_STORE (`dynamodb://PREFIX`, the projection tables), BATCHOPS_EXPORT_STREAM (the Firehose
+stream).
 
-A batch is applied as a whole: rewriting a partition is idempotent (rows are replaced by key, generations
-only move forward), so when anything fails the handler reports the batch's first record and Lambda retries
-from there; with BisectBatchOnFunctionError a poison record ends up alone and goes to the on-failure
-destination.
+A batch is sent as a whole: its operations are updates by unique key and deletes, safe to apply twice, so when
+anything fails the handler reports the batch's first record and Lambda retries from there; with
+BisectBatchOnFunctionError a poison record ends up alone and goes to the on-failure destination.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from batchops.adapters.athena_export import AthenaExporter, ExportSettings
+from batchops.adapters.firehose_export import ExportSettings, FirehoseExporter
 from batchops.bootstrap import Settings
 
 logger = Logger(service="batchops")
@@ -33,29 +32,21 @@ def settings_from_environment(environ: dict[str, str] | None = None) -> ExportSe
     settings = Settings.from_environment(environ=environ)
     if not settings.store.startswith("dynamodb://"):
         raise ValueError(f"BATCHOPS_STORE must be dynamodb://PREFIX, not {settings.store!r}")
-    if not settings.export_bucket:
-        raise ValueError("BATCHOPS_EXPORT_BUCKET is not set")
-    return ExportSettings(
-        bucket=settings.export_bucket,
-        store_prefix=settings.store.removeprefix("dynamodb://"),
-        key_prefix=settings.export_prefix,
-        database=settings.glue_database,
-    )
+    if not settings.export_stream:
+        raise ValueError("BATCHOPS_EXPORT_STREAM is not set")
+    return ExportSettings(stream=settings.export_stream, store_prefix=settings.store.removeprefix("dynamodb://"))
 
 
 @cache
-def athena_exporter() -> AthenaExporter:
-    """The process-wide exporter (clients and the known Glue partitions live as long as the container)."""
+def firehose_exporter() -> FirehoseExporter:
+    """The process-wide exporter (its clients live as long as the container)."""
     config = Config(retries={"mode": "standard"})
-    return AthenaExporter(
-        boto3.client("s3", config=config),
-        boto3.client("glue", config=config),
-        boto3.client("dynamodb", config=config),
-        settings_from_environment(),
+    return FirehoseExporter(
+        boto3.client("firehose", config=config), boto3.client("dynamodb", config=config), settings_from_environment()
     )
 
 
-def handle_export_batch(exporter: AthenaExporter, event: dict[str, Any]) -> PartialItemFailureResponse:
+def handle_export_batch(exporter: FirehoseExporter, event: dict[str, Any]) -> PartialItemFailureResponse:
     """Export a stream batch; on failure report its first record so that Lambda retries from there."""
     records = event.get("Records", [])
     if not records:
@@ -65,13 +56,11 @@ def handle_export_batch(exporter: AthenaExporter, event: dict[str, Any]) -> Part
     except Exception:
         logger.exception("export failed", extra={"records": len(records)})
         return {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
-    figures = asdict(outcome)
-    figures.pop("written")
-    logger.info("batch exported", extra=figures)
+    logger.info("batch exported", extra=asdict(outcome))
     return {"batchItemFailures": []}
 
 
 @logger.inject_lambda_context
 def exporter(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    """Jobs and instances table streams → Parquet on S3 → Glue partitions."""
-    return handle_export_batch(athena_exporter(), event)
+    """Jobs and instances table streams -> Firehose -> the Iceberg tables."""
+    return handle_export_batch(firehose_exporter(), event)
