@@ -41,6 +41,8 @@ class RecordOutcome:
 
     counts: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
     points: list[MetricPoint] = field(default_factory=list)
+    reread: int = 0
+    """Aggregates read back from the store (not in the cache)."""
 
     @property
     def new(self) -> int:
@@ -117,7 +119,7 @@ class BatchOpsApplication(Application[UUID]):
         outcome = RecordOutcome()
         facts = list(facts)
         keys = [_AGGREGATE_OF_KIND[p.kind].create_id(p.account, p.region, p.key) for p in facts]
-        touched = self._load(facts, keys)
+        touched, outcome.reread = self._load(facts, keys)
         for parsed, key in zip(facts, keys, strict=True):
             aggregate = touched[key]
             fact = parsed.fact
@@ -214,7 +216,7 @@ class BatchOpsApplication(Application[UUID]):
             for c in counters
             for point in pipeline_points(c.account_id, c.region, c.ingested, c.duplicates, c.rejected, at)
         ]
-        return BatchOutcome(tuple(counters), (*recorded.points, *pipeline))
+        return BatchOutcome(tuple(counters), (*recorded.points, *pipeline), reread=recorded.reread)
 
     def record_with_retry(self, facts: Sequence[Parsed], *, project: bool = True) -> RecordOutcome:
         """`record`, again on fresh state when another writer saved one of the batch's aggregates first (two ingests
@@ -285,9 +287,9 @@ class BatchOpsApplication(Application[UUID]):
             return False
         return instance_spot_signal(instance.fold)
 
-    def _load(self, facts: list[Parsed], keys: list[UUID]) -> dict[UUID, Aggregate]:
+    def _load(self, facts: list[Parsed], keys: list[UUID]) -> tuple[dict[UUID, Aggregate], int]:
         """The aggregates of a batch's facts: from the aggregate cache, else rebuilt from histories the store reads for
-        the whole batch at once (`EventStore.histories`), else new."""
+        the whole batch at once (`EventStore.histories`), else new; and how many were read back from the store."""
         touched: dict[UUID, Aggregate] = {}
         cache = self.repository.cache
         missed: dict[UUID, Parsed] = {}
@@ -300,17 +302,18 @@ class BatchOpsApplication(Application[UUID]):
                 touched[key] = cache.get(key)  # type: ignore[assignment]  # not copied: no DEEPCOPY_FROM_AGGREGATE_CACHE
             except KeyError:
                 missed[key] = parsed
-        if missed:
-            histories = self.store.histories(list(missed))
-            for key, parsed in missed.items():
-                history = histories.get(key)
-                if history is None:
-                    touched[key] = _AGGREGATE_OF_KIND[parsed.kind].track(parsed.account, parsed.region, parsed.key)
-                    continue
-                touched[key] = self._rebuilt(history)
-                if cache is not None:
-                    cache.put(key, touched[key])
-        return touched
+        if not missed:
+            return touched, 0
+        histories = self.store.histories(list(missed))
+        for key, parsed in missed.items():
+            history = histories.get(key)
+            if history is None:
+                touched[key] = _AGGREGATE_OF_KIND[parsed.kind].track(parsed.account, parsed.region, parsed.key)
+                continue
+            touched[key] = self._rebuilt(history)
+            if cache is not None:
+                cache.put(key, touched[key])
+        return touched, len(histories)
 
     def _rebuilt(self, history: list[StoredEvent]) -> Aggregate:
         aggregate = _mutate(None, map(self.mapper.to_domain_event, history))

@@ -48,6 +48,9 @@ class BatchOutcome:
     counters: tuple[PipelineCounters, ...] = ()
     points: tuple[MetricPoint, ...] = ()
     failed: tuple[str, ...] = ()
+    reread: int = 0
+    """Aggregates read back from the store because the cache no longer held them: many mean the input is out of
+    time order (see `batchops.time_order`)."""
 
     @property
     def new(self) -> int:
@@ -75,6 +78,7 @@ def combined(outcomes: Iterable[BatchOutcome]) -> BatchOutcome:
     counters: dict[tuple[str, str], PipelineCounters] = {}
     points: list[MetricPoint] = []
     failed: list[str] = []
+    reread = 0
     for outcome in outcomes:
         for c in outcome.counters:
             was = counters.get((c.account_id, c.region))
@@ -90,4 +94,5 @@ def combined(outcomes: Iterable[BatchOutcome]) -> BatchOutcome:
             counters[(c.account_id, c.region)] = c
         points.extend(outcome.points)
         failed.extend(outcome.failed)
-    return BatchOutcome(tuple(counters.values()), tuple(points), tuple(failed))
+        reread += outcome.reread
+    return BatchOutcome(tuple(counters.values()), tuple(points), tuple(failed), reread)

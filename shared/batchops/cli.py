@@ -260,6 +260,8 @@ def _report_ingest(ingestor: Any, elapsed: float, *, as_json: bool) -> int:
         f"read {summary.read:,} events: {summary.new:,} new, {summary.duplicates:,} duplicates, "
         f"{summary.rejected:,} rejected, {summary.ignored:,} ignored ({elapsed:.1f} s, {rate:,.0f} events/s)"
     )
+    if summary.time_ordered:
+        print(f"  the input was out of time order: {summary.time_ordered:,} events were sorted by event time first")
     for reason, count in list(summary.as_dict()["reasons"].items())[:10]:
         print(f"  {count:>8,}  {reason}")
     if summary.rejected or summary.ignored:

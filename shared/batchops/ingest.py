@@ -21,10 +21,12 @@ from typing import IO, Any
 import orjson
 
 from batchops.application import BatchOpsApplication
+from batchops.batch_recording import BatchOutcome
 from batchops.compressed import UnreadableInput, decompressed
 from batchops.facts import Parsed
 from batchops.json_values import json_values
 from batchops.metrics import MetricPoint
+from batchops.time_order import TimeOrderSpill
 from batchops.translation import READ_LINE_BYTES, RawEvent, bounded_lines, decode_line, translate_raw
 from batchops.translation_workers import translate_fed, translate_in_worker
 from batchops.tuning import DEFAULT_TUNING, Tuning
@@ -56,6 +58,8 @@ class IngestSummary:
     rejected: int = 0
     ignored: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    time_ordered: int = 0
+    """Events put back in event-time order on disk before they were recorded (the input was out of order)."""
 
     def count_reason(self, reason: str) -> None:
         """Count one unusable event under its reason, without the line number and position that make the reason of
@@ -73,6 +77,7 @@ class IngestSummary:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "ignored": self.ignored,
+            "time_ordered": self.time_ordered,
             "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
         }
 
@@ -222,6 +227,8 @@ class Ingestor:
         self.on_points = on_points
         self.on_progress = on_progress
         self.summary = IngestSummary()
+        self._batch: list[Parsed | RejectedEvent] = []
+        self._last = BatchOutcome()
 
     def ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         """Ingest every event; unusable ones are kept aside with their reason and never stop the batch."""
@@ -238,32 +245,59 @@ class Ingestor:
 
     def _ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         self.app.catch_up()
-        batch: list[Parsed | RejectedEvent] = []
         results: Iterable[Parsed | RejectedEvent]
         if isinstance(events, EventReader) and events.parallel_worthwhile():
             results = events.translated()
         else:
             results = map(self._translate, events)
-        limit = self.batch_size
+        self._batch = []
+        spill: TimeOrderSpill | None = None
         try:
-            for result in results:
-                batch.append(result)
-                if len(batch) >= limit:
-                    self._flush(batch)
-                    batch = []
-        except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
-            self._flush(batch)
-            self.app.project_saved()
-            raise
-        self._flush(batch)
-        self.app.project_saved()
+            try:
+                for result in results:
+                    if spill is not None and isinstance(result, Parsed):
+                        spill.add(result)
+                    elif self._add(result) and spill is None and self._out_of_order():
+                        spill = TimeOrderSpill()
+            except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
+                self._record_rest(spill)
+                raise
+            self._record_rest(spill)
+        finally:
+            if spill is not None:
+                spill.close()
         return self.summary
+
+    def _record_rest(self, spill: TimeOrderSpill | None) -> None:
+        """Record what the spill holds and the last batch, and bring the views up to date."""
+        if spill is not None:
+            self.summary.time_ordered = len(spill)
+            for parsed in spill.in_time_order():
+                self._add(parsed)
+        self._flush()
+        self.app.project_saved()
+
+    def _add(self, result: Parsed | RejectedEvent) -> bool:
+        """Add one result to the batch; True when that recorded the batch."""
+        self._batch.append(result)
+        if len(self._batch) < self.batch_size:
+            return False
+        self._flush()
+        return True
+
+    def _out_of_order(self) -> bool:
+        """True when the batch just recorded read back from the store (out of the cache) so many of its aggregates
+        that the rest of the input is better put back in time order first (`batchops.time_order`)."""
+        outcome = self._last
+        facts = outcome.new + outcome.duplicates
+        return facts > 0 and outcome.reread >= facts * self.app.tuning.time_order_reread_share
 
     def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
         return translate_raw(raw)
 
-    def _flush(self, batch: list[Parsed | RejectedEvent]) -> None:
-        outcome = self.app.record_batch(batch, project=False, pipeline_time=_latest_point_time_or_now)
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        outcome = self._last = self.app.record_batch(batch, project=False, pipeline_time=_latest_point_time_or_now)
         summary = self.summary
         summary.read += len(batch)  # once recorded (an interrupted run reports what is stored)
         summary.new += outcome.new

@@ -33,6 +33,9 @@ class Tuning:
     """Times a stream-fed projection that lost a race with another writer is tried again."""
     replay_segments: int = 4
     """Parallel scan segments of a replay on DynamoDB."""
+    time_order_reread_share: float = 0.2
+    """Share of a batch's facts whose aggregates had to be read back from the store (out of the cache) from which an
+    ingest puts the rest of its input back in event-time order on disk before recording it (above 1: never)."""
     parallel_translation_min_bytes: int = 8_000_000
     """Files at least this big are decoded and translated in a second process (0 turns that off; a pipe always is)."""
     translation_chunk_lines: int = 1000
