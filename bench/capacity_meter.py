@@ -7,9 +7,9 @@ here from the items themselves with AWS's documented rules (sizes by `batchops.a
   2x inside TransactWriteItems; a delete costs the deleted item's size;
 - each GSI whose entry is added, removed or changed costs a write of its entry (index keys + table keys + projected
   attributes + 100 bytes), two when an index key's value changes (the old entry deleted, the new one put);
-- a strongly consistent read costs 1 RCU per started 4 KB of the whole item (a projection expression reads the
-  whole item all the same), 0.5 eventually consistent; a read that finds nothing costs the minimum; a Query adds
-  the sizes of the items it returns and rounds once per page; BatchGetItem rounds per item.
+- a strongly consistent read costs 1 RCU per started 4 KB of the whole item (a projection expression that keeps the
+  keys reads the whole item all the same), 0.5 eventually consistent; a read that finds nothing costs the minimum; a
+  Query adds the sizes of the items it returns and rounds once per page; BatchGetItem rounds per item.
 
 The meter keeps a copy of every item written through it (sizes need the item before a write), so every write to the
 metered tables must go through a metered client.
@@ -228,8 +228,10 @@ class CapacityMeter:
             return
         index = next((i for i in self.shapes[table].indexes if i[0] == params.get("IndexName")), None)
         total = 0
+        keys = self.shapes[table].keys
         for found in parsed.get("Items", []):
-            stored = self._stored(table, found) or found
+            # An item returned without its keys (a projection left them out) is billed as returned: an underestimate.
+            stored = (self._stored(table, found) if all(k in found for k in keys) else None) or found
             if index is None:
                 total += item_size(stored)
             else:

@@ -24,7 +24,9 @@ import contextlib
 import logging
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -353,12 +355,42 @@ def print_bill(title: str, bill: Bill, run: Run, meter: CapacityMeter, rows: int
     print(f"{'Total, $ per million events (with the first month of storage)':<68} {bill.total():8.3f}")
 
 
+def baseline(revision: str, events: list[dict[str, Any]], args: argparse.Namespace) -> list[list[Any]]:
+    """The bill of the same events with the package as it was at `revision` (`git archive` of shared/ into a
+    temporary directory, put first on the path of a second run of this bench)."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="cost-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(root), "archive", revision, "shared"], check=True,
+                                 capture_output=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        (Path(tmp) / "events.json").write_bytes(orjson.dumps(events))
+        command = [sys.executable, __file__, "--events-file", str(Path(tmp) / "events.json"),
+                   "--aggregators", str(args.aggregators), "--round-trip-ms", str(args.round_trip_ms),
+                   "--label", f"at {revision}", "--json", str(Path(tmp) / "bill.json")]  # fmt: skip
+        environment = {**os.environ, "PYTHONPATH": str(Path(tmp) / "shared")}
+        subprocess.run(command, check=True, env=environment)
+        lines: list[list[Any]] = orjson.loads((Path(tmp) / "bill.json").read_bytes())
+        return lines
+
+
+def print_comparison(before: list[list[Any]], after: Bill, revision: str) -> None:
+    old = {item: dollars for item, _, dollars in before}
+    print(f"\n== $ per million events: at {revision} -> as built ==")
+    for item, _, dollars in after.lines:
+        print(f"{item:<68} {old.get(item, 0.0):8.3f} -> {dollars:8.3f}")
+    print(f"{'Total':<68} {sum(old.values()):8.3f} -> {after.total():8.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--aggregators", type=int, default=4, help="warm aggregator containers, batches in turn")
     parser.add_argument("--round-trip-ms", type=float, default=0.0, help="added to the Lambdas per DynamoDB request")
+    parser.add_argument("--baseline", metavar="REV", help="also measure the package at this git revision, first")
+    parser.add_argument("--events-file", help=argparse.SUPPRESS)  # the baseline's run: the same events
+    parser.add_argument("--label", default="as built", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # the baseline's run: where its bill goes
     args = parser.parse_args()
     if not 1_000 <= args.events <= 60_000 or not 1 <= args.aggregators <= 24:
         parser.error("--events 1,000..60,000 and --aggregators 1..24 (moto keeps every item in memory)")
@@ -367,12 +399,20 @@ def main() -> None:
     os.environ["BATCHOPS_CREATE_TABLES"] = "1"
     logging.getLogger("batchops").setLevel(logging.WARNING)  # the handlers' per-batch log lines are not the subject
     patch_moto()
-    events = simulated_events(args.events, args.seed)
+    if args.events_file:
+        events = orjson.loads(Path(args.events_file).read_bytes())
+    else:
+        events = simulated_events(args.events, args.seed)
+    before = baseline(args.baseline, events, args) if args.baseline else None
     started = time.perf_counter()
     run, meter, rows = measure(events, args.aggregators)
     bill = bill_of(run, meter, args.round_trip_ms / 1000)
-    print_bill("as built", bill, run, meter, rows)
-    print(f"\n({time.perf_counter() - started:.0f} s)")
+    print_bill(args.label, bill, run, meter, rows)
+    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(bill.lines))
+    if before is not None:
+        print_comparison(before, bill, args.baseline)
 
 
 if __name__ == "__main__":

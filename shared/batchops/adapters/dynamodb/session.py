@@ -30,6 +30,7 @@ from batchops.instances import instance_key
 from batchops.projection import (
     TIME_FIELDS,
     InstanceFacts,
+    attempts_of,
     instance_row,
     instance_spot_signal,
     job_row,
@@ -54,11 +55,12 @@ class DynamoDBSession:
         self._instances: dict[str, dict[str, Any] | None] = {}  # instance items written or read in this phase
         self._container_instances: dict[str, str | None] = {}  # container-instance edges written or read
         self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
-        self._pending_edges: dict[tuple[str, str], dict[str, Any]] = {}  # job edges, written before the joins are read
         self._written_instances: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # pk → (fold, row)
         # Job items read ahead by `prefetch_jobs` (pk → (revision, packed fold) or None): each used once, by the
         # first `job_fold` of its job, as the GetItem it replaces would have been.
         self._prefetched_jobs: dict[str, tuple[int, Any] | None] = {}
+        # Items as last read or written (revision key → low-level item): a write that would change nothing is skipped.
+        self._stored: dict[str, dict[str, Any]] = {}
         self.kept_aside: list[RejectedEvent] = []  # items that would not fit DynamoDB's 400 KB even trimmed
 
     def _pk(self, key: UUID | str) -> str:
@@ -73,6 +75,7 @@ class DynamoDBSession:
         if not item:
             self._revisions.setdefault(revision_key, 0)
             return None
+        self._stored[revision_key] = item
         values = _from_item(item)
         self._revisions.setdefault(revision_key, int(values.get("rev", 0)))
         return values
@@ -90,6 +93,8 @@ class DynamoDBSession:
         if fitted is None:
             return
         item = fitted
+        if _unchanged(self._stored.get(revision_key), item):
+            return  # already stored as it would be written: a put would bill a write (and a stream record) for nothing
         condition = "attribute_not_exists(pk)" if revision == 0 else "rev = :rev"
         request: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
         if revision:
@@ -101,6 +106,7 @@ class DynamoDBSession:
                 raise ConcurrentViewUpdate(f"{table} item {revision_key} changed since it was read") from error
             raise
         self._revisions[revision_key] = revision + 1
+        self._stored[revision_key] = item
 
     def _fit(self, table: str, key: str, item: dict[str, Any]) -> dict[str, Any] | None:
         """The item as written: whole when DynamoDB takes it (400 KB by its rules, `item_size`); else without its
@@ -200,7 +206,8 @@ class DynamoDBSession:
         reads they replace: a job's revision is taken from the same read as its fold, the first time `job_fold`
         uses it (nothing else of the session has read the item before), and every write stays conditional on that
         revision, so a job another projector wrote since is a `ConcurrentViewUpdate` and a retry on fresh state,
-        as before. Only the fold and revision are fetched (ProjectionExpression): less to send and decode.
+        as before. The whole item is fetched (a projection expression would bill the same read units): `_put` skips a
+        write that would store it unchanged.
         """
         wanted = [pk for pk in dict.fromkeys(self._pk(key) for key in keys) if pk not in self._revisions]
         for start in range(0, len(wanted), 100):
@@ -209,13 +216,12 @@ class DynamoDBSession:
                 self.store.jobs_table: {
                     "Keys": [{"pk": {"S": pk}} for pk in chunk],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "#pk, #rev, #fold",
-                    "ExpressionAttributeNames": {"#pk": "pk", "#rev": "rev", "#fold": "fold"},
                 }
             }
             found: dict[str, tuple[int, Any]] = {}
             for _, item in _batch_get(self.client, request, "job items"):
                 found[item["pk"]["S"]] = (int(item["rev"]["N"]) if "rev" in item else 0, item["fold"]["B"])
+                self._stored[item["pk"]["S"]] = item
             for pk in chunk:
                 self._prefetched_jobs[pk] = found.get(pk)
 
@@ -297,6 +303,7 @@ class DynamoDBSession:
             for table, item in _batch_get(self.client, request, "join items"):
                 values = _from_item(item)
                 found[(table, values["pk"], values.get("sk"))] = values
+                self._stored[values["pk"] if "sk" not in values else f"{values['pk']}|{values['sk']}"] = item
         for (pk, sk), (kind, key) in meta.items():
             stored = found.get((self.store.meta_table, pk, sk))
             self._revisions.setdefault(f"{pk}|{sk}", int(stored.get("rev", 0)) if stored else 0)
@@ -319,11 +326,28 @@ class DynamoDBSession:
             self.flush()
 
     def put_instance(self, key: UUID, fold: dict[str, Any], row: dict[str, Any]) -> None:
-        """Write an instance and its container-instance edge."""
+        """Write an instance's membership and container-instance edges, then the instance."""
+        pk = self._pk(key)
+        edges = self._instance_edges(key, row)
+        ci = row.get("container_instance_arn")
+        if ci:
+            self._container_instances[f"{row['account_id']}#{row['region']}#{ci}"] = str(key)
+        stored = self._stored.get(pk)
+        # Edges first, so that every edge of a stored item is written: those of the stored item are not written again.
+        new_edges = (
+            {k: v for k, v in edges.items() if k not in self._instance_edges(key, _from_item(stored))}
+            if stored
+            else edges
+        )
+        if new_edges:  # before put_instance returns, as before: the projector reads the instance's jobs next
+            self._put_meta_items(new_edges)
         values = {**row, "fold": _pack(fold), "spot_signal": instance_spot_signal(fold)}
-        self._put(self.store.instances_table, self._pk(key), values)
-        self._instances[self._pk(key)] = values
-        self._written_instances[self._pk(key)] = (fold, row)
+        self._put(self.store.instances_table, pk, values)
+        self._instances[pk] = values
+        self._written_instances[pk] = (fold, row)
+
+    def _instance_edges(self, key: UUID, row: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The meta items an instance row implies: its compute-environment membership, its container instance."""
         edges: dict[tuple[str, str], dict[str, Any]] = {}
         if row.get("compute_environment"):
             ce = row["compute_environment"]
@@ -331,9 +355,7 @@ class DynamoDBSession:
         ci = row.get("container_instance_arn")
         if ci:
             edges[(f"{self.g}#ci", f"{row['account_id']}#{row['region']}#{ci}")] = {"instance": str(key)}
-            self._container_instances[f"{row['account_id']}#{row['region']}#{ci}"] = str(key)
-        if edges:  # before put_instance returns, as before: the projector reads the instance's jobs next
-            self._put_meta_items(edges)
+        return edges
 
     def put_compute_environment(
         self,
@@ -385,9 +407,9 @@ class DynamoDBSession:
         """
         self._verify_instance_pricing()
         written = list(self._pending_jobs.items())
+        self._write_job_edges(written)
         self._write_jobs(written)
         self._pending_jobs.clear()
-        self._write_pending_edges()
         for _ in range(3):
             self._environments.clear()
             self._instances.clear()
@@ -400,8 +422,8 @@ class DynamoDBSession:
                     stale.append((pk, (fold, fresh, attempts)))
             if not stale:
                 return
+            self._write_job_edges(stale)
             self._write_jobs(stale)
-            self._write_pending_edges()
             written = stale
 
     def _verify_instance_pricing(self) -> None:
@@ -430,10 +452,42 @@ class DynamoDBSession:
             for pk, fold, fresh in stale:
                 self.put_instance(UUID(pk.split("#", 1)[1]), fold, fresh)
 
-    def _write_pending_edges(self) -> None:
-        if self._pending_edges:
-            self._put_meta_items(self._pending_edges)
-            self._pending_edges = {}
+    def _write_job_edges(
+        self, jobs: list[tuple[str, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]]
+    ) -> None:
+        """Write the join edges of these job rows (ran-on, compute-environment membership) before the rows: every edge
+        of a stored job item is then written, and the edges its stored item already implies are not written again."""
+        edges: dict[tuple[str, str], dict[str, Any]] = {}
+        for pk, (_, row, attempts) in jobs:
+            job = pk.split("#", 1)[1]
+            stored = self._stored.get(pk)
+            known = self._stored_job_edges(job, stored) if stored else {}
+            edges.update((k, v) for k, v in self._job_edges(job, row, attempts).items() if k not in known)
+        if edges:
+            self._put_meta_items(edges)
+
+    def _stored_job_edges(self, job: str, item: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        values = _from_item(item)
+        row = {c: values.get(c) for c in ("account_id", "region", "instance_id", "attempts", "compute_environment")}
+        return self._job_edges(job, row, attempts_of(_unpack(values["fold"])) if values.get("fold") else [])
+
+    def _job_edges(
+        self, job: str, row: Mapping[str, Any], attempts: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The meta items a job row implies: an edge from each instance and container instance an attempt ran on
+        (the last attempt's instance from the row's join), and its compute-environment membership."""
+        account, region = row["account_id"], row["region"]
+        edges: dict[tuple[str, str], dict[str, Any]] = {}
+        for attempt in attempts:
+            for target in (
+                attempt.get("container_instance_arn"),
+                row["instance_id"] if attempt["attempt"] == row["attempts"] else None,
+            ):
+                if target:
+                    edges[(f"{self.g}#ran-on#{account}#{region}#{target}", f"{job}#{attempt['attempt']}")] = {}
+        if row["compute_environment"]:
+            edges[(f"{self.g}#ce-jobs#{account}#{region}#{row['compute_environment']}", job)] = {}
+        return edges
 
     def _write_jobs(self, jobs: list[tuple[str, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]]) -> None:
         """Write job items, `job_writers` at a time: distinct items, each conditional on its own revision, so their
@@ -467,18 +521,6 @@ class DynamoDBSession:
         if values.get("created_at") is None:
             values.pop("created_at")
         self._put(self.store.jobs_table, pk, values)
-        job = pk.split("#", 1)[1]
-        for attempt in attempts:
-            for target in (
-                attempt.get("container_instance_arn"),
-                row["instance_id"] if attempt["attempt"] == row["attempts"] else None,
-            ):
-                if target:
-                    self._pending_edges[
-                        (f"{self.g}#ran-on#{account}#{region}#{target}", f"{job}#{attempt['attempt']}")
-                    ] = {}
-        if row["compute_environment"]:
-            self._pending_edges[(f"{self.g}#ce-jobs#{account}#{region}#{row['compute_environment']}", job)] = {}
 
     # joins -----------------------------------------------------------------------------------------------
     def _instance_values(self, key: UUID) -> dict[str, Any] | None:
@@ -551,6 +593,13 @@ class _JoinRecorder:
     def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
         self.rows.append({"account_id": account, "region": region, "compute_environment": name})
         return None
+
+
+def _unchanged(stored: dict[str, Any] | None, item: dict[str, Any]) -> bool:
+    """Whether an item would be written as it is stored (its revision aside)."""
+    if stored is None or len(stored) != len(item):
+        return False
+    return all(stored.get(name) == value for name, value in item.items() if name != "rev")
 
 
 def _facts(values: dict[str, Any] | None) -> InstanceFacts | None:
