@@ -1,39 +1,39 @@
-"""The Athena export on moto: a simulated workload projected into the DynamoDB views, the views' stream records
-(NEW_AND_OLD_IMAGES, Lambda-shaped) handed to the exporter handler, the Parquet objects on S3 read with DuckDB
-and compared field for field with the views; Glue partitions; the dashboards' Athena SQL over the export."""
+"""The Athena data path on moto: a simulated workload projected into the DynamoDB views, the views' stream records
+(NEW_AND_OLD_IMAGES, Lambda-shaped) handed to the exporter handler, its PutRecordBatch calls answered by a sink
+(moto's Firehose does not deliver to Iceberg) and applied to DuckDB tables as Firehose's Iceberg destination applies
+them (tests/firehose_sink.py); the tables compared field for field with the views, and the dashboards' SQL run on
+them."""
 
 from __future__ import annotations
 
 import base64
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
-import duckdb
 import pytest
 from botocore.config import Config
+from botocore.stub import Stubber
 from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
-from batchops.adapters.athena_export import AthenaExporter, glue_table_input
 from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.adapters.dynamodb.views import view_table_definitions
+from batchops.adapters.firehose_export import MAX_BATCH_RECORDS, TTL_PRINCIPAL, FirehoseExporter
 from batchops.application import BatchOpsApplication
+from batchops.athena_tables import COLUMNS, OPEN_DT, TABLES, UNIQUE_KEYS
 from batchops.bootstrap import Settings, build_application
 from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
-from batchops.export_layout import COLUMNS, GENERATION_KEY, OPEN_DT, TABLES
 from batchops.inbound import Parsed, translate
-from batchops.parquet import read_parquet
 from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION
+from firehose_sink import DUCKDB_TYPES, FirehoseSink, IcebergTables
 
 REGION = AWS_REGION  # where the `aws` fixture (tests/conftest.py) puts the central account
 PREFIX = "ex"
-BUCKET = "ex-projections"
+STREAM = "ex-export"
 DATABASE = "batchops"
-DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN"}
 
 
 def client(service: str) -> Any:
@@ -42,28 +42,21 @@ def client(service: str) -> Any:
 
 @pytest.fixture
 def central(aws: None) -> BatchOpsApplication:
-    """The view tables as the central template declares them (streams with both images), the export bucket,
-    the Glue database and tables, and the central application projecting inline."""
+    """The view tables as the central template declares them (streams with both images), and the central
+    application projecting inline."""
     dynamodb = client("dynamodb")
     for definition in view_table_definitions(PREFIX):
         dynamodb.create_table(**definition)
-    client("s3").create_bucket(Bucket=BUCKET)
-    glue = client("glue")
-    glue.create_database(DatabaseInput={"Name": DATABASE})
-    for table in TABLES:
-        glue.create_table(DatabaseName=DATABASE, TableInput=glue_table_input(table, BUCKET))
     app = build_application(Settings.from_environment(store=f"dynamodb://{PREFIX}"), project_inline=True)
     stream_fed(app)  # wired to DynamoDB
     return app
 
 
-def make_exporter() -> AthenaExporter:
-    environment = {
-        "BATCHOPS_STORE": f"dynamodb://{PREFIX}",
-        "BATCHOPS_EXPORT_BUCKET": BUCKET,
-        "BATCHOPS_GLUE_DATABASE": DATABASE,
-    }
-    return AthenaExporter(client("s3"), client("glue"), client("dynamodb"), settings_from_environment(environment))
+def make_exporter(**sink: Any) -> tuple[FirehoseExporter, FirehoseSink]:
+    environment = {"BATCHOPS_STORE": f"dynamodb://{PREFIX}", "BATCHOPS_EXPORT_STREAM": STREAM}
+    settings = settings_from_environment(environment)
+    exporter = FirehoseExporter(client("firehose"), client("dynamodb"), settings)
+    return exporter, FirehoseSink(exporter.firehose, **sink)
 
 
 def workload(jobs: int = 6, seed: int = 1) -> list[Parsed]:
@@ -98,7 +91,7 @@ class Streams:
                 iterator = response.get("NextShardIterator")
         return [lambda_shaped(r, arn) for r in records]
 
-    def export(self, exporter: AthenaExporter, batch_size: int = 100) -> list[dict[str, Any]]:
+    def export(self, exporter: FirehoseExporter, batch_size: int = 100) -> list[dict[str, Any]]:
         """Hand every new record of both tables to the exporter handler, as the event source mappings do."""
         responses = []
         for table in ("jobs", "instances"):
@@ -123,37 +116,6 @@ def lambda_shaped(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     return shaped
 
 
-def exported_files(tmp_path: Path) -> Path:
-    """Copy the bucket's projections to a local folder (DuckDB stands in for Athena on it)."""
-    s3 = client("s3")
-    root = tmp_path / "bucket"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="projections/"):
-        for obj in page.get("Contents", []):
-            target = root / obj["Key"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-    return root
-
-
-def athena(root: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(f'CREATE SCHEMA "{DATABASE}"')
-    for table in TABLES:
-        con.execute(
-            f'CREATE VIEW "{DATABASE}"."{table}" AS SELECT * FROM read_parquet('
-            f"'{root}/projections/{table}/**/*.parquet', hive_partitioning = true, "
-            "hive_types = {'account_id': 'VARCHAR', 'dt': 'DATE'}, union_by_name = true)"
-        )
-    return con
-
-
-def table_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:
-    names = [c.name for c in COLUMNS[table]]
-    cursor = con.execute(f'SELECT {", ".join(names)}, CAST(dt AS VARCHAR) FROM "{DATABASE}"."{table}"')
-    return [{**dict(zip(names, row[:-1], strict=True)), "dt": row[-1]} for row in cursor.fetchall()]
-
-
 def without_dt(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "dt"} for r in rows]
 
@@ -162,108 +124,116 @@ def key(row: dict[str, Any], *names: str) -> tuple[Any, ...]:
     return tuple(row[n] for n in names)
 
 
-def assert_export_equals_views(app: BatchOpsApplication, tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    con = athena(exported_files(tmp_path))
-    jobs = table_rows(con, "jobs")
-    expected = sorted(app.views.jobs(), key=lambda r: key(r, "account_id", "region", "job_id"))
-    assert sorted(without_dt(jobs), key=lambda r: key(r, "account_id", "region", "job_id")) == expected
-    instances = table_rows(con, "instances")
-    expected_instances = sorted(app.views.instances(), key=lambda r: key(r, "account_id", "region", "instance_id"))
-    assert sorted(without_dt(instances), key=lambda r: key(r, "account_id", "region", "instance_id")) == (
-        expected_instances
-    )
-    events = sorted(without_dt(table_rows(con, "job_events")), key=lambda r: json.dumps(r, sort_keys=True))
-    assert events == sorted(app.views.timeline(), key=lambda r: json.dumps(r, sort_keys=True))
-    attempts = sorted(without_dt(table_rows(con, "job_attempts")), key=lambda r: json.dumps(r, sort_keys=True))
-    assert attempts == sorted(app.views.attempts(), key=lambda r: json.dumps(r, sort_keys=True))
-    return con
+def by_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def tables_of(sink: FirehoseSink) -> IcebergTables:
+    tables = IcebergTables(DATABASE)
+    tables.apply(sink.records())
+    return tables
+
+
+def assert_tables_equal_views(app: BatchOpsApplication, tables: IcebergTables) -> None:
+    job_key = ("account_id", "region", "job_id")
+    jobs = sorted(without_dt(tables.rows("jobs")), key=lambda r: key(r, *job_key))
+    assert jobs == sorted(app.views.jobs(), key=lambda r: key(r, *job_key))
+    instance_key = ("account_id", "region", "instance_id")
+    instances = sorted(without_dt(tables.rows("instances")), key=lambda r: key(r, *instance_key))
+    assert instances == sorted(app.views.instances(), key=lambda r: key(r, *instance_key))
+    assert by_json(without_dt(tables.rows("job_events"))) == by_json(list(app.views.timeline()))
+    assert by_json(without_dt(tables.rows("job_attempts"))) == by_json(list(app.views.attempts()))
 
 
 # ------------------------------------------------------------------------------------------------ tests
 
 
-def test_the_export_equals_the_views_field_for_field_with_the_doc_types(central: BatchOpsApplication, tmp_path: Path):
+def test_the_tables_equal_the_views_field_for_field_with_the_doc_types(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload())
-    responses = Streams().export(make_exporter())
+    exporter, sink = make_exporter()
+    responses = Streams().export(exporter)
     assert responses and all(r == {"batchItemFailures": []} for r in responses)
-    con = assert_export_equals_views(central, tmp_path)
+    tables = tables_of(sink)
+    assert_tables_equal_views(central, tables)
     for table in TABLES:
-        described = con.execute(f'DESCRIBE SELECT * FROM "{DATABASE}"."{table}"').fetchall()
-        types = {name: kind for name, kind, *_ in described}
-        assert types == {
-            **{c.name: DUCKDB_TYPES[c.type] for c in COLUMNS[table]},
-            "dt": "DATE",
-        }, table
-    jobs = table_rows(con, "jobs")
+        described = tables.con.execute(f'DESCRIBE SELECT * FROM "{DATABASE}"."{table}"').fetchall()
+        assert {name: kind for name, kind, *_ in described} == {n: DUCKDB_TYPES[k] for n, k in COLUMNS[table]}
+    jobs = tables.rows("jobs")
     assert {j["status"] for j in jobs} >= {"SUCCEEDED", "FAILED"}
     for job in jobs:  # the doc's dt rule: the end date of a finished job, 9999-12-31 while open
         ended = job["stopped_at"] or job["last_event_time"]
         assert job["dt"] == (ended[:10] if job["status"] in ("SUCCEEDED", "FAILED") else OPEN_DT)
     assert all(isinstance(j["created_at"], str) and j["created_at"].endswith("Z") for j in jobs)
-    assert any(i["jobs_run"] for i in table_rows(con, "instances"))
-    attempts = table_rows(con, "job_attempts")
+    assert any(i["jobs_run"] for i in tables.rows("instances"))
+    attempts = tables.rows("job_attempts")
     for attempt in attempts:  # the date an attempt stopped, 9999-12-31 while it runs
         assert attempt["dt"] == (attempt["stopped_at"][:10] if attempt["stopped_at"] else OPEN_DT)
-    assert all(a["attempt"] >= 1 for a in attempts)
-    assert any(a["instance_id"] and a["instance_type"] for a in attempts)
+    assert all(a["attempt"] >= 1 for a in attempts) and any(a["instance_id"] and a["instance_type"] for a in attempts)
 
 
-def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(
-    central: BatchOpsApplication, tmp_path: Path
-) -> None:
+def test_each_call_names_a_row_once_routes_it_and_stays_within_firehose_limits(central: BatchOpsApplication) -> None:
+    central.record_with_retry(workload(jobs=20))
+    exporter, sink = make_exporter()
+    Streams().export(exporter, batch_size=1000)
+    assert sink.calls and all(c["DeliveryStreamName"] == STREAM for c in sink.calls)
+    for call in sink.calls:
+        assert len(call["Records"]) <= MAX_BATCH_RECORDS
+        assert sum(len(r["Data"]) for r in call["Records"]) <= 4 * 1024 * 1024
+        records = [json.loads(r["Data"]) for r in call["Records"]]
+        # Firehose does not keep a call's records in order: no two of them may be about the same row
+        keys = [(r["_table"], *(r[k] for k in UNIQUE_KEYS[r["_table"]])) for r in records]
+        assert len(keys) == len(set(keys))
+        for record in records:
+            assert record["_op"] in ("update", "delete") and record["_table"] in TABLES
+            columns = {name for name, _ in COLUMNS[record["_table"]]}
+            expected = columns if record["_op"] == "update" else set(UNIQUE_KEYS[record["_table"]])
+            assert set(record) - {"_table", "_op"} == expected
+            assert all(len(r["Data"]) < 1000 * 1024 for r in call["Records"])  # Firehose's 1,000 KiB a record
+
+
+def test_a_job_that_finishes_moves_out_of_the_open_partition_and_stays_one_row(central: BatchOpsApplication) -> None:
     facts = workload()
-    streams, exporter = Streams(), make_exporter()
+    streams, (exporter, sink) = Streams(), make_exporter()
     half = len(facts) // 2
     central.record_with_retry(facts[:half])
     streams.export(exporter)
-    first = athena(exported_files(tmp_path / "1"))
-    before = {key(j, "account_id", "job_id"): j["dt"] for j in table_rows(first, "jobs")}
+    first = tables_of(sink)
+    before = {key(j, "account_id", "job_id"): j["dt"] for j in first.rows("jobs")}
     attempt_key = ("account_id", "region", "job_id", "attempt")
-    attempts_before = {key(a, *attempt_key): a["dt"] for a in table_rows(first, "job_attempts")}
+    attempts_before = {key(a, *attempt_key): a["dt"] for a in first.rows("job_attempts")}
     central.record_with_retry(facts[half:])
     streams.export(exporter)
-    con = assert_export_equals_views(central, tmp_path / "2")
-    after = table_rows(con, "jobs")
+    tables = tables_of(sink)
+    assert_tables_equal_views(central, tables)
+    after = tables.rows("jobs")
     moved = [j for j in after if before.get(key(j, "account_id", "job_id")) == OPEN_DT and j["dt"] != OPEN_DT]
     assert moved, "no job went from open to finished between the two halves"
-    for job in moved:
-        ident = ("account_id", "region", "job_id")
-        same = [j for j in after if key(j, *ident) == key(job, *ident)]
-        assert len(same) == 1
-    counts = con.execute(
-        f'SELECT count(*), count(DISTINCT (account_id, region, job_id)) FROM "{DATABASE}"."jobs"'
-    ).fetchone()
-    assert counts is not None and counts[0] == counts[1]
-    # a job's attempts are replaced together: one row per attempt, whichever partition the attempt left
-    attempts_after = {key(a, *attempt_key): a["dt"] for a in table_rows(con, "job_attempts")}
+    deletes = [r for r in sink.records() if r["_op"] == "delete" and r["_table"] == "jobs"]
+    assert {key(d, "account_id", "job_id") for d in deletes if d["dt"] == OPEN_DT} >= {
+        key(j, "account_id", "job_id") for j in moved
+    }  # the open partition's row is deleted by a delete of its own (Iceberg deletes within a partition)
+    attempts_after = {key(a, *attempt_key): a["dt"] for a in tables.rows("job_attempts")}
     assert any(dt == OPEN_DT and attempts_after[k] != OPEN_DT for k, dt in attempts_before.items())
-    counts = con.execute(
-        f'SELECT count(*), count(DISTINCT (account_id, region, job_id, attempt)) FROM "{DATABASE}"."job_attempts"'
-    ).fetchone()
-    assert counts is not None and counts[0] == counts[1] > 0
+    assert len(attempts_after) == len(tables.rows("job_attempts"))
 
 
-def test_glue_has_every_partition_written(central: BatchOpsApplication) -> None:
+def test_a_batch_delivered_twice_leaves_the_same_tables(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload())
-    Streams().export(make_exporter())
-    s3, glue = client("s3"), client("glue")
+    records = Streams().read("jobs")
+    exporter, sink = make_exporter()
+    handle_export_batch(exporter, {"Records": records})
+    once = tables_of(sink)
+    handle_export_batch(exporter, {"Records": records})  # Lambda retries a batch: every update again
+    twice = tables_of(sink)
     for table in TABLES:
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"projections/{table}/")["Contents"]]
-        in_s3 = {tuple(part.split("=", 1)[1] for part in k.split("/")[2:4]) for k in keys}
-        partitions = glue.get_partitions(DatabaseName=DATABASE, TableName=table)["Partitions"]
-        assert {tuple(p["Values"]) for p in partitions} == in_s3
-        for p in partitions:
-            location = p["StorageDescriptor"]["Location"]
-            assert location == f"s3://{BUCKET}/projections/{table}/account_id={p['Values'][0]}/dt={p['Values'][1]}/"
-    assert any(v[1] == OPEN_DT for v in in_s3) or table != "jobs"
+        assert by_json(twice.rows(table)) == by_json(once.rows(table)), table
 
 
-def test_a_replay_ends_with_the_new_generation_and_its_cleanup_deletes_none_of_it(
-    central: BatchOpsApplication, tmp_path: Path
-) -> None:
+def test_a_replay_refills_the_tables_from_the_new_generation(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload())
-    streams, exporter = Streams(), make_exporter()
+    streams, (exporter, sink) = Streams(), make_exporter()
     streams.export(exporter)
+    exported = len(sink.records())
     assert stream_fed(central).replay(segments=2) > 0
     assert central.views.current_generation() == 2
     records = streams.read("jobs")
@@ -272,71 +242,97 @@ def test_a_replay_ends_with_the_new_generation_and_its_cleanup_deletes_none_of_i
         assert handle_export_batch(exporter, {"Records": records[start : start + 100]}) == {"batchItemFailures": []}
     for record in streams.read("instances"):
         assert handle_export_batch(exporter, {"Records": [record]}) == {"batchItemFailures": []}
-    assert_export_equals_views(central, tmp_path)
-    s3 = client("s3")
-    for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix="projections/")["Contents"]:
-        parsed = read_parquet(s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
-        assert parsed.metadata[GENERATION_KEY] == "2", obj["Key"]
+    refill = sink.records()[exported:]
+    assert {r["_op"] for r in refill} == {"update"}  # the old generation's REMOVEs delete nothing the new one has
+    assert_tables_equal_views(central, tables_of(sink))
+    # only the refill, on empty tables (new tables, or a stream that lost its records): the same tables
+    fresh = IcebergTables(DATABASE)
+    fresh.apply(refill)
+    assert_tables_equal_views(central, fresh)
 
 
-def test_a_lost_race_is_retried_on_fresh_data_with_if_match(central: BatchOpsApplication, tmp_path: Path) -> None:
-    facts = workload()
-    central.record_with_retry(facts)
-    streams = Streams()
+def test_a_replay_that_drops_a_job_deletes_its_rows(central: BatchOpsApplication) -> None:
+    central.record_with_retry(workload())
+    streams, (exporter, sink) = Streams(), make_exporter()
+    streams.export(exporter)
+    stream_fed(central).replay(segments=1)
     records = streams.read("jobs")
-    first, rest = records[:1], records[1:]
-    other = make_exporter()  # a second shard's exporter, rewriting the same partitions
-    racer = make_exporter()
-    sent: list[dict[str, Any]] = []
-    interfered = []
-
-    def before_put(params: dict[str, Any], **_: Any) -> None:
-        sent.append({k: v for k, v in params.items() if k in ("Key", "IfMatch", "IfNoneMatch")})
-        if not interfered and params["Key"].startswith("projections/jobs/") and "IfMatch" in params:
-            interfered.append(params["Key"])
-            other.export(rest)  # wins: rewrites the partition between our read and our put
-
-    handle_export_batch(make_exporter(), {"Records": first})  # the partition exists: the race is on If-Match
-    racer.s3.meta.events.register("before-parameter-build.s3.PutObject", before_put)
-    outcome = racer.export(records)
-    assert outcome.lost_races == 1
-    tries = [s for s in sent if s["Key"] == interfered[0]]
-    assert len(tries) == 2 and tries[0]["IfMatch"] != tries[1]["IfMatch"]  # tried again on the fresh ETag
-    streams.read("instances")
-    con = athena(exported_files(tmp_path))
-    expected = sorted(central.views.jobs(), key=lambda r: key(r, "account_id", "region", "job_id"))
-    assert sorted(without_dt(table_rows(con, "jobs")), key=lambda r: key(r, "account_id", "region", "job_id")) == (
-        expected
-    )
+    removed = next(r for r in records if r["eventName"] == "REMOVE")
+    aggregate = removed["dynamodb"]["Keys"]["pk"]["S"].split("#", 1)[1]
+    dropped = client("dynamodb").delete_item(  # the new projection has no such job
+        TableName=f"{PREFIX}-jobs", Key={"pk": {"S": f"2#{aggregate}"}}, ReturnValues="ALL_OLD"
+    )["Attributes"]
+    job_id = dropped["job_id"]["S"]
+    handle_export_batch(exporter, {"Records": [r for r in records if r["eventName"] == "INSERT"]})
+    assert any(r["job_id"] == job_id for r in tables_of(sink).rows("jobs"))  # the old generation's row
+    handle_export_batch(exporter, {"Records": [removed]})
+    tables = tables_of(sink)
+    for table in ("jobs", "job_events", "job_attempts"):
+        assert all(r["job_id"] != job_id for r in tables.rows(table)), table
 
 
-def test_a_new_partition_is_created_only_if_absent(central: BatchOpsApplication) -> None:
-    central.record_with_retry(workload(jobs=2))
-    sent: list[dict[str, Any]] = []
-    exporter = make_exporter()
-    exporter.s3.meta.events.register(
-        "before-parameter-build.s3.PutObject",
-        lambda params, **_: sent.append({k: params.get(k) for k in ("IfMatch", "IfNoneMatch")}),
-    )
-    streams = Streams()
-    for response in streams.export(exporter):
-        assert response == {"batchItemFailures": []}
-    assert sent and all(s == {"IfMatch": None, "IfNoneMatch": "*"} or s["IfMatch"] for s in sent)
-    assert any(s["IfNoneMatch"] == "*" for s in sent)
+def test_a_job_expired_by_ttl_is_deleted_from_every_table(central: BatchOpsApplication) -> None:
+    central.record_with_retry(workload())
+    streams, (exporter, sink) = Streams(), make_exporter()
+    streams.export(exporter)
+    item = client("dynamodb").scan(TableName=f"{PREFIX}-jobs", Limit=1)["Items"][0]
+    job_id = item["job_id"]["S"]
+    client("dynamodb").delete_item(TableName=f"{PREFIX}-jobs", Key={"pk": item["pk"]})
+    [removed] = [r for r in streams.read("jobs") if r["eventName"] == "REMOVE"]
+    assert handle_export_batch(exporter, {"Records": [dict(removed, userIdentity=TTL_PRINCIPAL)]}) == {
+        "batchItemFailures": []
+    }
+    tables = tables_of(sink)
+    for table in ("jobs", "job_events", "job_attempts"):
+        assert all(r["job_id"] != job_id for r in tables.rows(table)), table
+    assert any(r["_op"] == "delete" and r["_table"] == "job_events" for r in sink.records())
 
 
-def test_a_batch_that_cannot_be_exported_reports_its_first_record(central: BatchOpsApplication) -> None:
+def test_refused_records_are_sent_again_and_a_batch_firehose_keeps_refusing_reports_its_first_record(
+    central: BatchOpsApplication,
+) -> None:
     central.record_with_retry(workload(jobs=2))
     records = Streams().read("jobs")
-    client("s3").delete_bucket(Bucket=BUCKET)  # nowhere to write
-    response = handle_export_batch(make_exporter(), {"Records": records})
+    exporter, sink = make_exporter(refuse=lambda call, rows: {0} if call == 0 else set())
+    exporter.settings = type(exporter.settings)(**{**exporter.settings.__dict__, "backoff_seconds": 0.0})
+    outcome = exporter.export(records)
+    assert outcome.retried == 1 and len(sink.calls) == 2
+    assert sink.calls[1]["Records"] == sink.calls[0]["Records"][:1]  # only the refused record again
+    stubborn, _ = make_exporter(refuse=lambda call, rows: {0})
+    stubborn.settings = type(stubborn.settings)(**{**stubborn.settings.__dict__, "backoff_seconds": 0.0})
+    response = handle_export_batch(stubborn, {"Records": records})
     assert response == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
 
 
-def test_the_dashboards_athena_sql_returns_rows_over_the_export(central: BatchOpsApplication, tmp_path: Path) -> None:
+def test_the_put_record_batch_request_has_firehoses_shape(central: BatchOpsApplication) -> None:
+    central.record_with_retry(workload(jobs=1))
+    instances = Streams().read("instances")
+    exporter = FirehoseExporter(
+        client("firehose"),
+        client("dynamodb"),
+        settings_from_environment({"BATCHOPS_STORE": f"dynamodb://{PREFIX}", "BATCHOPS_EXPORT_STREAM": STREAM}),
+    )
+    _, operations = exporter.operations(instances)
+    expected = [
+        {"Data": json.dumps({"_table": o.table, "_op": o.operation, **o.row}, separators=(",", ":")).encode()}
+        for o in operations
+    ]
+    with Stubber(exporter.firehose) as stub:
+        stub.add_response(
+            "put_record_batch",
+            {"FailedPutCount": 0, "RequestResponses": [{"RecordId": str(i)} for i in range(len(expected))]},
+            {"DeliveryStreamName": STREAM, "Records": expected},
+        )
+        outcome = exporter.export(instances)
+        stub.assert_no_pending_responses()
+    assert outcome.calls == 1 and outcome.updates == len(expected) > 0
+
+
+def test_the_dashboards_athena_sql_returns_rows_over_the_tables(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload(jobs=8))
-    Streams().export(make_exporter())
-    con = athena(exported_files(tmp_path))
+    exporter, sink = make_exporter()
+    Streams().export(exporter)
+    con = tables_of(sink).con
     jobs, instances = list(central.views.jobs()), list(central.views.instances())
     time = time_range_of(jobs, instances)
     finished = [j for j in jobs if j["status"] in ("SUCCEEDED", "FAILED") and j["instance_id"]]
