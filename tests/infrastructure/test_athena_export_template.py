@@ -1,5 +1,6 @@
-"""The Athena export in the central template: Glue tables equal to what the exporter writes and the dashboards
-query, the exporter's event sources and least-privilege role, the bucket, the workgroup, the outputs."""
+"""The Athena data path in the central template: Iceberg tables equal to what the exporter sends and the dashboards
+query, their optimizers, the Firehose stream with the Iceberg destination, the exporter's event sources, the
+least-privilege roles, the bucket, the workgroup, the outputs; and the template body a deploy sends."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import pytest
 from cfnlint.decode import decode_str
 from cfnlint.decode.cfn_yaml import loads
 
-from batchops.adapters.athena_export import PARQUET_INPUT, PARQUET_OUTPUT, PARQUET_SERDE, glue_table_input
+from batchops.athena_tables import COLUMNS, TABLES, UNIQUE_KEYS, athena_ddl_columns
 from batchops.dashboards import DashboardSettings
-from batchops.export_layout import TABLES, athena_ddl_columns
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
 DASHBOARDS_TEST = Path(__file__).resolve().parents[1] / "integration" / "test_dashboards.py"
+ICEBERG_TYPES = {"string": "string", "bigint": "long", "double": "double", "boolean": "boolean", "date": "date"}
 
 
 @pytest.fixture(scope="module")
@@ -30,34 +31,84 @@ def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {n: r for n, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def test_glue_tables_are_what_the_exporter_writes_and_the_dashboards_query(template: dict[str, Any]) -> None:
-    tables = {
-        t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in of_type(template, "AWS::Glue::Table").values()
-    }
+def iceberg_tables(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["Properties"]["Name"]: t for t in of_type(template, "AWS::Glue::Table").values()}
+
+
+def test_iceberg_tables_have_the_columns_the_exporter_sends_and_the_dashboards_query(template: dict[str, Any]) -> None:
+    tables = iceberg_tables(template)
     assert set(tables) == set(TABLES) == {"jobs", "instances", "job_events", "job_attempts"}
-    for name, props in tables.items():
-        expected = glue_table_input(name, "BUCKET")
-        got = props["TableInput"]
-        assert props["DatabaseName"] == {"Ref": "GlueDatabase"}
-        assert (
-            got["PartitionKeys"]
-            == expected["PartitionKeys"]
-            == [
-                {"Name": "account_id", "Type": "string"},
-                {"Name": "dt", "Type": "date"},
-            ]
-        )
-        descriptor = got["StorageDescriptor"]
-        assert descriptor["Columns"] == expected["StorageDescriptor"]["Columns"], name
-        assert descriptor["Location"] == {"Fn::Sub": f"s3://${{ProjectionsBucket}}/projections/{name}/"}
-        assert (descriptor["InputFormat"], descriptor["OutputFormat"]) == (PARQUET_INPUT, PARQUET_OUTPUT)
-        assert descriptor["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
-        # the dashboards' test fixture declares the same columns (account_id included: its partition column)
-        columns = ", ".join(f"{c['Name']} {c['Type']}" for c in descriptor["Columns"])
-        assert f"account_id string, {columns}" == athena_ddl_columns(name)
+    for name, resource in tables.items():
+        props = resource["Properties"]
+        assert props["DatabaseName"] == {"Ref": "GlueDatabase"} and "TableInput" not in props
+        iceberg = props["OpenTableFormatInput"]["IcebergInput"]
+        assert iceberg["MetadataOperation"] == "CREATE" and iceberg.get("Version", "2") == "2"  # Firehose: v2 only
+        table = iceberg["IcebergTableInput"]
+        assert table["Location"] == {"Fn::Sub": f"s3://${{ProjectionsBucket}}/iceberg/{name}"}
+        fields = table["Schema"]["Fields"]
+        assert [(f["Name"], f["Type"]) for f in fields] == [(n, ICEBERG_TYPES[k]) for n, k in COLUMNS[name]], name
+        assert [f["Id"] for f in fields] == list(range(1, len(fields) + 1))
+        ids = {f["Name"]: f["Id"] for f in fields}
+        partitions = table["PartitionSpec"]["Fields"]
+        assert [(p["SourceId"], p["Transform"], p["Name"]) for p in partitions] == [
+            (ids["account_id"], "identity", "account_id"),
+            (ids["dt"], "identity", "dt"),
+        ]
+        # the dashboards' test fixture declares the same columns
         assert athena_ddl_columns(name).replace(", ", ",") in DASHBOARDS_TEST.read_text().replace('"\n', "").replace(
             '        "', ""
         ).replace(", ", ",")
+
+
+def test_every_table_is_compacted_and_its_snapshots_expire(template: dict[str, Any]) -> None:
+    optimizers = of_type(template, "AWS::Glue::TableOptimizer").values()
+    logical = {t["Properties"]["Name"]: n for n, t in of_type(template, "AWS::Glue::Table").items()}
+    found = {(o["Properties"]["TableName"]["Ref"], o["Properties"]["Type"]) for o in optimizers}
+    assert found == {(logical[t], kind) for t in TABLES for kind in ("compaction", "retention")}
+    for optimizer in optimizers:
+        config = optimizer["Properties"]["TableOptimizerConfiguration"]
+        assert config == {"Enabled": True, "RoleArn": {"Fn::GetAtt": ["IcebergTablesRole", "Arn"]}}
+
+
+def test_the_firehose_stream_applies_updates_and_deletes_by_the_tables_unique_keys(template: dict[str, Any]) -> None:
+    stream = template["Resources"]["ExportStream"]
+    props = stream["Properties"]
+    assert props["DeliveryStreamType"] == "DirectPut"
+    assert props["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
+    destination = props["IcebergDestinationConfiguration"]
+    assert destination["RoleARN"] == {"Fn::GetAtt": ["IcebergTablesRole", "Arn"]}
+    assert destination["CatalogConfiguration"]["CatalogArn"]["Fn::Sub"].endswith(":catalog")
+    assert destination["S3Configuration"]["ErrorOutputPrefix"] == "iceberg-errors/"
+    assert destination["S3Configuration"]["BucketARN"] == {"Fn::GetAtt": ["ProjectionsBucket", "Arn"]}
+    assert destination["BufferingHints"] == {"IntervalInSeconds": {"Ref": "ExportBatchingWindowSeconds"}}
+    assert "AppendOnly" not in destination  # updates and deletes
+    tables = {t["DestinationTableName"]: t for t in destination["DestinationTableConfigurationList"]}
+    assert set(tables) == set(TABLES)
+    for name, table in tables.items():
+        assert table["DestinationDatabaseName"] == {"Ref": "GlueDatabase"}
+        assert tuple(table["UniqueKeys"]) == UNIQUE_KEYS[name]
+    # Firehose checks at creation that the tables and their unique keys exist
+    assert set(stream["DependsOn"]) == set(of_type(template, "AWS::Glue::Table"))
+    [processor] = destination["ProcessingConfiguration"]["Processors"]
+    assert processor["Type"] == "MetadataExtraction" and destination["ProcessingConfiguration"]["Enabled"] is True
+    parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert parameters["JsonParsingEngine"] == "JQ-1.6"
+    assert parameters["MetadataExtractionQuery"] == {
+        "Fn::Sub": '{destinationDatabaseName:"${GlueDatabase}",destinationTableName:._table,operation:._op}'
+    }
+
+
+def test_the_iceberg_role_is_for_firehose_and_glue_of_this_account_only(template: dict[str, Any]) -> None:
+    role = template["Resources"]["IcebergTablesRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["firehose.amazonaws.com", "glue.amazonaws.com"]}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert statements["TableFiles"]["Resource"] == {"Fn::Sub": "${ProjectionsBucket.Arn}/iceberg/*"}
+    assert statements["RejectedRecords"]["Resource"] == {"Fn::Sub": "${ProjectionsBucket.Arn}/iceberg-errors/*"}
+    assert statements["RejectedRecords"]["Action"] == "s3:PutObject"
+    glue = statements["Catalog"]["Resource"]
+    assert glue[0]["Fn::Sub"].endswith(":catalog") and all("${GlueDatabase}" in r["Fn::Sub"] for r in glue[1:])
 
 
 def test_the_glue_database_is_the_dashboards_database_for_the_default_prefix(template: dict[str, Any]) -> None:
@@ -73,7 +124,7 @@ def test_the_view_tables_stream_both_images(template: dict[str, Any]) -> None:
         assert spec == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
-def test_the_exporter_reads_both_streams_in_windows_and_bisects_poison(template: dict[str, Any]) -> None:
+def test_the_exporter_reads_both_streams_and_bisects_poison(template: dict[str, Any]) -> None:
     sources = [
         s["Properties"]
         for s in of_type(template, "AWS::Lambda::EventSourceMapping").values()
@@ -83,7 +134,7 @@ def test_the_exporter_reads_both_streams_in_windows_and_bisects_poison(template:
         json.dumps({"Fn::GetAtt": [t, "StreamArn"]}) for t in ("JobsTable", "InstancesTable")
     )
     for source in sources:
-        assert source["MaximumBatchingWindowInSeconds"] == {"Ref": "ExportBatchingWindowSeconds"}
+        assert source["MaximumBatchingWindowInSeconds"] <= 60  # Firehose buffers; this only gathers a batch
         assert source["BisectBatchOnFunctionError"] is True
         assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
@@ -94,8 +145,9 @@ def test_the_exporter_reads_both_streams_in_windows_and_bisects_poison(template:
     assert function["Handler"] == "batchops.entrypoints.export_lambda.exporter"
     assert (function["Runtime"], function["Architectures"]) == ("python3.12", ["arm64"])
     variables = function["Environment"]["Variables"]
-    assert variables["BATCHOPS_EXPORT_BUCKET"] == {"Ref": "ProjectionsBucket"}
-    assert variables["BATCHOPS_GLUE_DATABASE"] == {"Ref": "GlueDatabase"}
+    assert variables["BATCHOPS_EXPORT_STREAM"] == {"Ref": "ExportStream"}
+    assert not [v for v in variables if v in ("BATCHOPS_EXPORT_BUCKET", "BATCHOPS_GLUE_DATABASE")]
+    assert template["Outputs"]["ExportStreamName"]["Value"] == {"Ref": "ExportStream"}
 
 
 def test_the_exporter_role_is_least_privilege(template: dict[str, Any]) -> None:
@@ -105,20 +157,20 @@ def test_the_exporter_role_is_least_privilege(template: dict[str, Any]) -> None:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in a for a in actions), sid
         assert statement["Effect"] == "Allow"
-        text = json.dumps(statement["Resource"])
-        if any(a.startswith("s3:") for a in actions):
-            assert "ProjectionsBucket" in text
+        assert not [a for a in actions if a.startswith(("s3:", "glue:"))], sid  # Firehose writes the tables
         if any(a.startswith("dynamodb:") for a in actions):
+            text = json.dumps(statement["Resource"])
             assert "EventsTable" not in text and "SnapshotsTable" not in text and "TrackingTable" not in text
-    assert statements["RewriteProjectionObjects"]["Resource"] == {"Fn::Sub": "${ProjectionsBucket.Arn}/projections/*"}
-    assert statements["ListProjections"]["Condition"] == {"StringLike": {"s3:prefix": "projections/*"}}
+    assert statements["SendRows"] == {
+        "Sid": "SendRows",
+        "Effect": "Allow",
+        "Action": "firehose:PutRecordBatch",
+        "Resource": {"Fn::GetAtt": ["ExportStream", "Arn"]},
+    }
     assert sorted(statements["ReadViewStreams"]["Resource"], key=json.dumps) == [
         {"Fn::Sub": "${InstancesTable.Arn}/stream/*"},
         {"Fn::Sub": "${JobsTable.Arn}/stream/*"},
     ]
-    glue = statements["RegisterPartitions"]["Resource"]
-    assert all("${GlueDatabase}" in r["Fn::Sub"] for r in glue[1:]) and glue[0]["Fn::Sub"].endswith(":catalog")
-    assert {r["Fn::Sub"].rsplit("/", 1)[-1] for r in glue[2:]} == set(TABLES)
     writes = [s for s in statements.values() if {"dynamodb:PutItem", "dynamodb:UpdateItem"} & set(s["Action"])]
     assert writes == []  # the exporter never writes the views
 
@@ -154,10 +206,30 @@ def test_the_template_stays_under_cloudformations_inline_limit() -> None:
     assert len(template_body(TEMPLATE).encode()) < TEMPLATE_BODY_LIMIT  # what the deploy sends: no comment lines
 
 
+def _as_cloudformation_sees_it(template: dict[str, Any]) -> dict[str, Any]:
+    """The template without what template_body leaves out: checkov's metadata, the console's parameter groups, and
+    Delete policies (CloudFormation's default)."""
+    template.get("Metadata", {}).pop("AWS::CloudFormation::Interface", None)
+    if "Metadata" in template and not template["Metadata"]:
+        template.pop("Metadata")
+    for resource in template["Resources"].values():
+        metadata = resource.get("Metadata")
+        if metadata is not None:
+            metadata.pop("checkov", None)
+            if not metadata:
+                resource.pop("Metadata")
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(attribute) == "Delete":
+                resource.pop(attribute)
+    return template
+
+
 @pytest.mark.parametrize("template", [TEMPLATE, TEMPLATE.parents[1] / "member-account" / "template.yaml"])
-def test_the_body_a_deploy_sends_is_the_template_without_its_comments(template: Path) -> None:
+def test_the_body_a_deploy_sends_is_the_stack_without_comments_and_tool_metadata(template: Path) -> None:
     from batchops.rollout.template_body import template_body
 
     body = template_body(template)
-    assert not [line for line in body.splitlines() if line.lstrip().startswith("#")]
-    assert loads(body) == loads(template.read_text())  # no comment line was part of a value
+    lines = body.splitlines()
+    assert not [line for line in lines if line.lstrip().startswith("#") or not line.strip()]
+    assert "checkov" not in body and "ParameterGroups" not in body and "DeletionPolicy: Delete" not in body
+    assert loads(body) == _as_cloudformation_sees_it(loads(template.read_text()))  # the same stack
