@@ -24,8 +24,8 @@ ATHENA = "grafana-athena-datasource"
 CLOUDWATCH = "cloudwatch"
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
 
-# The Athena tables over the Parquet export of the projections (docs/athena-data-path.md), partitioned by
-# account_id and dt: the UTC date a finished row ended, 9999-12-31 while it is open.
+# The projections' Iceberg tables Athena queries (docs/athena-data-path.md), partitioned by account_id and dt: the
+# UTC date a finished row ended, 9999-12-31 while it is open.
 ATHENA_COLUMNS = {
     "jobs": (
         "account_id string, region string, job_id string, job_arn string, job_name string, queue string, "
@@ -207,23 +207,17 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
 
 
 @pytest.fixture(scope="session")
-def athena(workload: Workload, tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    """DuckDB standing in for Athena: the projections as Parquet partitioned by account_id/dt."""
-    root = tmp_path_factory.mktemp("s3")
+def athena(workload: Workload) -> duckdb.DuckDBPyConnection:
+    """DuckDB standing in for Athena: the projections' rows from the CLI as the Iceberg tables hold them, dt a column
+    of each (the tables are partitioned by account_id and dt)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute('CREATE SCHEMA "batchops"')
     for table, partition_date in PARTITION_DATE.items():
         columns_sql = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns_of(table).items()) + "}"
         con.execute(
-            f"COPY (SELECT *, {partition_date} AS dt "
-            f"FROM read_json('{workload.files[table]}', format = 'array', columns = {columns_sql})) "
-            f"TO '{root / table}' (FORMAT parquet, PARTITION_BY (account_id, dt))"
-        )
-        con.execute(
-            f'CREATE VIEW "batchops"."{table}" AS SELECT * FROM read_parquet('
-            f"'{root / table}/**/*.parquet', hive_partitioning = true, "
-            "hive_types = {'account_id': 'VARCHAR', 'dt': 'DATE'})"
+            f'CREATE TABLE "batchops"."{table}" AS SELECT *, {partition_date} AS dt '
+            f"FROM read_json('{workload.files[table]}', format = 'array', columns = {columns_sql})"
         )
     return con
 
