@@ -100,6 +100,8 @@ def iam_requests(
         return _s3(action, params)
     if service == "glue":
         return _glue(action, params, region)
+    if service == "firehose" and "DeliveryStreamName" in params:
+        return [Request(action, f"arn:aws:firehose:{region}:{account}:deliverystream/{params['DeliveryStreamName']}")]
     if service == "athena" and "WorkGroup" in params:
         return [Request(action, f"arn:aws:athena:{region}:{ACCOUNT}:workgroup/{params['WorkGroup']}")]
     return [Request(action, "*")]

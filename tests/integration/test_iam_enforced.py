@@ -19,8 +19,8 @@ import pytest
 from botocore.config import Config
 from test_dashboards import athena_queries, panels_of
 
-from batchops.adapters.athena_export import AthenaExporter, glue_table_input
 from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.adapters.firehose_export import TTL_PRINCIPAL, FirehoseExporter
 from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
@@ -30,6 +30,7 @@ from batchops.entrypoints.lambdas import central_application, handle_sqs_batch, 
 from batchops.rollout.grafana_workspace import GrafanaSpec
 from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, create_central_stack_on_moto, ingest, rows_by_job, sqs_lambda_event
+from firehose_sink import FirehoseSink
 from iam_calls import ACCOUNT, Principal, acting_as, enforcing
 from iam_policies import ALLOWED, Request, decide
 
@@ -38,6 +39,8 @@ TEMPLATE = ROOT / "central-account" / "template.yaml"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 PREFIX = "iam"
 GLUE_DATABASE = PREFIX  # the template: the prefix with its hyphens as underscores
+EXPORT_STREAM = f"{PREFIX}-export"
+TABLES = ("jobs", "instances", "job_events", "job_attempts")
 LAMBDA_ROLES = {"aggregator": "AggregatorRole", "projector": "ProjectorRole", "exporter": "ExporterRole"}
 
 
@@ -47,16 +50,10 @@ def _client(service: str) -> Any:
 
 @pytest.fixture
 def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The central stack on moto, its tables, queues, bucket and Glue tables as the template declares them."""
+    """The central stack on moto, its tables, queues and bucket as the template declares them (moto's CloudFormation
+    skips the Glue database, the Iceberg tables and the Firehose stream)."""
     monkeypatch.delenv("BATCHOPS_CREATE_TABLES")  # the template's tables, not ones the code would create
     outputs = create_central_stack_on_moto(PREFIX)
-    # moto's CloudFormation skips the Glue database and tables: created as the template declares them.
-    glue = _client("glue")
-    glue.create_database(DatabaseInput={"Name": GLUE_DATABASE})
-    for table in ("jobs", "instances", "job_events", "job_attempts"):
-        glue.create_table(
-            DatabaseName=GLUE_DATABASE, TableInput=glue_table_input(table, outputs["ProjectionsBucketName"])
-        )
     awslambda = _client("lambda")
     for mapping in awslambda.list_event_source_mappings()["EventSourceMappings"]:
         awslambda.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)  # moto cannot run the code
@@ -77,11 +74,12 @@ def role_principal(logical_id: str) -> Principal:
 
 def _resolved(document: Any) -> dict[str, Any]:
     """moto's quirks in what it stores: a policy given as a mapping comes back as its Python repr, a statement
-    `!If [cond, ..., AWS::NoValue]` as None, and a reference to a resource it does not create (the Glue database)
-    unresolved."""
+    `!If [cond, ..., AWS::NoValue]` as None, and a reference to a resource it does not create (the Glue database, the
+    Firehose stream) unresolved."""
     if isinstance(document, str):
         document = ast.literal_eval(document) if document.startswith("{'") else json.loads(document)
     text = json.dumps(document).replace("${GlueDatabase}", GLUE_DATABASE).replace("${AthenaWorkGroup}", PREFIX)
+    text = text.replace("${ExportStream}", EXPORT_STREAM)
     resolved = json.loads(text)
     resolved["Statement"] = [s for s in resolved["Statement"] if s is not None]
     return dict(resolved)
@@ -99,8 +97,8 @@ def operator_principal() -> Principal:
 def function_environment(name: str) -> dict[str, str]:
     config = _client("lambda").get_function_configuration(FunctionName=f"{PREFIX}-{name}")
     variables = {k: str(v) for k, v in config["Environment"]["Variables"].items()}
-    if name == "exporter":  # !Ref GlueDatabase: moto does not create the database, so drops the variable
-        variables.setdefault("BATCHOPS_GLUE_DATABASE", GLUE_DATABASE)
+    if name == "exporter":  # !Ref ExportStream: moto does not create the stream, so drops the variable
+        variables.setdefault("BATCHOPS_EXPORT_STREAM", EXPORT_STREAM)
     return variables
 
 
@@ -135,6 +133,7 @@ class Lambdas:
         self.queue_arn = f"arn:aws:sqs:{AWS_REGION}:{ACCOUNT}:{PREFIX}-ingest"
         self.last_projected: list[dict[str, Any]] = []
         self.last_exported: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
 
     @staticmethod
     def _app() -> BatchOpsApplication:
@@ -159,7 +158,7 @@ class Lambdas:
                 response = handle_stream_batch(app, {"Records": records[start : start + 100]})
                 assert response == {"batchItemFailures": []}, self.roles["projector"].denied
 
-    def export(self, *, again: bool = False) -> None:
+    def export(self, *, again: bool = False, expired: bool = False) -> None:
         records = (
             self.last_exported
             if again
@@ -168,13 +167,17 @@ class Lambdas:
                 *stream_records(f"{PREFIX}-instances", self.positions),
             ]
         )
+        if expired:  # a job item as DynamoDB's TTL deletes it: REMOVE, its last image, the TTL principal
+            last = next(r for r in reversed(records) if r["eventName"] != "REMOVE" and "-jobs/" in r["eventSourceARN"])
+            image = {"Keys": last["dynamodb"]["Keys"], "OldImage": last["dynamodb"]["NewImage"]}
+            records = [dict(last, eventName="REMOVE", dynamodb=image, userIdentity=TTL_PRINCIPAL)]
         self.last_exported = records
         with self.environment("exporter"), acting_as(self.roles["exporter"]):
-            exporter = AthenaExporter(
-                boto3.client("s3"), boto3.client("glue"), boto3.client("dynamodb"), settings_from_environment()
-            )
+            exporter = FirehoseExporter(boto3.client("firehose"), boto3.client("dynamodb"), settings_from_environment())
+            sink = FirehoseSink(exporter.firehose)  # moto's Firehose has no Iceberg destination
             response = handle_export_batch(exporter, {"Records": records})
             assert response == {"batchItemFailures": []}, self.roles["exporter"].denied
+            self.sent += sink.records()
 
     @contextmanager
     def environment(self, name: str) -> Iterator[None]:
@@ -201,7 +204,6 @@ SERVICE_SIDE = {
     "dynamodb:GetRecords": "a stream event source mapping reads the stream",
     "dynamodb:GetShardIterator": "a stream event source mapping reads the stream",
     "dynamodb:ListStreams": "a stream event source mapping reads the stream",
-    "s3:ListBucket": "S3 answers GetObject of a partition not written yet with NoSuchKey only with it (else 403)",
 }
 
 
@@ -284,8 +286,9 @@ def test_every_function_and_the_operator_work_within_their_policies_and_use_all_
                 ["rejected"],
             ):
                 assert main(["--store", store, *command]) == 0, command
-        lambdas.export()
-        lambdas.export(again=True)  # the partitions exist now: read, merged, written with If-Match
+        lambdas.export()  # the replay's new generation, and its REMOVEs of the old one (current items read)
+        lambdas.export(again=True)  # Lambda delivers a batch again: a fresh container
+        lambdas.export(again=True, expired=True)
         sqs = _client("sqs")
         for i in range(3):
             sqs.send_message(QueueUrl=stack["IngestDeadLetterQueueUrl"], MessageBody=json.dumps(events[i]))
@@ -299,6 +302,7 @@ def test_every_function_and_the_operator_work_within_their_policies_and_use_all_
             ]
             assert main(redrive) == 0
     assert "moved 3 messages" in capsys.readouterr().out
+    assert {r["_op"] for r in lambdas.sent} == {"update", "delete"}  # the expired job's rows are deleted
     for principal in [*lambdas.roles.values(), operator]:
         assert principal.denied == [], f"{principal.name} was denied: {principal.denied}"
     local = make_app()
@@ -330,13 +334,23 @@ def test_a_call_outside_the_role_fails_as_on_aws(stack: dict[str, str], monkeypa
 
 # -- Grafana's data sources ------------------------------------------------------------------------------------------
 
+# What Athena reads of an Iceberg table below its location: the metadata file, the manifest list and manifests, the
+# data and delete files (Firehose writes merge-on-read deletes).
+ICEBERG_FILES = (
+    "metadata/00001-0f3c.metadata.json",
+    "metadata/snap-1-1-0f3c.avro",
+    "metadata/0f3c-m0.avro",
+    "data/account_id={}/dt=2026-12-01/00000-0-0f3c.parquet",
+    "data/account_id={}/dt=9999-12-31/00000-1-0f3c-deletes.parquet",
+)
+
 
 def dashboard_requests(outputs: dict[str, str], member: str, region: str) -> list[Request]:
     """What Managed Grafana's Athena and CloudWatch data sources ask IAM for, to run every query of the dashboards
     (AWS's documentation of Athena's and the CloudWatch plugin's permissions): per Athena query, the workgroup's
-    query calls, the Glue catalog, database and each table named in its SQL with their partitions, the listing
-    and objects of those tables' S3 prefixes, and the results written and read back; per CloudWatch query, the
-    metric reads, Logs Insights on each log group it names (in a member account, through the OAM sink)."""
+    query calls, the Glue catalog, database and each table named in its SQL, the listing of those Iceberg tables'
+    S3 locations and their metadata, manifest and data files, and the results written and read back; per CloudWatch
+    query, the metric reads, Logs Insights on each log group it names (in a member account, through the OAM sink)."""
     bucket = outputs["ProjectionsBucketName"]
     glue = f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}"
     workgroup = f"arn:aws:athena:{AWS_REGION}:{ACCOUNT}:workgroup/{outputs['AthenaWorkGroupName']}"
@@ -354,12 +368,11 @@ def dashboard_requests(outputs: dict[str, str], member: str, region: str) -> lis
             requests += [Request(f"athena:{a}", workgroup) for a in athena]
             requests += [Request("glue:GetDatabase", r) for r in database]
             for table in sorted(tables):
-                for action in ("glue:GetTable", "glue:GetPartitions"):
-                    requests += [Request(action, r) for r in (*database, f"{glue}:table/{GLUE_DATABASE}/{table}")]
-                prefix = f"projections/{table}/"
+                requests += [Request("glue:GetTable", r) for r in (*database, f"{glue}:table/{GLUE_DATABASE}/{table}")]
+                prefix = f"iceberg/{table}/"
                 requests.append(Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": prefix}))
-                part = f"{prefix}account_id={member}/dt=2026-12-01/part-0.parquet"
-                requests.append(Request("s3:GetObject", f"arn:aws:s3:::{bucket}/{part}"))
+                for part in ICEBERG_FILES:
+                    requests.append(Request("s3:GetObject", f"arn:aws:s3:::{bucket}/{prefix}{part.format(member)}"))
             requests.append(Request("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}"))
             requests += [Request(a, f"arn:aws:s3:::{bucket}/athena-results/0000-query.csv") for a in results]
         for panel in panels_of(dashboard):
@@ -388,8 +401,9 @@ def test_the_grafana_workspace_role_runs_every_dashboard_query_and_nothing_else(
     bucket = stack["ProjectionsBucketName"]
     for outside in (
         Request("athena:StartQueryExecution", f"arn:aws:athena:{AWS_REGION}:{ACCOUNT}:workgroup/primary"),
-        Request("s3:PutObject", f"arn:aws:s3:::{bucket}/projections/jobs/account_id=1/dt=2026-12-01/part-0.parquet"),
-        Request("s3:GetObject", "arn:aws:s3:::another-bucket/projections/jobs/x.parquet"),
+        Request("s3:PutObject", f"arn:aws:s3:::{bucket}/iceberg/jobs/data/account_id=1/dt=2026-12-01/x.parquet"),
+        Request("s3:GetObject", "arn:aws:s3:::another-bucket/iceberg/jobs/data/x.parquet"),
+        Request("glue:UpdateTable", f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}:table/{GLUE_DATABASE}/jobs"),
         Request("glue:GetTable", f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}:table/another_database/jobs"),
         Request("dynamodb:Scan", f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-jobs"),
     ):
@@ -416,3 +430,71 @@ def test_the_workspace_is_customer_managed_with_that_role_and_the_workgroup_is_t
     assert request["permissionType"] == "CUSTOMER_MANAGED"
     assert request["workspaceRoleArn"] == "arn:aws:iam::123456789012:role/g"
     assert request["accountAccessType"] == "CURRENT_ACCOUNT" and "workspaceOrganizationalUnits" not in request
+
+
+# -- Firehose and Glue's optimizers on the Iceberg tables ------------------------------------------------------------
+
+
+def iceberg_requests(outputs: dict[str, str]) -> list[Request]:
+    """What Firehose's Iceberg destination and Glue's compaction and snapshot-retention optimizers ask IAM for (AWS's
+    documentation of their roles), for every table the template routes to or optimizes: the catalog, database and
+    table read and their metadata pointer updated; the table's files read, written and deleted (compaction rewrites,
+    retention expires) and multipart uploads aborted; the bucket listed; records Firehose could not deliver written
+    under the error prefix; the optimizers' run logs."""
+    from cfnlint.decode.cfn_yaml import loads
+
+    template = loads(TEMPLATE.read_text())["Resources"]
+    destination = template["ExportStream"]["Properties"]["IcebergDestinationConfiguration"]
+    routed = {t["DestinationTableName"] for t in destination["DestinationTableConfigurationList"]}
+    names = {logical: r["Properties"]["Name"] for logical, r in template.items() if r["Type"] == "AWS::Glue::Table"}
+    optimized = {
+        (names[r["Properties"]["TableName"]["Ref"]], r["Properties"]["Type"])
+        for r in template.values()
+        if r["Type"] == "AWS::Glue::TableOptimizer"
+    }
+    assert routed == set(TABLES) == {table for table, _ in optimized}
+    bucket, glue = outputs["ProjectionsBucketName"], f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}"
+    catalog = (f"{glue}:catalog", f"{glue}:database/{GLUE_DATABASE}")
+    requests = [Request("glue:GetDatabase", r) for r in catalog]
+    for table in sorted(routed):
+        for action in ("glue:GetTable", "glue:UpdateTable"):
+            requests += [Request(action, r) for r in (*catalog, f"{glue}:table/{GLUE_DATABASE}/{table}")]
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
+            requests += [
+                Request(action, f"arn:aws:s3:::{bucket}/iceberg/{table}/{f.format('1')}") for f in ICEBERG_FILES
+            ]
+        requests.append(Request("s3:PutObject", f"arn:aws:s3:::{bucket}/iceberg-errors/{table}/2026/12/01/x"))
+        prefix = {"s3:prefix": f"iceberg/{table}/"}
+        requests += [
+            Request(a, f"arn:aws:s3:::{bucket}", prefix) for a in ("s3:ListBucket", "s3:ListBucketMultipartUploads")
+        ]
+    requests.append(Request("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}"))
+    logs = f"arn:aws:logs:{AWS_REGION}:{ACCOUNT}:log-group"
+    for _, kind in sorted(optimized):
+        group = f"/aws-glue/iceberg-{kind}/logs"
+        requests.append(Request("logs:CreateLogGroup", f"{logs}:{group}"))
+        requests += [
+            Request(a, f"{logs}:{group}:log-stream:run-1") for a in ("logs:CreateLogStream", "logs:PutLogEvents")
+        ]
+    return requests
+
+
+def test_the_iceberg_tables_role_does_what_firehose_and_the_optimizers_do_and_nothing_else(
+    stack: dict[str, str],
+) -> None:
+    role = role_principal("IcebergTablesRole")
+    requests = iceberg_requests(stack)
+    denied = sorted({str(r) for r in requests if decide(r, role.policies) != ALLOWED})
+    assert denied == [], f"Firehose or the optimizers would get AccessDenied for: {denied}"
+    role.requests = requests
+    assert unused_grants(role, {}) == [], "the Iceberg tables' role is granted more than Firehose and Glue use"
+    bucket = stack["ProjectionsBucketName"]
+    for outside in (
+        Request("s3:DeleteObject", f"arn:aws:s3:::{bucket}/athena-results/0000-query.csv"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{bucket}/iceberg-errors/jobs/x"),
+        Request("s3:PutObject", "arn:aws:s3:::another-bucket/iceberg/jobs/data/x.parquet"),
+        Request("glue:UpdateTable", f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}:table/another_database/jobs"),
+        Request("glue:DeleteTable", f"arn:aws:glue:{AWS_REGION}:{ACCOUNT}:table/{GLUE_DATABASE}/jobs"),
+        Request("dynamodb:GetItem", f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-jobs"),
+    ):
+        assert decide(outside, role.policies) != ALLOWED, outside
