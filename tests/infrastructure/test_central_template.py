@@ -248,7 +248,7 @@ def test_view_tables_are_the_ones_the_view_store_uses(template: dict[str, Any]) 
     # The drilldowns the issue names: by account+queue with time, by status with time, by instance.
     by_index = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in jobs["GlobalSecondaryIndexes"]}
     assert by_index["by-queue"] == ["by_queue", "created_at"]
-    assert by_index["by-status"] == ["by_status", "last_event_time"]
+    assert by_index["by-status-since"] == ["by_status", "status_since"]
     assert by_index["by-instance"][0] == "by_instance"
 
 

@@ -587,7 +587,7 @@ def test_the_drilldown_indexes_find_jobs_by_queue_and_time_by_status_and_by_inst
     }
     for status in {r["status"] for r in rows}:
         account = first["account_id"]
-        assert found("by-status", "by_status = :s", {":s": f"{g}#{account}#{status}"}) == expected(
+        assert found("by-status-since", "by_status = :s", {":s": f"{g}#{account}#{status}"}) == expected(
             account_id=account, status=status
         )
     placed = [r for r in rows if r["instance_id"]]

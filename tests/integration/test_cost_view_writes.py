@@ -166,3 +166,37 @@ def test_every_join_edge_is_put_once_however_many_batches_touch_its_job(aws: Non
     assert writes["edges put in cw-meta"] == len(edges)
     jobs = len(list(app.views.jobs()))
     assert writes["PutItem cw-jobs"] > jobs  # the jobs were written in many batches, their edges once
+
+
+def test_the_by_status_index_finds_the_jobs_that_entered_a_status_in_a_time_window(aws: None) -> None:
+    app = build_application(Settings.from_environment(store="dynamodb://cw"), project_inline=False)
+    records = _recorded_stream(app)
+    for start in range(0, len(records), 25):
+        assert handle_stream_batch(app, {"Records": records[start : start + 25]}) == {"batchItemFailures": []}
+    rows = list(app.views.jobs())
+    entered = {
+        r["job_id"]: max(
+            t["event_time"]
+            for t in app.views.job(r["job_id"], r["account_id"])[0]["timeline"]
+            if t["status"] == r["status"]
+        )
+        for r in rows
+        if r["status"] == "SUCCEEDED"
+    }
+    times = sorted(entered.values())
+    assert len(times) > 4
+    low, high = times[1], times[-2]
+    account = {r["account_id"] for r in rows if r["job_id"] in entered}
+    dynamodb = _client("dynamodb")
+    found: set[str] = set()
+    for a in account:
+        response = dynamodb.query(
+            TableName="cw-jobs",
+            IndexName="by-status-since",
+            KeyConditionExpression="by_status = :s AND status_since BETWEEN :a AND :b",
+            ExpressionAttributeValues={":s": {"S": f"1#{a}#SUCCEEDED"}, ":a": {"S": low}, ":b": {"S": high}},
+        )
+        for key in response["Items"]:
+            item = dynamodb.get_item(TableName="cw-jobs", Key={"pk": key["pk"]})["Item"]
+            found.add(item["job_id"]["S"])
+    assert found == {job for job, at in entered.items() if low <= at <= high}

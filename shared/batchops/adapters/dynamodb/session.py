@@ -508,11 +508,15 @@ class DynamoDBSession:
     def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         account, region = row["account_id"], row["region"]
         values: dict[str, Any] = {c: row[c] for c in _JOB_COLUMNS}
+        timeline = timeline_rows(fold)
         values.update(
             fold=_pack(fold),
-            timeline=_pack(timeline_rows(fold)),
+            timeline=_pack(timeline),
             by_queue=f"{self.g}#{account}#{region}#{row['queue']}",
             by_status=f"{self.g}#{account}#{row['status']}",
+            status_since=max(
+                (t["event_time"] for t in timeline if t["status"] == row["status"]), default=row["last_event_time"]
+            ),
             by_job_id=f"{self.g}#{row['job_id']}",
             by_instance=f"{self.g}#{account}#{region}#{row['instance_id']}" if row["instance_id"] else None,
         )

@@ -171,7 +171,7 @@ class DynamoDBViewStore:
     def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
         """Job rows, filtered, in (account, region, created, job id) order.
 
-        With accounts and statuses (or accounts, regions and queues) the by-status (by-queue) index names the
+        With accounts and statuses (or accounts, regions and queues) the by-status-since (by-queue) index names the
         jobs and only those items are read; any other filter scans the generation."""
         keys = self._indexed_job_keys(query)
         items = self._generation_items(self.jobs_table) if keys is None else self._job_items(keys)
@@ -187,13 +187,13 @@ class DynamoDBViewStore:
         """The keys of the jobs an index finds for the filter (a superset of the matches), or None: no index fits."""
         generation = self.current_generation()
         if query.accounts and query.statuses:
-            index, values = "by-status", [f"{generation}#{a}#{s}" for a in query.accounts for s in query.statuses]
+            index, values = "by-status-since", [f"{generation}#{a}#{s}" for a in query.accounts for s in query.statuses]
         elif query.accounts and query.regions and query.queues:
             index = "by-queue"
             values = [f"{generation}#{a}#{r}#{q}" for a in query.accounts for r in query.regions for q in query.queues]
         else:
             return None
-        attribute = "by_status" if index == "by-status" else "by_queue"
+        attribute = "by_status" if index == "by-status-since" else "by_queue"
         keys: dict[str, None] = {}
         for value in values:
             request: dict[str, Any] = {
