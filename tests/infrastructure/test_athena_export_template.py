@@ -165,7 +165,9 @@ def test_the_exporter_role_is_least_privilege(template: dict[str, Any]) -> None:
         "Sid": "SendRows",
         "Effect": "Allow",
         "Action": "firehose:PutRecordBatch",
-        "Resource": {"Fn::GetAtt": ["ExportStream", "Arn"]},
+        "Resource": {
+            "Fn::Sub": "arn:${AWS::Partition}:firehose:${AWS::Region}:${AWS::AccountId}:deliverystream/${ExportStream}"
+        },
     }
     assert sorted(statements["ReadViewStreams"]["Resource"], key=json.dumps) == [
         {"Fn::Sub": "${InstancesTable.Arn}/stream/*"},

@@ -268,18 +268,29 @@ def test_no_policy_statement_has_a_wildcard_action(template: dict[str, Any]) -> 
 
 def test_role_statements_are_scoped_to_the_stacks_own_resources(template: dict[str, Any]) -> None:
     roles = resources(template, "AWS::IAM::Role")
-    assert set(roles) == {"AggregatorRole", "ProjectorRole", "ExporterRole", "GrafanaWorkspaceRole"}
+    assert set(roles) == {
+        "AggregatorRole",
+        "ProjectorRole",
+        "ExporterRole",
+        "GrafanaWorkspaceRole",
+        "IcebergTablesRole",
+    }
     own = set(template["Resources"])
+    services: dict[str, Any] = {
+        "GrafanaWorkspaceRole": "grafana.amazonaws.com",
+        "IcebergTablesRole": ["firehose.amazonaws.com", "glue.amazonaws.com"],
+    }
     for name, role in roles.items():
         assert "RoleName" not in role["Properties"], "a fixed IAM name breaks a second region"
-        service = "grafana.amazonaws.com" if name == "GrafanaWorkspaceRole" else "lambda.amazonaws.com"
+        service = services.get(name, "lambda.amazonaws.com")
         assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": service}
         for statement in role_statements(template, name):
             if (name, statement["Sid"]) in {
                 ("GrafanaWorkspaceRole", "CloudWatch"),
                 ("GrafanaWorkspaceRole", "OamLinks"),
+                ("IcebergTablesRole", "OptimizerLogs"),
             }:
-                continue  # resource-less reads, and the OAM sink deploy.py creates outside the template
+                continue  # resource-less reads, the OAM sink deploy.py creates, the log groups Glue's optimizers create
             if (name, statement["Sid"]) == ("GrafanaWorkspaceRole", "LogsInsights"):
                 # Logs Insights over the members' log groups, seen through the OAM sink: any account's log group
                 assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:logs:*:*:log-group:*"}
@@ -386,8 +397,8 @@ def test_outputs_give_the_deploy_script_what_it_needs(template: dict[str, Any]) 
 def test_names_start_with_the_prefix(template: dict[str, Any]) -> None:
     name_keys = ("Name", "QueueName", "TableName", "FunctionName", "LogGroupName", "ArchiveName", "AlarmName")
     for name, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
-            continue  # its FunctionName is a reference, not a name
+        if resource["Type"] in ("AWS::Lambda::EventSourceMapping", "AWS::Glue::Table", "AWS::Glue::TableOptimizer"):
+            continue  # a reference, not a name; or a table named inside the prefix's Glue database
         for key in name_keys:
             if key in resource.get("Properties", {}):
                 assert "${Prefix}" in resource["Properties"][key]["Fn::Sub"], (name, key)
