@@ -143,6 +143,8 @@ def test_the_artifact_holds_batchops_and_aarch64_cpython312_wheels(built: Path, 
     assert operator_only and operator_only.isdisjoint(names)  # the rollout, the local Organization, the simulator
     assert shipped - operator_only <= names
     assert "batchops/entrypoints/lambdas.py" in names and "batchops/py.typed" in names
+    # Firehose writes the Iceberg tables' Parquet: no format writer of ours ships (sizes: docs/athena-data-path.md)
+    assert "batchops/adapters/firehose_export.py" in names and "batchops/parquet.py" not in names
 
     assert sum(i.file_size for i in infos.values()) <= MAX_UNZIPPED_BYTES
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith("bin/")]
