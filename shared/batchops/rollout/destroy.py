@@ -123,9 +123,9 @@ def _remove_central_stack(settings: RolloutSettings, clients: Clients, console: 
     home, central = settings.home_region, found.central
     changes = []
     projections = stack_outputs(found.central_stack).get("ProjectionsBucketName")
-    if projections:  # CloudFormation deletes only an empty bucket; the Parquet export is rebuilt by a replay
+    if projections:  # CloudFormation deletes only an empty bucket; a replay refills the Iceberg tables
         empty_bucket(clients.client("s3", home, central), projections)
-        changes.append(f"emptied bucket {projections} (the Parquet export and Athena results)")
+        changes.append(f"emptied bucket {projections} (the Iceberg tables and Athena results)")
     cfn_central = clients.client("cloudformation", home, central)
     unprotect_event_store(cfn_central, found.central_stack, settings, console)
     delete_stack(cfn_central, settings.central_stack_name, settings.poll_seconds, settings.timeout_seconds)
