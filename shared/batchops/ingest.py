@@ -28,7 +28,7 @@ from batchops.json_values import json_values
 from batchops.metrics import MetricPoint
 from batchops.time_order import TimeOrderSpill
 from batchops.translation import READ_LINE_BYTES, RawEvent, bounded_lines, decode_line, translate_raw
-from batchops.translation_workers import translate_fed, translate_in_worker
+from batchops.translation_workers import OrderNeed, translate_fed, translate_in_worker
 from batchops.tuning import DEFAULT_TUNING, Tuning
 from batchops.views import RejectedEvent
 
@@ -135,8 +135,9 @@ class EventReader(Iterator[RawEvent]):
         except (OSError, AttributeError, ValueError):
             return False
 
-    def translated(self) -> Iterator[Parsed | RejectedEvent]:
-        """Every event translated, in order, by a worker process (JSON Lines only; anything else here)."""
+    def translated(self, order: OrderNeed | None = None) -> Iterator[Parsed | RejectedEvent]:
+        """Every event translated by a worker process (JSON Lines only; anything else here): in order, unless `order`
+        is waived on the way (then a plain file's rest is translated by two)."""
         stream = self.stream
         piped = self._is_pipe()
         start = None if piped else stream.tell()
@@ -153,7 +154,8 @@ class EventReader(Iterator[RawEvent]):
         if piped:
             yield from translate_fed(stream, 2, chunk_lines)
         else:
-            yield from translate_in_worker(stream, 2, self.compressed, chunk_lines)
+            sizes = (chunk_lines, self.tuning.translation_split_min_bytes)
+            yield from translate_in_worker(stream, 2, self.compressed, sizes, order)
 
 
 def read_events(stream: IO[bytes], tuning: Tuning = DEFAULT_TUNING) -> EventReader:
@@ -246,8 +248,9 @@ class Ingestor:
     def _ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         self.app.catch_up()
         results: Iterable[Parsed | RejectedEvent]
+        order = OrderNeed()
         if isinstance(events, EventReader) and events.parallel_worthwhile():
-            results = events.translated()
+            results = events.translated(order)
         else:
             results = map(self._translate, events)
         self._batch = []
@@ -259,6 +262,7 @@ class Ingestor:
                         spill.add(result)
                     elif self._add(result) and spill is None and self._out_of_order():
                         spill = TimeOrderSpill()
+                        order.waive()  # sorted here: the translation may take any order
             except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
                 self._record_rest(spill)
                 raise

@@ -40,6 +40,9 @@ class Tuning:
     """Files at least this big are decoded and translated in a second process (0 turns that off; a pipe always is)."""
     translation_chunk_lines: int = 1000
     """Lines a translating process translates and hands back at a time."""
+    translation_split_min_bytes: int = 4_000_000
+    """Bytes of a plain file left to translate from which, once the ingest sorts by event time itself, a second
+    translating process takes half of them (less: one would hardly start before the other ended)."""
     json_read_bytes: int = 1 << 20
     """Bytes read at a time from JSON that spans lines (pretty-printed, an array, values one after the other)."""
     json_near_end: int = 256 * 1024

@@ -24,6 +24,7 @@ from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
+from batchops.translation_workers import OrderNeed, translate_in_worker
 from batchops.tuning import Tuning
 from conftest import all_samples, ingest, rows_by_job, sample
 
@@ -343,16 +344,16 @@ def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(m
     assert [r.reason for r in there.views.rejected()] == [r.reason for r in here.views.rejected()]
 
 
-def _workers_die_after_three_chunks(monkeypatch) -> list[int]:
-    """Make a forked translation worker exit after its third chunk; the list collects the chunks this process
-    translates itself."""
+def _workers_die_after_three_chunks(monkeypatch, after: int = 3) -> list[int]:
+    """Make a forked translation worker exit after its third chunk (or `after`); the list collects the chunks this
+    process translates itself."""
     parent = os.getpid()
     chunks: list[int] = []
     translate_lines = translation.translate_lines
 
     def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
         chunks.append(start)
-        if os.getpid() != parent and len(chunks) > 3:
+        if os.getpid() != parent and len(chunks) > after:
             os._exit(3)
         return translate_lines(start, lines)
 
@@ -580,3 +581,50 @@ def test_an_input_out_of_time_order_is_sorted_by_event_time_first_and_gives_the_
     assert app.stored_events() > 0 and ingestor.summary.read > 0
     assert _ingest_file(app, path, app.tuning)["read"] == expected["read"]  # the whole file again: nothing lost
     assert rows_by_job(app) == rows_by_job(as_arrived)
+
+
+def test_a_file_sorted_by_event_time_first_is_translated_by_two_workers_and_keeps_its_line_numbers(
+    make_app, tmp_path: Path, monkeypatch
+) -> None:
+    """Once the ingest sorts by event time itself, the rest of a plain file is split between two translating
+    processes: the result is what one process gives, a bad line keeps its line number, and what a dying worker
+    leaves is translated here."""
+    import multiprocessing
+    import random
+
+    lines = [json.dumps(e) for e in _simulated(120)]
+    random.Random(5).shuffle(lines)
+    bad = [len(lines) // 3, len(lines) * 3 // 4]  # one in each half of what is left once sorting starts
+    for at in bad:
+        lines.insert(at, '{"detail-type": "Batch Job State Change", "detail": {')
+    path = tmp_path / "shuffled.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    sorting = {"aggregate_cache_size": 20, "time_order_reread_share": 0.0, "translation_chunk_lines": 7}
+    here = make_app("here", tuning=Tuning(parallel_translation_min_bytes=0, **sorting))
+    expected = _ingest_file(here, path, here.tuning)
+    assert expected["time_ordered"] > 0 and expected["rejected"] == 2
+
+    split = Tuning(parallel_translation_min_bytes=1, translation_split_min_bytes=1, **sorting)
+    two = make_app("two", tuning=split)
+    _only_this_thread()
+    assert _ingest_file(two, path, split) == expected
+    assert rows_by_job(two) == rows_by_job(here)
+    reasons = sorted(r.reason for r in two.views.rejected())
+    assert reasons == sorted(r.reason for r in here.views.rejected())
+    assert sorted(int(r.split(":")[0].removeprefix("line ")) for r in reasons) == [at + 1 for at in bad]
+
+    # The two processes, seen from the translation itself, with order waived from the start.
+    order = OrderNeed()
+    order.waive()
+    workers_seen = set()
+    with path.open("rb") as stream:
+        stream.readline()
+        for _ in translate_in_worker(stream, 2, False, (7, 1), order):
+            workers_seen.add(sum(c.name == "batchops-translate" for c in multiprocessing.active_children()))
+    assert 2 in workers_seen
+
+    chunks = _workers_die_after_three_chunks(monkeypatch, after=40)  # both die, after the split
+    crashed = make_app("crashed", tuning=split)
+    assert _ingest_file(crashed, path, split) == expected
+    assert len(chunks) > 40  # this process translated what the dead workers left
+    assert rows_by_job(crashed) == rows_by_job(here)
