@@ -61,10 +61,11 @@ def read_units(size: int, *, consistent: bool) -> float:
 
 @dataclass
 class CapacityMeter:
-    """Units per category, for every request of the clients attached; `category(operation, table)` names it."""
+    """Units per category, for every request of the clients attached; `category(operation, table, key)` names it (the
+    key of the item, None for a Query or Scan page or for a request as a whole)."""
 
     shapes: Mapping[str, TableShape]
-    category: Callable[[str, str], str]
+    category: Callable[[str, str, Mapping[str, Any] | None], str]
     usage: dict[str, Usage] = field(default_factory=lambda: defaultdict(Usage))
     items: dict[str, dict[tuple[Any, ...], Item]] = field(default_factory=lambda: defaultdict(dict))
     stream_records: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -96,14 +97,23 @@ class CapacityMeter:
     def _key(self, table: str, item: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(_plain(item[name]) for name in self.shapes[table].keys)
 
-    def _add(self, operation: str, table: str, *, reads: float = 0.0, writes: float = 0.0, items: int = 0) -> None:
-        usage = self.usage[self.category(operation, table)]
+    def _add(
+        self,
+        operation: str,
+        table: str,
+        key: Mapping[str, Any] | None = None,
+        *,
+        reads: float = 0.0,
+        writes: float = 0.0,
+        items: int = 0,
+    ) -> None:
+        usage = self.usage[self.category(operation, table, key)]
         usage.read_units += reads
         usage.write_units += writes
         usage.items += items
 
     def _request(self, operation: str, table: str) -> None:
-        self.usage[self.category(operation, table)].requests += 1
+        self.usage[self.category(operation, table, None)].requests += 1
 
     def _stored(self, table: str, key_item: Mapping[str, Any]) -> Item | None:
         return self.items[table].get(self._key(table, key_item))
@@ -114,13 +124,14 @@ class CapacityMeter:
             return
         old = self._stored(table, key_item)
         size = max(item_size(new) if new else 0, item_size(old) if old else 0)
-        self._add(operation, table, writes=write_units(size, transactional=how.get("transactional", False)), items=1)
+        units = write_units(size, transactional=how.get("transactional", False))
+        self._add(operation, table, key_item, writes=units, items=1)
         if how.get("failed"):
             return
         shape = self.shapes[table]
         index_writes = sum(self._index_writes(index, shape.keys, old, new) for index in shape.indexes)
         if index_writes:
-            self._add(operation, f"{table}#indexes", writes=index_writes)
+            self._add(operation, f"{table}#indexes", key_item, writes=index_writes)
         if old != new:
             self.stream_records[table] += 1
         if new is None:
@@ -156,7 +167,9 @@ class CapacityMeter:
         if table not in self.shapes:
             return
         stored = self._stored(table, key_item)
-        self._add(operation, table, reads=read_units(item_size(stored) if stored else 0, consistent=consistent))
+        self._add(
+            operation, table, key_item, reads=read_units(item_size(stored) if stored else 0, consistent=consistent)
+        )
 
     # operations ------------------------------------------------------------------------------------------
     def _on_PutItem(self, params: dict[str, Any], parsed: dict[str, Any], failed: bool) -> None:

@@ -1,20 +1,30 @@
 """Cost per million events of the Lambda path, measured on the emulator (moto, in process).
 
-    python bench/cost_per_million.py [--events 20000] [--seed 7] [--aggregators 4] [--round-trip-ms 0]
+    python bench/cost_per_million.py [--events 20000] [--seed 7] [--aggregators 4] [--window-seconds 1]
+                                     [--round-trip-ms 0] [--baseline REV]
 
 A multi-account stream (`batchops simulate`: 3 accounts x 2 regions, with chaos: duplicates, reordering, late
 delivery) goes the central account's way: one SendMessage per event to the central queue (as EventBridge's SQS
-target sends them), ReceiveMessage 10 at a time into batches of 100 (as Lambda's SQS poller), the aggregator
+target sends them), ReceiveMessage 10 at a time into batches of up to 100 (as Lambda's SQS poller), the aggregator
 handler (`entrypoints.lambdas.handle_sqs_batch`) on `--aggregators` warm containers in turn (each with its own
-aggregate cache), DeleteMessageBatch, then the events table's stream in batches of 100 to the projector handler
-(`handle_stream_batch`). Every DynamoDB request of those handlers is metered by botocore hooks on their clients
-(bench/capacity_meter.py: AWS's rounding rules on the items' sizes; moto's ReturnConsumedCapacity is a constant),
-every SQS request by hooks on the bench's client, and each handler invocation is timed. The bill is those counts at
-the list prices below, per million events forwarded, with the arithmetic printed per phase.
+aggregate cache), DeleteMessageBatch, then the events table's new stream records in batches of up to 100 to the
+projector handler (`handle_stream_batch`). Every DynamoDB request of those handlers is metered by botocore hooks on
+their clients (bench/capacity_meter.py: AWS's rounding rules on the items' sizes; moto's ReturnConsumedCapacity is a
+constant), every SQS request by hooks on the bench's client, and each handler invocation is timed. The bill is those
+counts at the list prices below, per million events forwarded, with the arithmetic printed per phase.
 
-Lambda durations are the in-process times: they include moto's own work and none of AWS's network round trips;
-`--round-trip-ms` adds that many milliseconds per DynamoDB request to them (all sequential: an upper bound, since
-the handlers read and write up to 10 at a time). Everything stays in process: no traffic leaves the machine.
+It runs twice on the same events. In full batches, every batch holds 100 consecutive events: per-batch costs are as
+at the design load (1,000 events/s fill a batch in a fraction of a second), but a batch spans minutes of this small
+simulated Organization, so a job's events coalesce into one row write far more than they would in a busy one. In
+delivery windows, the events of each `--window-seconds` of event time are delivered, recorded and projected before the
+next window's: a job's events coalesce only within a window, as within the Lambdas' batching windows, but the batches
+are small. The design-load estimate takes the per-event lines from the windows and the per-batch lines (Lambda,
+counters, stream batch markers) from the full batches.
+
+Lambda durations are the in-process times: they include moto's own work and none of AWS's network round trips, and
+vary with the machine's load; `--round-trip-ms` adds that many milliseconds per DynamoDB request (all sequential: an
+upper bound, since the handlers read and write up to 10 at a time). `--baseline REV` measures the package as it was at
+a git revision first, on the same events, and prints both. Everything stays in process: no traffic leaves the machine.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +89,10 @@ class Run:
     sqs_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     invocations: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     dynamodb_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    batched: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # messages, stream records
+    received: list[int] = field(default_factory=list)  # bytes of each message received
     stage: str = "setup"
+    turn: int = 0  # the aggregator container whose turn it is
 
 
 def simulated_events(count: int, seed: int) -> list[dict[str, Any]]:
@@ -90,9 +104,11 @@ def simulated_events(count: int, seed: int) -> list[dict[str, Any]]:
 def meter_categories(run: Run) -> Any:
     """The category of a DynamoDB request: the stage that made it and what it did to which table."""
 
-    def category(operation: str, table: str) -> str:
+    def category(operation: str, table: str, key: Mapping[str, Any] | None) -> str:
         purpose = table.split("-", 1)[-1]
         writes = operation in WRITES
+        if key is not None and key.get("pk") == {"S": "projecting"}:
+            return f"{run.stage}: stream batch markers"
         if run.stage == "aggregator":
             if purpose == "events":
                 return "aggregator: event writes" if writes else "aggregator: aggregate loads"
@@ -104,7 +120,7 @@ def meter_categories(run: Run) -> Any:
                 "jobs": "projector: view writes, job items",
                 "jobs#indexes": "projector: view writes, job indexes (GSIs)",
                 "instances": "projector: view writes, instance items",
-            }.get(purpose, "projector: view writes, meta items (edges, environments, batch markers)")
+            }.get(purpose, "projector: view writes, meta items (edges, environments)")
         return f"{run.stage}: {purpose}"
 
     return category
@@ -122,10 +138,9 @@ def metered_sqs(client: Any, run: Run) -> None:
             for entry in params["Entries"]:
                 run.sqs_requests["SendMessage (EventBridge's target: one per event)"] += _chunks(entry["MessageBody"])
         elif model.name == "ReceiveMessage":
-            size = sum(len(m["Body"].encode()) for m in parsed.get("Messages", []))
-            run.sqs_requests["ReceiveMessage (Lambda's poller, 10 at a time)"] += max(1, math.ceil(size / CHUNK))
-        elif model.name == "DeleteMessageBatch":
-            run.sqs_requests["DeleteMessageBatch (Lambda, after each batch)"] += 1
+            # Billed as at the design load, where the poller's receives are full: 10 messages, or a chunk.
+            for message in parsed.get("Messages", []):
+                run.received.append(len(message["Body"].encode()))
 
     client.meta.events.register("before-parameter-build.sqs", remember)
     client.meta.events.register("after-call.sqs", after)
@@ -183,7 +198,6 @@ def run_aggregators(sqs: Any, queue_url: str, apps: list[BatchOpsApplication], r
     from batchops.local.pipeline import _lambda_sqs_event
 
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    turn = 0
     while True:
         messages: list[dict[str, Any]] = []
         while len(messages) < BATCH:
@@ -198,10 +212,11 @@ def run_aggregators(sqs: Any, queue_url: str, apps: list[BatchOpsApplication], r
         run.stage = "aggregator"
         started = time.perf_counter()
         with quiet():
-            response = handle_sqs_batch(apps[turn % len(apps)], _lambda_sqs_event(messages, queue_arn))
+            response = handle_sqs_batch(apps[run.turn % len(apps)], _lambda_sqs_event(messages, queue_arn))
         run.invocations["aggregator"].append(time.perf_counter() - started)
+        run.batched["aggregator"] += len(messages)
         run.stage = "sqs"
-        turn += 1
+        run.turn += 1
         if response["batchItemFailures"]:
             raise SystemExit(f"the aggregator failed messages: {response['batchItemFailures'][:3]}")
         for start in range(0, len(messages), 10):
@@ -210,20 +225,46 @@ def run_aggregators(sqs: Any, queue_url: str, apps: list[BatchOpsApplication], r
             sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
 
 
-def stream_records(streams: Any, stream_arn: str) -> list[dict[str, Any]]:
-    """Every record of the events table's stream, shard by shard."""
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = streams.get_records(ShardIterator=iterator, Limit=1000)
-            if not response["Records"]:
-                break
-            records.extend(response["Records"])
-            iterator = response.get("NextShardIterator")
-    return records
+class StreamTail:
+    """The events table's stream read on from where it was last read, shard by shard."""
+
+    def __init__(self, streams: Any, stream_arn: str) -> None:
+        self.streams = streams
+        self.arn = stream_arn
+        self.positions: dict[str, str] = {}
+
+    def new_records(self) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for shard in self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            where: dict[str, Any] = {"ShardIteratorType": "TRIM_HORIZON"}
+            if shard_id in self.positions:
+                where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.positions[shard_id]}
+            iterator = self.streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard_id, **where)["ShardIterator"]
+            while iterator:
+                response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                if not response["Records"]:
+                    break
+                records.extend(response["Records"])
+                self.positions[shard_id] = response["Records"][-1]["dynamodb"]["SequenceNumber"]
+                iterator = response.get("NextShardIterator")
+        return records
+
+
+def delivery_windows(events: list[dict[str, Any]], seconds: float) -> list[list[dict[str, Any]]]:
+    """The events in delivery order, cut where the latest envelope time so far enters a new window of `seconds`
+    (what the Lambdas' batching windows gather at once); 0: one window, every batch full."""
+    if seconds <= 0:
+        return [events]
+    windows: list[list[dict[str, Any]]] = []
+    latest, current = 0.0, -1
+    for event in events:
+        latest = max(latest, datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp())
+        if int(latest // seconds) != current:
+            current = int(latest // seconds)
+            windows.append([])
+        windows[-1].append(event)
+    return windows
 
 
 def run_projector(records: list[dict[str, Any]], app: BatchOpsApplication, run: Run) -> None:
@@ -234,13 +275,15 @@ def run_projector(records: list[dict[str, Any]], app: BatchOpsApplication, run: 
         with quiet():
             response = handle_stream_batch(app, {"Records": records[start : start + BATCH]})
         run.invocations["projector"].append(time.perf_counter() - started)
+        run.batched["projector"] += len(records[start : start + BATCH])
         run.stage = "stream"
         if response["batchItemFailures"]:
             raise SystemExit(f"the projector failed a stream batch: {response}")
 
 
-def measure(events: list[dict[str, Any]], aggregators: int) -> tuple[Run, CapacityMeter, int]:
-    """Run the path over the events in a fresh emulator; what it measured, and the number of job rows."""
+def measure(events: list[dict[str, Any]], aggregators: int, window: float) -> tuple[Run, CapacityMeter, int]:
+    """Run the path over the events in a fresh emulator, a delivery window at a time (`delivery_windows`): what it
+    measured, and the number of job rows."""
     run = Run()
     with mock_aws():
         plain = boto3.client("dynamodb", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
@@ -260,13 +303,14 @@ def measure(events: list[dict[str, Any]], aggregators: int) -> tuple[Run, Capaci
         sqs = boto3.client("sqs", region_name=REGION)
         metered_sqs(sqs, run)
         queue_url = sqs.create_queue(QueueName=f"{PREFIX}-central")["QueueUrl"]
-        forward(sqs, queue_url, events, run)
-        run_aggregators(sqs, queue_url, apps, run)
         streams = boto3.client(
             "dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
         )
-        arn = plain.describe_table(TableName=f"{PREFIX}-events")["Table"]["LatestStreamArn"]
-        run_projector(stream_records(streams, arn), projector, run)
+        tail = StreamTail(streams, plain.describe_table(TableName=f"{PREFIX}-events")["Table"]["LatestStreamArn"])
+        for delivered in delivery_windows(events, window):
+            forward(sqs, queue_url, delivered, run)
+            run_aggregators(sqs, queue_url, apps, run)
+            run_projector(tail.new_records(), projector, run)
         rows = sum(1 for _ in projector.views.jobs())
         for app in [*apps, projector]:
             app.close()
@@ -292,7 +336,8 @@ def lambda_line(bill: Bill, run: Run, function: str, round_trip: float) -> None:
     durations = run.invocations[function]
     if not durations:
         return
-    invocations = len(durations) * bill.per_million
+    # At the design load the batches are full (100); the seconds are those measured, small batches' overhead included.
+    invocations = math.ceil(run.batched[function] / BATCH) * bill.per_million
     seconds = (sum(durations) + run.dynamodb_requests[function] * round_trip) * bill.per_million
     dollars = invocations * PRICE_LAMBDA_REQUEST + seconds * LAMBDA_MEMORY_GB * PRICE_LAMBDA_GB_SECOND
     mean = seconds / invocations
@@ -330,6 +375,9 @@ def bill_of(run: Run, meter: CapacityMeter, round_trip: float) -> Bill:
     bill = Bill(1e6 / run.forwarded)
     chunks = run.eventbridge_chunks * bill.per_million
     bill.add("EventBridge cross-account delivery", f"{chunks:,.0f} 64 KB chunks x $1.00/M", chunks * PRICE_EVENTBRIDGE)
+    receives = sum(max(1, math.ceil(sum(run.received[i : i + 10]) / CHUNK)) for i in range(0, len(run.received), 10))
+    run.sqs_requests["ReceiveMessage (Lambda's poller, 10 at a time)"] = receives
+    run.sqs_requests["DeleteMessageBatch (Lambda, 10 at a time)"] = math.ceil(len(run.received) / 10)
     for name, count in run.sqs_requests.items():
         requests = count * bill.per_million
         bill.add(f"SQS {name}", f"{requests:,.0f} requests x $0.40/M", requests * PRICE_SQS)
@@ -342,21 +390,58 @@ def bill_of(run: Run, meter: CapacityMeter, round_trip: float) -> Bill:
     return bill
 
 
-def print_bill(title: str, bill: Bill, run: Run, meter: CapacityMeter, rows: int) -> None:
-    events = run.forwarded
-    writes = sum(u.write_units for n, u in meter.usage.items() if n.startswith("projector:"))
-    reads = sum(u.read_units for n, u in meter.usage.items() if n.startswith("projector:"))
-    exported = sum(meter.stream_records[t] for t in meter.stream_records if not t.endswith("-events"))
-    print(f"\n== {title}: {events:,} events forwarded, {rows:,} job rows ==")
-    print(f"view writes {writes / events:.2f} WRU/event, projector reads {reads / events:.2f} RRU/event,"
-          f" {exported / events:.2f} view stream records/event (the export's input)")  # fmt: skip
+def print_bill(
+    title: str, bill: Bill, run: Run | None = None, meter: CapacityMeter | None = None, rows: int = 0
+) -> None:
+    print(f"\n== {title} ==")
+    if run is not None and meter is not None:
+        events = run.forwarded
+        writes = sum(u.write_units for n, u in meter.usage.items() if n.startswith("projector:"))
+        reads = sum(u.read_units for n, u in meter.usage.items() if n.startswith("projector:"))
+        exported = sum(meter.stream_records[t] for t in meter.stream_records if not t.endswith("-events"))
+        print(f"{events:,} events forwarded, {rows:,} job rows; view writes {writes / events:.2f} WRU/event, projector"
+              f" reads {reads / events:.2f} RRU/event, {exported / events:.2f} view stream records/event (the"
+              " export's input)")  # fmt: skip
     for item, arithmetic, dollars in bill.lines:
-        print(f"{item:<68} {dollars:8.3f}  {arithmetic}")
-    print(f"{'Total, $ per million events (with the first month of storage)':<68} {bill.total():8.3f}")
+        print(f"{item:<72} {dollars:8.3f}  {arithmetic}")
+    storage = sum(dollars for item, _, dollars in bill.lines if "storage" in item)
+    print(f"{'Total, $ per million events, with the first month of storage':<72} {bill.total():8.3f}")
+    print(f"{'          without storage':<72} {bill.total() - storage:8.3f}")
 
 
-def baseline(revision: str, events: list[dict[str, Any]], args: argparse.Namespace) -> list[list[Any]]:
-    """The bill of the same events with the package as it was at `revision` (`git archive` of shared/ into a
+PER_BATCH = ("Lambda", "counters", "stream batch markers")
+"""Lines whose cost is per batch, not per event: at the design load the batches are full, as in the full-batch run."""
+
+
+def design_load(full: Bill, windowed: Bill) -> Bill:
+    """What a busy Organization pays: per-event lines as the windowed run measured them (a job's events coalesce only
+    within a batching window), per-batch lines as the full-batch run did (batches fill at 1,000 events/s)."""
+    per_batch = {line[0]: line for line in full.lines if any(word in line[0] for word in PER_BATCH)}
+    bill = Bill(windowed.per_million)
+    for line in windowed.lines:
+        bill.add(*per_batch.get(line[0], line))
+    return bill
+
+
+def measured_bills(events: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Bill]:
+    """The path run twice on the same events, in full batches and in delivery windows; the bills and the design-load
+    estimate made of both."""
+    bills = {}
+    for mode, window in (("full batches", 0.0), (f"{args.window_seconds:g}-s delivery windows", args.window_seconds)):
+        started = time.perf_counter()
+        run, meter, rows = measure(events, args.aggregators, window)
+        bills[mode] = bill_of(run, meter, args.round_trip_ms / 1000)
+        print_bill(f"{args.label}, {mode}", bills[mode], run, meter, rows)
+        print(f"({time.perf_counter() - started:.0f} s)")
+    full, windowed = bills.values()
+    bills["design load"] = design_load(full, windowed)
+    print_bill(f"{args.label}, design load (per-event lines from the windows, per-batch lines from full batches)",
+               bills["design load"])  # fmt: skip
+    return bills
+
+
+def baseline(revision: str, events: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, list[list[Any]]]:
+    """The bills of the same events with the package as it was at `revision` (`git archive` of shared/ into a
     temporary directory, put first on the path of a second run of this bench)."""
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="cost-baseline-") as tmp:
@@ -366,19 +451,21 @@ def baseline(revision: str, events: list[dict[str, Any]], args: argparse.Namespa
         (Path(tmp) / "events.json").write_bytes(orjson.dumps(events))
         command = [sys.executable, __file__, "--events-file", str(Path(tmp) / "events.json"),
                    "--aggregators", str(args.aggregators), "--round-trip-ms", str(args.round_trip_ms),
+                   "--window-seconds", str(args.window_seconds),
                    "--label", f"at {revision}", "--json", str(Path(tmp) / "bill.json")]  # fmt: skip
         environment = {**os.environ, "PYTHONPATH": str(Path(tmp) / "shared")}
         subprocess.run(command, check=True, env=environment)
-        lines: list[list[Any]] = orjson.loads((Path(tmp) / "bill.json").read_bytes())
-        return lines
+        bills: dict[str, list[list[Any]]] = orjson.loads((Path(tmp) / "bill.json").read_bytes())
+        return bills
 
 
-def print_comparison(before: list[list[Any]], after: Bill, revision: str) -> None:
-    old = {item: dollars for item, _, dollars in before}
-    print(f"\n== $ per million events: at {revision} -> as built ==")
-    for item, _, dollars in after.lines:
-        print(f"{item:<68} {old.get(item, 0.0):8.3f} -> {dollars:8.3f}")
-    print(f"{'Total':<68} {sum(old.values()):8.3f} -> {after.total():8.3f}")
+def print_comparison(before: dict[str, list[list[Any]]], after: dict[str, Bill], revision: str) -> None:
+    for mode, bill in after.items():
+        old = {item: dollars for item, _, dollars in before[mode]}
+        print(f"\n== $ per million events, {mode}: at {revision} -> as built ==")
+        for item, _, dollars in bill.lines:
+            print(f"{item:<72} {old.get(item, 0.0):8.3f} -> {dollars:8.3f}")
+        print(f"{'Total':<72} {sum(old.values()):8.3f} -> {bill.total():8.3f}")
 
 
 def main() -> None:
@@ -387,13 +474,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--aggregators", type=int, default=4, help="warm aggregator containers, batches in turn")
     parser.add_argument("--round-trip-ms", type=float, default=0.0, help="added to the Lambdas per DynamoDB request")
+    parser.add_argument("--window-seconds", type=float, default=1.0, help="the delivery window of the second run")
     parser.add_argument("--baseline", metavar="REV", help="also measure the package at this git revision, first")
     parser.add_argument("--events-file", help=argparse.SUPPRESS)  # the baseline's run: the same events
     parser.add_argument("--label", default="as built", help=argparse.SUPPRESS)
-    parser.add_argument("--json", help=argparse.SUPPRESS)  # the baseline's run: where its bill goes
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # the baseline's run: where its bills go
     args = parser.parse_args()
-    if not 1_000 <= args.events <= 60_000 or not 1 <= args.aggregators <= 24:
-        parser.error("--events 1,000..60,000 and --aggregators 1..24 (moto keeps every item in memory)")
+    if not 1_000 <= args.events <= 60_000 or not 1 <= args.aggregators <= 24 or args.window_seconds <= 0:
+        parser.error(
+            "--events 1,000..60,000, --aggregators 1..24 (moto keeps every item in memory), --window-seconds > 0"
+        )
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         os.environ.setdefault(name, value)
     os.environ["BATCHOPS_CREATE_TABLES"] = "1"
@@ -404,15 +494,11 @@ def main() -> None:
     else:
         events = simulated_events(args.events, args.seed)
     before = baseline(args.baseline, events, args) if args.baseline else None
-    started = time.perf_counter()
-    run, meter, rows = measure(events, args.aggregators)
-    bill = bill_of(run, meter, args.round_trip_ms / 1000)
-    print_bill(args.label, bill, run, meter, rows)
-    print(f"({time.perf_counter() - started:.0f} s)")
+    bills = measured_bills(events, args)
     if args.json:
-        Path(args.json).write_bytes(orjson.dumps(bill.lines))
+        Path(args.json).write_bytes(orjson.dumps({mode: bill.lines for mode, bill in bills.items()}))
     if before is not None:
-        print_comparison(before, bill, args.baseline)
+        print_comparison(before, bills, args.baseline)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def _metered_table(client: Any, name: str, *, sort_key: bool) -> CapacityMeter:
             }
         ],
     )
-    meter = CapacityMeter({name: table_shape(client.describe_table(TableName=name)["Table"])}, lambda o, t: f"{o} {t}")
+    meter = CapacityMeter(
+        {name: table_shape(client.describe_table(TableName=name)["Table"])}, lambda o, t, _: f"{o} {t}"
+    )
     meter.attach(client)
     return meter
 
