@@ -109,6 +109,8 @@ def meter_categories(run: Run) -> Any:
         writes = operation in WRITES
         if key is not None and key.get("pk") == {"S": "projecting"}:
             return f"{run.stage}: stream batch markers"
+        if key is not None and key.get("pk") == {"S": "generation"}:
+            return f"{run.stage}: generation pointer reads"
         if run.stage == "aggregator":
             if purpose == "events":
                 return "aggregator: event writes" if writes else "aggregator: aggregate loads"
@@ -409,7 +411,7 @@ def print_bill(
     print(f"{'          without storage':<72} {bill.total() - storage:8.3f}")
 
 
-PER_BATCH = ("Lambda", "counters", "stream batch markers")
+PER_BATCH = ("Lambda", "counters", "stream batch markers", "generation pointer")
 """Lines whose cost is per batch, not per event: at the design load the batches are full, as in the full-batch run."""
 
 
