@@ -253,6 +253,7 @@ def measure_order(events: Path, folder: Path, total: int, repeat: int, order: st
     summary, stored = rounds[0][1], rounds[0][2]
     print(
         f"{order}: {summary['new']:,} new, {summary['duplicates']:,} duplicates, {summary['rejected']:,} rejected;"
+        f" {summary.get('time_ordered', 0):,} sorted by event time first;"
         f" {stored:,} stored events replayed; half stream ingested in {half_seconds:.1f} s"
     )
     if repeat > 1:

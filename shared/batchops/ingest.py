@@ -263,6 +263,7 @@ class Ingestor:
                     elif self._add(result) and spill is None and self._out_of_order():
                         spill = TimeOrderSpill()
                         order.waive()  # sorted here: the translation may take any order
+                        self._project()  # the folds held for the views (of nearly every aggregate) go now
             except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
                 self._record_rest(spill)
                 raise
@@ -289,6 +290,10 @@ class Ingestor:
         self._flush()
         return True
 
+    def _project(self) -> None:
+        self.app.project_saved()
+        self._unprojected = 0
+
     def _out_of_order(self) -> bool:
         """True when the batch just recorded read back from the store (out of the cache) so many of its aggregates
         that the rest of the input is better put back in time order first (`batchops.time_order`)."""
@@ -313,8 +318,7 @@ class Ingestor:
                 summary.count_reason(result.reason)
         self._unprojected += outcome.new + outcome.duplicates
         if self._unprojected >= self.project_every:
-            self.app.project_saved()
-            self._unprojected = 0
+            self._project()
         if self.on_points is not None:
             self.on_points(list(outcome.points))
         if self.on_progress is not None:
