@@ -84,6 +84,12 @@ def _view_parsers(commands: Any) -> None:
     jobs.add_argument("--compute-environment", action="append", default=[], help="compute environment (repeatable)")
     jobs.add_argument("--limit", type=int, help="at most this many rows")
     jobs.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    jobs.add_argument(
+        "--waiting", action="store_true", help="jobs not yet running (SUBMITTED to STARTING), the oldest wait first"
+    )
+    jobs.add_argument(
+        "--older-than", metavar="DURATION", help="with --waiting: waiting at least this long (30m, 2h, 1d)"
+    )
 
     job = commands.add_parser("job", help="drill down into one job: timeline, attempts, instance, logs")
     _store_option(job, top=False)
@@ -308,6 +314,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     for status in args.status:
         if status not in STATUSES:
             raise UsageError(f"unknown status {status!r}: choose from {', '.join(STATUSES)}")
+    if args.waiting or args.older_than is not None:
+        return _waiting_jobs(args)
     app = _open(args)
     query = JobFilter(
         accounts=tuple(args.account),
@@ -320,6 +328,36 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     fields = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
     _emit(app.views.jobs(query), fields, args.format, "jobs", limited=args.limit is not None)
     return 0
+
+
+def _waiting_jobs(args: argparse.Namespace) -> int:
+    """`batchops jobs --waiting [--older-than DURATION]`"""
+    from batchops.waiting import WAITING_FIELDS, WAITING_STATUSES, DurationError, parse_duration, waiting_jobs
+
+    try:
+        older_than = parse_duration(args.older_than) if args.older_than is not None else 0.0
+    except DurationError as error:
+        raise UsageError(str(error)) from None
+    not_waiting = [s for s in args.status if s not in WAITING_STATUSES]
+    if not_waiting:
+        raise UsageError(f"--waiting lists {', '.join(WAITING_STATUSES)} jobs, not {', '.join(not_waiting)}")
+    app = _open(args)
+    query = JobFilter(
+        accounts=tuple(args.account),
+        regions=tuple(args.region),
+        statuses=tuple(args.status) or WAITING_STATUSES,
+        queues=tuple(args.queue),
+        compute_environments=tuple(args.compute_environment),
+    )
+    rows = waiting_jobs(app.views.jobs(query), _now_ms(), older_than)
+    if args.limit is not None:
+        rows = rows[: args.limit]
+    _emit(iter(rows), WAITING_FIELDS, args.format, "waiting jobs", limited=args.limit is not None)
+    return 0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def cmd_job(args: argparse.Namespace) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import sys
+import time
 from collections import Counter, defaultdict
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +15,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from batchops.views import ViewStore
+from batchops.views import JobFilter, ViewStore
+from batchops.waiting import WAITING_STATUSES, waiting_jobs, waits_by_queue
 
 _TABLE_COLUMNS = {
     "jobs": (
@@ -170,8 +173,8 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def store_summary(views: ViewStore) -> dict[str, Any]:
-    """The figures a user wants first, computed from the views."""
+def store_summary(views: ViewStore, now_ms: int | None = None) -> dict[str, Any]:
+    """The figures a user wants first, computed from the views; waits are measured to `now_ms` (default now)."""
     per_account: dict[str, Counter[str]] = defaultdict(Counter)
     queue_times: dict[str, list[float]] = defaultdict(list)
     failures: Counter[str] = Counter()
@@ -186,6 +189,9 @@ def store_summary(views: ViewStore) -> dict[str, Any]:
             queue_times[f"{job['account_id']}/{job['region']}/{job['queue']}"].append(job["queue_seconds"])
         if job["failure_kind"]:
             failures[job["failure_kind"]] += 1
+    waiting = waiting_jobs(
+        views.jobs(JobFilter(statuses=WAITING_STATUSES)), int(time.time() * 1000) if now_ms is None else now_ms
+    )
     spot: Counter[str] = Counter()
     instances = 0
     for instance in views.instances():
@@ -205,6 +211,11 @@ def store_summary(views: ViewStore) -> dict[str, Any]:
             for q, v in sorted(queue_times.items())
         },
         "failures_by_kind": dict(failures.most_common()),
+        "waiting": {
+            "jobs": len(waiting),
+            "oldest": waiting[0] if waiting else None,
+            "by_queue": [dataclasses.asdict(q) for q in waits_by_queue(waiting)],
+        },
         "spot_interruptions": dict(spot.most_common()),
         "pipeline": {
             "ingested": sum(c.ingested for c in counters),
@@ -228,6 +239,7 @@ def print_summary(views: ViewStore, store: str, *, as_json: bool = False) -> Non
         f"{len(figures['accounts'])} accounts, {figures['account_regions']} account-regions"
     )
     print_job_figures(console, figures)
+    print_waiting(console, figures["waiting"])
     spot = ", ".join(f"{k}: {v}" for k, v in list(figures["spot_interruptions"].items())[:8]) or "none"
     console.print(f"spot interruptions (AZ, instance type): {spot}")
     p = figures["pipeline"]
@@ -255,3 +267,41 @@ def print_job_figures(console: Console, figures: dict[str, Any], *, title: str =
     console.print(queues)
     failures = ", ".join(f"{k} {v:,}" for k, v in figures["failures_by_kind"].items()) or "none"
     console.print(f"failures by kind: {failures}")
+
+
+def print_waiting(console: Console, waiting: dict[str, Any]) -> None:
+    """The oldest waiting job and the jobs waiting per queue, from `store_summary`."""
+    oldest = waiting["oldest"]
+    if oldest is None:
+        console.print("waiting jobs: none")
+        return
+    reason = f": {oldest['reason']}" if oldest["reason"] else ""
+    console.print(
+        f"waiting jobs: {waiting['jobs']:,}; the oldest, {oldest['job_id']} ({oldest['account_id']}/{oldest['region']}/"
+        f"{oldest['queue']}), {oldest['status']} for {_duration(oldest['waiting_seconds'])}{reason}"
+    )
+    queues = Table(title="waiting per queue (see them with: batchops jobs --waiting)")
+    for column in ("account/region/queue", "waiting", "oldest"):
+        queues.add_column(column, justify="left" if column == "account/region/queue" else "right")
+    for q in waiting["by_queue"][:QUEUES_SHOWN]:
+        queues.add_row(
+            f"{q['account_id']}/{q['region']}/{q['queue']}", f"{q['waiting']:,}", _duration(q["oldest_seconds"])
+        )
+    console.print(queues)
+
+
+QUEUES_SHOWN = 10
+"""Queues the summary's waiting table shows, longest wait first (`--format json` has them all)."""
+
+
+def _duration(seconds: float) -> str:
+    """`3d 4h`, `2h 5m`, `4m 10s` or `12s`: the two largest units."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"

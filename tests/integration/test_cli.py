@@ -400,3 +400,38 @@ def test_the_readme_lists_every_environment_variable_batchops_reads() -> None:
     sources = Path(__file__).resolve().parents[2] / "shared" / "batchops"
     read = {m for f in sources.rglob("*.py") for m in re.findall(r"\bBATCHOPS_[A-Z_]+", f.read_text())}
     assert read <= set(ENVIRONMENT) | {"BATCHOPS_"}, read - set(ENVIRONMENT)
+
+
+def test_waiting_jobs_oldest_first_with_their_reason_and_in_the_summary(tmp_path: Path) -> None:
+    store, stream = tmp_path / "b.db", tmp_path / "events.jsonl"
+    run(["simulate", "--accounts", "2", "--regions", "1", "--jobs", "300", "--seed", "3", "--out", str(stream)], store)
+    run(["ingest", str(stream)], store)
+    every = json.loads(run(["jobs", "--format", "json"], store).stdout)
+    expected = {j["job_id"] for j in every if j["status"] in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")}
+    assert expected  # the simulated workload leaves some jobs waiting
+
+    waiting = json.loads(run(["jobs", "--waiting", "--format", "json"], store).stdout)
+    assert {w["job_id"] for w in waiting} == expected
+    ages = [w["waiting_seconds"] for w in waiting]
+    assert ages == sorted(ages, reverse=True) and ages[-1] > 0
+    assert all(w["reason"] for w in waiting)  # a blocked queue or the job's own status reason
+    oldest_age = ages[0]
+    assert (
+        json.loads(run(["jobs", "--older-than", f"{oldest_age + 3600:.0f}s", "--format", "json"], store).stdout) == []
+    )
+    # A threshold in the middle of the widest gap between two waits: the runs' clocks differ by far less.
+    gap = max(range(len(ages) - 1), key=lambda i: ages[i] - ages[i + 1])
+    assert ages[gap] - ages[gap + 1] > 10
+    threshold = f"{(ages[gap] + ages[gap + 1]) / 2:.0f}s"
+    older = json.loads(run(["jobs", "--older-than", threshold, "--format", "json"], store).stdout)
+    assert [w["job_id"] for w in older] == [w["job_id"] for w in waiting[: gap + 1]]
+
+    summary = json.loads(run(["summary", "--format", "json"], store).stdout)["waiting"]
+    assert summary["jobs"] == len(waiting) and summary["oldest"]["job_id"] == waiting[0]["job_id"]
+    assert sum(q["waiting"] for q in summary["by_queue"]) == len(waiting)
+    assert "waiting jobs: " in run(["summary"], store).stdout
+
+    bad = run(["jobs", "--waiting", "--status", "RUNNING"], store, check=False)
+    assert bad.returncode == 2 and "not RUNNING" in bad.stderr
+    bad = run(["jobs", "--older-than", "soon"], store, check=False)
+    assert bad.returncode == 2 and "give a number with s, m, h or d" in bad.stderr

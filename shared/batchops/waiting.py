@@ -1,0 +1,101 @@
+"""Waiting jobs: those not yet running (SUBMITTED, PENDING, RUNNABLE, STARTING), how long they have waited, and why.
+
+A wait's age cannot come from events alone: AWS Batch sends nothing while a job sits RUNNABLE. It is the time from
+the job's entry into its current state (from the projection) to a moment the caller gives (now, on the CLI).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from batchops.times import parse_instant
+
+WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
+"""The states of a job that has not started running."""
+WAITING_FIELDS = (
+    "account_id",
+    "region",
+    "job_id",
+    "job_name",
+    "queue",
+    "compute_environment",
+    "status",
+    "waiting_since",
+    "waiting_seconds",
+    "reason",
+)
+"""The columns of `batchops jobs --waiting`, oldest wait first."""
+_SINCE = {"STARTING": "starting_at", "RUNNABLE": "runnable_at"}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class DurationError(ValueError):
+    """A duration batchops cannot read."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `30m`, `2h` or `1d`."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise DurationError(f"cannot read duration {text!r}: give a number with s, m, h or d (e.g. 30m)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+@dataclass(frozen=True)
+class QueueWait:
+    """Jobs waiting in one queue of one account and region, and the oldest wait."""
+
+    account_id: str
+    region: str
+    queue: str
+    waiting: int
+    oldest_seconds: float
+    oldest_job_id: str
+
+
+def waiting_since(job: dict[str, Any]) -> str | None:
+    """When the job entered the state it waits in: RUNNABLE and STARTING have their own times, an earlier state
+    the job's creation (else the last event seen of it)."""
+    since: str | None = job.get(_SINCE.get(job.get("status") or "", ""))
+    return since or job.get("created_at") or job.get("last_event_time")
+
+
+def waiting_jobs(jobs: Iterable[dict[str, Any]], now_ms: int, older_than_seconds: float = 0) -> list[dict[str, Any]]:
+    """The jobs of `jobs` that have waited at least `older_than_seconds` at `now_ms`, oldest wait first, with the
+    columns of `WAITING_FIELDS` (the reason: the queue's blocked reason, else the job's status reason)."""
+    rows: list[tuple[float, dict[str, Any]]] = []
+    for job in jobs:
+        if job.get("status") not in WAITING_STATUSES:
+            continue
+        since = waiting_since(job)
+        if since is None:
+            continue
+        seconds = max(0.0, (now_ms - parse_instant(since)) / 1000)
+        if seconds < older_than_seconds:
+            continue
+        row = {name: job.get(name) for name in WAITING_FIELDS}
+        row.update(waiting_since=since, waiting_seconds=round(seconds, 3))
+        row["reason"] = job.get("blocked_reason") or job.get("status_reason")
+        rows.append((seconds, row))
+    rows.sort(key=lambda r: (-r[0], r[1]["account_id"], r[1]["region"], r[1]["job_id"]))
+    return [row for _, row in rows]
+
+
+def waits_by_queue(waiting: Iterable[dict[str, Any]]) -> list[QueueWait]:
+    """Per account, region and queue: jobs waiting and the oldest wait (`waiting` as `waiting_jobs` gives it), the
+    longest-waiting queue first."""
+    queues: dict[tuple[str, str, str], QueueWait] = {}
+    for row in waiting:
+        key = (row["account_id"], row["region"], row["queue"] or "unknown")
+        was = queues.get(key)
+        if was is None:
+            queues[key] = QueueWait(*key, 1, row["waiting_seconds"], row["job_id"])
+        elif row["waiting_seconds"] > was.oldest_seconds:
+            queues[key] = QueueWait(*key, was.waiting + 1, row["waiting_seconds"], row["job_id"])
+        else:
+            queues[key] = QueueWait(*key, was.waiting + 1, was.oldest_seconds, was.oldest_job_id)
+    return sorted(queues.values(), key=lambda q: (-q.oldest_seconds, q.account_id, q.region, q.queue))
