@@ -19,7 +19,7 @@ from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
 from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.adapters.dynamodb.views import view_table_definitions
-from batchops.adapters.firehose_export import MAX_BATCH_RECORDS, TTL_PRINCIPAL, FirehoseExporter
+from batchops.adapters.firehose_export import MAX_BATCH_RECORDS, TTL_PRINCIPAL, ExportOutcome, FirehoseExporter
 from batchops.application import BatchOpsApplication
 from batchops.athena_tables import COLUMNS, OPEN_DT, TABLES, UNIQUE_KEYS
 from batchops.bootstrap import Settings, build_application
@@ -344,3 +344,19 @@ def test_the_dashboards_athena_sql_returns_rows_over_the_tables(central: BatchOp
             returned[f"{uid} {where}"] = len(rows)
     assert all(count > 0 for name, count in returned.items() if name.startswith("batch-jobs")), returned
     assert sum(1 for count in returned.values() if count) >= len(returned) * 0.8, returned
+
+
+def test_put_record_batch_takes_at_most_500_records_and_4_mib_a_call(aws: None) -> None:
+    exporter, sink = make_exporter()
+    small = [{"Data": json.dumps({"_table": "jobs", "_op": "update", "n": i}).encode()} for i in range(1200)]
+    big = [
+        {"Data": json.dumps({"_table": "jobs", "_op": "update", "pad": "x" * 900_000, "n": i}).encode()}
+        for i in range(5)
+    ]
+    exporter.send(small, ExportOutcome())
+    assert [len(c["Records"]) for c in sink.calls] == [500, 500, 200]
+    sink.calls.clear()
+    outcome = ExportOutcome()
+    exporter.send(big, outcome)
+    assert [len(c["Records"]) for c in sink.calls] == [4, 1] and outcome.calls == 2  # 5 x 900 KB > 4 MiB
+    assert [json.loads(r["Data"])["n"] for c in sink.calls for r in c["Records"]] == list(range(5))
