@@ -80,7 +80,11 @@ def test_the_firehose_stream_applies_updates_and_deletes_by_the_tables_unique_ke
     assert destination["CatalogConfiguration"]["CatalogArn"]["Fn::Sub"].endswith(":catalog")
     assert destination["S3Configuration"]["ErrorOutputPrefix"] == "iceberg-errors/"
     assert destination["S3Configuration"]["BucketARN"] == {"Fn::GetAtt": ["ProjectionsBucket", "Arn"]}
-    assert destination["BufferingHints"] == {"IntervalInSeconds": {"Ref": "ExportBatchingWindowSeconds"}}
+    # Firehose takes both hints or neither
+    assert destination["BufferingHints"] == {
+        "IntervalInSeconds": {"Ref": "ExportBatchingWindowSeconds"},
+        "SizeInMBs": 128,
+    }
     assert "AppendOnly" not in destination  # updates and deletes
     tables = {t["DestinationTableName"]: t for t in destination["DestinationTableConfigurationList"]}
     assert set(tables) == set(TABLES)
