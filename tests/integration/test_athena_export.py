@@ -279,9 +279,14 @@ def test_a_job_expired_by_ttl_is_deleted_from_every_table(central: BatchOpsAppli
     job_id = item["job_id"]["S"]
     client("dynamodb").delete_item(TableName=f"{PREFIX}-jobs", Key={"pk": item["pk"]})
     [removed] = [r for r in streams.read("jobs") if r["eventName"] == "REMOVE"]
+    reads: list[str] = []
+    exporter.views.client.meta.events.register(
+        "before-parameter-build.dynamodb.GetItem", lambda params, **_: reads.append(params["TableName"])
+    )
     assert handle_export_batch(exporter, {"Records": [dict(removed, userIdentity=TTL_PRINCIPAL)]}) == {
         "batchItemFailures": []
     }
+    assert f"{PREFIX}-jobs" not in reads  # expired: nothing to look up, its rows go
     tables = tables_of(sink)
     for table in ("jobs", "job_events", "job_attempts"):
         assert all(r["job_id"] != job_id for r in tables.rows(table)), table
