@@ -43,7 +43,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy --strict deploy.py bench/ingest.py bench/dynamodb_flush.py bench/aggregator_reads.py
+	$(BIN)/mypy --strict deploy.py bench/ingest.py bench/dynamodb_flush.py bench/aggregator_reads.py bench/cost_per_million.py bench/capacity_meter.py
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n 2 --durations=10 tests
