@@ -5,6 +5,7 @@ the ingesting process translates the rest itself."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import multiprocessing as mp
@@ -120,6 +121,17 @@ def _worker(
     results.put(None)
 
 
+def _standby(path: str, handed: Any, results: Any, compressed: bool, sizes: tuple[int, int]) -> None:
+    """A second translating process, forked at the start while the ingesting process is small (forked later, it
+    would start with the ingest's memory as its own): it waits for the part the first worker hands over, or None."""
+    _settle_in()
+    part = handed.recv()
+    handed.close()
+    if part is not None:
+        offset, number = part
+        _worker(path, (offset, None, number), results, compressed, sizes, None)
+
+
 @dataclass
 class _Part:
     """A worker translating one part of the file, and how far its results have come."""
@@ -157,6 +169,45 @@ class _FileTranslation:
         # Compressed data cannot be entered in the middle: such a file stays with one process.
         self.split = self.context.Event() if order is not None and not compressed else None
         self.parts: list[_Part] = []
+        self.standby: tuple[Any, Any, Any] | None = None  # process, its results, the end that hands it a part
+
+    def start_standby(self, offset: int) -> None:
+        """Where the file's rest from `offset` may be split, start the second worker now, waiting (see `_standby`)."""
+        if self.split is None or Path(self.path).stat().st_size - offset < self.sizes[1]:
+            return
+        results = self.context.Queue(maxsize=PARALLEL_DEPTH)
+        _widen_pipe(results)
+        receiving, handing = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_standby,
+            args=(self.path, receiving, results, self.compressed, self.sizes),
+            name="batchops-translate",
+            daemon=True,
+        )
+        process.start()
+        receiving.close()  # the standby has its own
+        self.standby = (process, results, handing)
+
+    def hand_over(self, offset: int, number: int) -> None:
+        """Give the standby worker the file's rest from `offset` (line `number`) to its end."""
+        if self.standby is None:  # not started (a thread around): a worker of its own
+            self.start(offset, None, number)
+            return
+        process, results, handing = self.standby
+        self.standby = None
+        handing.send((offset, number))
+        handing.close()
+        self.parts.append(_Part(process, results, offset, number))
+
+    def dismiss_standby(self) -> None:
+        """End a standby worker that was never handed a part."""
+        if self.standby is not None:
+            process, results, handing = self.standby
+            self.standby = None
+            with contextlib.suppress(OSError):
+                handing.send(None)
+            handing.close()
+            self.stop(_Part(process, results, 0, 0))
 
     def start(self, offset: int, end: int | None, number: int) -> None:
         """A worker for the file from `offset` (line `number`) to `end`."""
@@ -187,7 +238,7 @@ class _FileTranslation:
                 self.stop(part)
             elif isinstance(item[0], str):  # ("split", offset, number): its part ends there, a second one starts
                 part.end = item[1]
-                self.start(item[1], None, item[2])
+                self.hand_over(item[1], item[2])
             else:
                 part.offset, part.number, data = item
                 yield data
@@ -221,9 +272,11 @@ def translate_in_worker(
     translating = _FileTranslation(stream, compressed, sizes, order)
     try:
         translating.start(stream.tell(), None, number)
+        translating.start_standby(stream.tell())
         for data in translating.results():
             yield from translation.from_wire(data)
     finally:
+        translating.dismiss_standby()
         for part in translating.parts:
             if part.worker is not None:
                 translating.stop(part)
