@@ -32,6 +32,10 @@ class _Unprojected:
     ids: list[int] = field(default_factory=list)
     by_kind: FoldsByKind = field(default_factory=lambda: FoldsByKind({}, {}, {}))
 
+    def aggregates(self) -> int:
+        """How many aggregates' folds are held."""
+        return len(self.by_kind.jobs) + len(self.by_kind.instances) + len(self.by_kind.environments)
+
     def add(self, ids: list[int], aggregates: Sequence[Aggregate]) -> None:
         """Add one save's notification ids and the aggregates saved."""
         self.ids.extend(ids)
@@ -77,8 +81,10 @@ class LogFedProjection(ProjectionFeed):
         self._unprojected = _Unprojected()
 
     def saved(self, ids: list[int], aggregates: Sequence[Aggregate], events: Sequence[Any]) -> None:
-        """Hold the save's folds for `project_saved`."""
+        """Hold the save's folds for `project_saved`; past `Tuning.folds_held_max` aggregates, project them now."""
         self._unprojected.add(ids, aggregates)
+        if self._unprojected.aggregates() >= self.tuning.folds_held_max:
+            self.project_saved()
 
     def forget(self) -> None:
         """Drop the folds held: they may include what a failed save did not store."""

@@ -30,14 +30,17 @@ def _project(
     project_every: int = 20_000,
     queued_rows: int | None = None,
     time_order_from: float | None = None,
+    folds_held: int | None = None,
 ) -> tuple[dict, list, Counter]:
     """Ingest into a fresh store (the views updated every `project_every` events, their sessions writing every
-    `queued_rows` job rows, the rest of the input put back in time order once a batch reads back this share of its
-    aggregates from the store); return job rows, instance rows and the metric totals."""
+    `queued_rows` job rows, and as soon as they hold `folds_held` aggregates; the rest of the input put back in time
+    order once a batch reads back this share of its aggregates from the store); return job rows, instance rows and the
+    metric totals."""
     points: list[MetricPoint] = []
     tuning = Tuning(
         job_rows_queued=queued_rows or DEFAULT_TUNING.job_rows_queued,
         time_order_reread_share=DEFAULT_TUNING.time_order_reread_share if time_order_from is None else time_order_from,
+        folds_held_max=folds_held or DEFAULT_TUNING.folds_held_max,
     )
     with tempfile.TemporaryDirectory() as folder:
         app = build_application(Settings.from_environment(store=f"sqlite:///{Path(folder) / 'p.db'}"), tuning=tuning)
@@ -83,6 +86,7 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
     project_every = data.draw(st.sampled_from([1, 20, 20_000]), label="views updated every")
     queued_rows = data.draw(st.sampled_from([1, 3, None]), label="job rows written every")
     time_order_from = data.draw(st.sampled_from([0.0, 2.0, None]), label="rest put in time order (0: always, 2: never)")
+    folds_held = data.draw(st.sampled_from([2, None]), label="views updated once they hold this many aggregates")
     delivered = [events[i] for i in order] + [events[i] for i in repeats]
     got_jobs, got_instances, got_totals = _project(
         delivered,
@@ -90,6 +94,7 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
         project_every=project_every,
         queued_rows=queued_rows,
         time_order_from=time_order_from,
+        folds_held=folds_held,
     )
     assert got_jobs == jobs
     assert got_instances == instances
