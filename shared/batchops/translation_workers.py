@@ -172,8 +172,10 @@ class _FileTranslation:
         self.standby: tuple[Any, Any, Any] | None = None  # process, its results, the end that hands it a part
 
     def start_standby(self, offset: int) -> None:
-        """Where the file's rest from `offset` may be split, start the second worker now, waiting (see `_standby`)."""
+        """Where the file's rest from `offset` may be split, start the second worker now, waiting (see `_standby`);
+        elsewhere the first worker is never asked to split."""
         if self.split is None or Path(self.path).stat().st_size - offset < self.sizes[1]:
+            self.split = None
             return
         results = self.context.Queue(maxsize=PARALLEL_DEPTH)
         _widen_pipe(results)
@@ -190,9 +192,7 @@ class _FileTranslation:
 
     def hand_over(self, offset: int, number: int) -> None:
         """Give the standby worker the file's rest from `offset` (line `number`) to its end."""
-        if self.standby is None:  # not started (a thread around): a worker of its own
-            self.start(offset, None, number)
-            return
+        assert self.standby is not None, "only a file with a standby worker is split"
         process, results, handing = self.standby
         self.standby = None
         handing.send((offset, number))
@@ -209,18 +209,17 @@ class _FileTranslation:
             handing.close()
             self.stop(_Part(process, results, 0, 0))
 
-    def start(self, offset: int, end: int | None, number: int) -> None:
-        """A worker for the file from `offset` (line `number`) to `end`."""
+    def start(self, offset: int, number: int) -> None:
+        """The first worker, for the file from `offset` (line `number`) to its end; split once, into two, if asked."""
         results = self.context.Queue(maxsize=PARALLEL_DEPTH)
         _widen_pipe(results)
-        split = self.split if not self.parts else None  # the first part is split once, into two
         worker = self.context.Process(
             target=_worker,
-            args=(self.path, (offset, end, number), results, self.compressed, self.sizes, split),
+            args=(self.path, (offset, None, number), results, self.compressed, self.sizes, self.split),
             name="batchops-translate",
             daemon=True,
         )
-        self.parts.append(_Part(worker, results, offset, number, end))
+        self.parts.append(_Part(worker, results, offset, number))
         worker.start()
 
     def results(self) -> Iterator[bytes]:
@@ -271,8 +270,8 @@ def translate_in_worker(
     Should a worker fail (or not start), its part is translated here from the last offset it reported."""
     translating = _FileTranslation(stream, compressed, sizes, order)
     try:
-        translating.start(stream.tell(), None, number)
         translating.start_standby(stream.tell())
+        translating.start(stream.tell(), number)
         for data in translating.results():
             yield from translation.from_wire(data)
     finally:
