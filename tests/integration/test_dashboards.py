@@ -335,7 +335,7 @@ class Grafana:
             self.values[name] = str(chosen.get(name, variable["query"]))
             return
         if kind == "custom":
-            options = variable["query"].split(",")
+            options = [custom_option(text)[1] for text in re.findall(r"(?:\\,|[^,])+", variable["query"])]
         else:
             rows, _ = run_athena(
                 self.con,
@@ -372,6 +372,14 @@ class Grafana:
             return format_value(variable, self.values[name], fmt, where)
 
         return VARIABLE.sub(replace, text)
+
+
+def custom_option(text: str) -> tuple[str, str]:
+    """(text, value) of one option of a custom variable: `text : value`, else the text is the value (Grafana's
+    CustomVariable; `\\,` is a comma inside an option)."""
+    text = text.replace("\\,", ",")
+    pair = re.fullmatch(r"(.+)\s:\s(.+)", text)
+    return (pair[1].strip(), pair[2].strip()) if pair else (text.strip(), text.strip())
 
 
 def macro_calls(sql: str) -> Iterator[tuple[int, int, str, list[str]]]:
@@ -798,6 +806,67 @@ def test_jobs_table_keeps_the_jobs_whose_life_overlaps_the_time_range(
     assert any(job["status"] == "RUNNING" for job in listed), "running jobs are listed"
     assert any(job["status"] == "RUNNABLE" for job in listed), "waiting jobs are listed"
     assert any(job["platform"] == "FARGATE" for job in listed), "Fargate jobs are listed"
+
+
+def _end_ms(time: TimeRange) -> int:
+    return int(time.end.timestamp() * 1000)
+
+
+def test_waiting_per_queue_counts_the_jobs_batchops_jobs_waiting_lists(
+    dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+) -> None:
+    """The overview's waiting panel gives, per account, region and queue, the count and oldest wait that
+    `batchops.waiting` computes from the same rows at the range's end (`summary`'s waiting section)."""
+    from batchops.waiting import waiting_jobs, waits_by_queue
+
+    dashboard = dashboards["batchops-overview"]
+    time = whole_range(workload)
+    grafana = Grafana(dashboard, athena, time, {})
+    panel = next(p for p in panels_of(dashboard) if p["title"] == "Waiting jobs per queue")
+    rows, columns = run_athena(athena, grafana.interpolate(panel["targets"][0]["rawSQL"], "waiting"), time, "waiting")
+    shown = {
+        (r["account_id"], r["region"], r["queue"]): r for r in (dict(zip(columns, row, strict=True)) for row in rows)
+    }
+    expected = waits_by_queue(row for row in waiting_jobs(workload.jobs, _end_ms(time)) if row["queue"] is not None)
+    assert len(expected) >= 3, "the simulated workload leaves jobs waiting in several queues"
+    assert set(shown) == {(q.account_id, q.region, q.queue) for q in expected}
+    for queue in expected:
+        row = shown[queue.account_id, queue.region, queue.queue]
+        assert row["waiting"] == queue.waiting, queue
+        assert abs(row["oldest_seconds"] - queue.oldest_seconds) < 1, queue  # date_diff counts whole seconds
+    assert [r["oldest_seconds"] for r in shown.values()] == sorted(
+        (r["oldest_seconds"] for r in shown.values()), reverse=True
+    )
+
+
+@pytest.mark.parametrize("threshold", [0, 1800])
+def test_the_waiting_filter_keeps_the_jobs_waiting_at_least_that_long(
+    threshold: int, dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+) -> None:
+    """The Jobs table with Waiting (or Waiting 30m+) lists exactly what `batchops jobs --waiting --older-than`
+    lists at the range's end, each with its wait."""
+    from batchops.waiting import waiting_jobs
+
+    dashboard = dashboards["batchops-jobs"]
+    time = whole_range(workload)
+    grafana = Grafana(dashboard, athena, time, {"waiting": str(threshold)})
+    table = next(p for p in dashboard["panels"] if p["title"] == "Jobs")
+    sql = table["targets"][0]["rawSQL"].replace("LIMIT 1000", "")
+    rows, columns = run_athena(athena, grafana.interpolate(sql, "jobs"), time, "jobs")
+    listed = {
+        (r["account_id"], r["region"], r["job_id"]): r for r in (dict(zip(columns, row, strict=True)) for row in rows)
+    }
+    expected = {
+        (w["account_id"], w["region"], w["job_id"]): w for w in waiting_jobs(workload.jobs, _end_ms(time), threshold)
+    }
+    assert expected and set(listed) == set(expected)
+    assert len(expected) < len(workload.jobs)
+    for key, waited in expected.items():
+        assert abs(listed[key]["waited_seconds"] - waited["waiting_seconds"]) < 1, key
+    everything = Grafana(dashboard, athena, time, {})
+    assert everything.values["waiting"] == "-1", "the filter is off by default"
+    every, _ = run_athena(athena, everything.interpolate(sql, "jobs"), time, "jobs")
+    assert len(every) == len(workload.jobs)
 
 
 def test_drilldown_follows_the_job(
