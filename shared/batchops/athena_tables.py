@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from batchops.projection import ATTEMPT_FIELDS, INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
+from batchops.projection import (
+    ATTEMPT_FIELDS,
+    INSTANCE_FIELDS,
+    JOB_EXTRA_FIELDS,
+    JOB_FIELDS,
+    JOB_SUBMISSION_FIELDS,
+    TIMELINE_FIELDS,
+)
 
 JOBS, INSTANCES, JOB_EVENTS, JOB_ATTEMPTS = "jobs", "instances", "job_events", "job_attempts"
 TABLES = (JOBS, INSTANCES, JOB_EVENTS, JOB_ATTEMPTS)
@@ -44,8 +51,11 @@ def _typed(names: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple((name, _athena_type(name)) for name in (*names, "dt"))
 
 
+NOT_EXPORTED_JOB_FIELDS = JOB_SUBMISSION_FIELDS
+"""Job row fields the `jobs` table does not have yet: the central template's Iceberg schema has to gain them first
+(an Iceberg column is added with an id of its own; `depends_on` would be an array<string>)."""
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    JOBS: _typed((*JOB_FIELDS, *JOB_EXTRA_FIELDS)),
+    JOBS: _typed(f for f in (*JOB_FIELDS, *JOB_EXTRA_FIELDS) if f not in NOT_EXPORTED_JOB_FIELDS),
     INSTANCES: _typed(INSTANCE_FIELDS),
     JOB_EVENTS: _typed(TIMELINE_FIELDS),
     JOB_ATTEMPTS: _typed(ATTEMPT_FIELDS),

@@ -28,7 +28,8 @@ from batchops.bootstrap import (
 from batchops.projection import ATTEMPT_FIELDS, INSTANCE_FIELDS, JOB_EXTRA_FIELDS, JOB_FIELDS, TIMELINE_FIELDS
 from batchops.views import JobFilter
 
-STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+"""Job states (SCHEDULED: a service job handed to SageMaker, not yet starting)."""
 
 
 class UsageError(Exception):
@@ -294,7 +295,8 @@ def _emit(
         writer = csv.DictWriter(out, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow(row)
+            # A list (a job's dependencies) is one cell of space-separated values, not Python's repr.
+            writer.writerow({k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})
     else:
         from batchops.reports import print_table
 

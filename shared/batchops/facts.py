@@ -42,7 +42,9 @@ class AttemptFact(TypedDict, total=False):
 
 
 class JobObservation(TypedDict, total=False):
-    """A job state as one Batch Job State Change (or Job Queue Blocked) event shows it."""
+    """A job state as one Batch Job State Change (or Job Queue Blocked) event shows it, or a submission as a
+    CloudTrail SubmitJob record shows it (`call`: status SUBMITTED, the submitting principal, nothing of the
+    request's overrides, parameters or environment)."""
 
     fp: str
     at: int
@@ -68,6 +70,13 @@ class JobObservation(TypedDict, total=False):
     done: int
     attempts: list[AttemptFact]
     current: AttemptFact
+    depends_on: list[str]
+    share: str
+    priority: int
+    capacity_unit: str
+    capacity: float
+    submitted_by: str
+    call: str
 
 
 class TaskFact(TypedDict, total=False):

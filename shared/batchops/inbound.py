@@ -34,6 +34,7 @@ from batchops.inbound_models import (  # noqa: F401 (importable from here, as be
     AttemptTaskContainer,
     AutoScalingDetail,
     BatchJob,
+    CapacityUsage,
     CloudTrailDetail,
     CloudTrailRequest,
     CloudTrailResponse,
@@ -51,12 +52,14 @@ from batchops.inbound_models import (  # noqa: F401 (importable from here, as be
     Id,
     JobAttempt,
     JobContainer,
+    JobDependency,
     LogConfiguration,
     NameValue,
     RegisteredResource,
     ResourceRequirement,
     TaskOverrides,
     Text,
+    UserIdentity,
 )
 from batchops.names import cluster_of, compute_environment_of_cluster
 from batchops.redaction import BATCH_VARIABLE_PREFIX
@@ -64,6 +67,8 @@ from batchops.times import parse_instant
 
 JOB_STATE_CHANGE = "Batch Job State Change"
 JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
+SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
+SERVICE_JOB_QUEUE_BLOCKED = "Batch Service Job Queue Blocked"
 ECS_TASK_STATE_CHANGE = "ECS Task State Change"
 ECS_CONTAINER_INSTANCE_STATE_CHANGE = "ECS Container Instance State Change"
 EC2_STATE_CHANGE = "EC2 Instance State-change Notification"
@@ -74,11 +79,17 @@ ASG_LAUNCH_FAILED = "EC2 Instance Launch Unsuccessful"
 ASG_TERMINATE_OK = "EC2 Instance Terminate Successful"
 ASG_TERMINATE_FAILED = "EC2 Instance Terminate Unsuccessful"
 CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
+SUBMIT_JOB = "SubmitJob"
+COMPUTE_ENVIRONMENT_CALLS = frozenset({"CreateComputeEnvironment", "UpdateComputeEnvironment"})
+SERVICE_PLATFORM = "SAGEMAKER"
+"""The platform of a service job (AWS Batch schedules SageMaker training jobs: SAGEMAKER_TRAINING)."""
 
 DETAIL_TYPES = frozenset(
     {
         JOB_STATE_CHANGE,
         JOB_QUEUE_BLOCKED,
+        SERVICE_JOB_STATE_CHANGE,
+        SERVICE_JOB_QUEUE_BLOCKED,
         ECS_TASK_STATE_CHANGE,
         ECS_CONTAINER_INSTANCE_STATE_CHANGE,
         EC2_STATE_CHANGE,
@@ -154,6 +165,10 @@ _FIELD_OF_FACT = {
     "arch": "detail.attributes",
     "state": "detail.state",
     "strategy": "detail.requestParameters.computeResources.allocationStrategy",
+    "depends_on": "detail.dependsOn",
+    "share": "detail.shareIdentifier",
+    "capacity_unit": "detail.capacityUsage",
+    "submitted_by": "detail.userIdentity.arn",
 }
 
 
@@ -260,9 +275,11 @@ def _shown(value: Any) -> str:
 def _translate_detail(
     detail_type: str, account: str, region: str, at: int, detail: dict[str, Any], resources: list[Any]
 ) -> Parsed | Unusable:
-    if detail_type in (JOB_STATE_CHANGE, JOB_QUEUE_BLOCKED):
+    if detail_type in (JOB_STATE_CHANGE, JOB_QUEUE_BLOCKED, SERVICE_JOB_STATE_CHANGE, SERVICE_JOB_QUEUE_BLOCKED):
         job = BatchJob.model_validate(detail)
-        observation = job_observation(job, at, blocked=detail_type == JOB_QUEUE_BLOCKED)
+        blocked = detail_type in (JOB_QUEUE_BLOCKED, SERVICE_JOB_QUEUE_BLOCKED)
+        service = detail_type in (SERVICE_JOB_STATE_CHANGE, SERVICE_JOB_QUEUE_BLOCKED)
+        observation = job_observation(job, at, blocked=blocked, service=service)
         return Parsed("job_state", account, region, job.jobId, dict(observation))
     if detail_type == ECS_TASK_STATE_CHANGE:
         return _task(EcsTaskDetail.model_validate(detail), account, region, at)
@@ -348,8 +365,9 @@ def _is_open(entry: JobAttempt) -> bool:
     return entry.startedAt is not None and entry.stoppedAt is None
 
 
-def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObservation:
-    """Normalise a Batch job event's detail (no environment, parameters or command survive)."""
+def job_observation(job: BatchJob, at: int, *, blocked: bool = False, service: bool = False) -> JobObservation:
+    """Normalise a Batch job event's detail (no environment, parameters or command survive); `service`: a service
+    job's (a SageMaker training job scheduled by Batch)."""
     requirements, log_group, current, exit_code, essential = _containers_of(job)
     attempts = [_attempt_of(entry, i + 1, essential) for i, entry in enumerate(job.attempts)]
     done = sum(1 for entry in job.attempts if not _is_open(entry))
@@ -359,6 +377,7 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
         raise FieldError(f"detail.status: {_shown(job.status)} is not a Batch job state")
     if status not in ("SUCCEEDED", "FAILED"):
         exit_code = None
+    capacity_unit, capacity = _capacity(job.capacityUsage)
     observation: dict[str, Any] = compact(
         {
             "at": at,
@@ -369,7 +388,7 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
             "name": job.jobName,
             "queue": _name_of(job.jobQueue),
             "definition": job.jobDefinition,
-            "platform": _platform(job),
+            "platform": SERVICE_PLATFORM if service or job.serviceJobType else _platform(job),
             "created": job.createdAt,
             "started": job.startedAt,
             "stopped": job.stoppedAt,
@@ -384,10 +403,32 @@ def job_observation(job: BatchJob, at: int, *, blocked: bool = False) -> JobObse
             "done": done,
             "attempts": attempts or None,
             "current": _live_attempt(job, status, current, done),
+            "depends_on": _dependencies(job.dependsOn),
+            "share": job.shareIdentifier,
+            "priority": job.schedulingPriority,
+            "capacity_unit": capacity_unit,
+            "capacity": capacity,
         }
     )
     _seal(observation, job.jobId, "detail.jobId")
     return cast(JobObservation, observation)
+
+
+def _dependencies(entries: list[JobDependency]) -> list[str] | None:
+    """The ids of the jobs a job waits for (None when it waits for none: the facts of such jobs stay as they were)."""
+    ids = [entry.jobId for entry in entries if entry.jobId]
+    return ids or None
+
+
+def _capacity(usage: list[CapacityUsage]) -> tuple[str | None, float | None]:
+    """A service job's capacity: the first unit named and the quantities given in it, summed."""
+    unit: str | None = None
+    total = 0.0
+    for entry in usage:
+        if entry.capacityUnit and entry.quantity is not None and unit in (None, entry.capacityUnit):
+            unit = entry.capacityUnit
+            total += entry.quantity
+    return unit, (total if unit is not None else None)
 
 
 class _Containers(NamedTuple):
@@ -604,10 +645,12 @@ def _auto_scaling(detail_type: str, detail: AutoScalingDetail, account: str, reg
 
 def _cloudtrail(detail: CloudTrailDetail, account: str, region: str, at: int) -> Parsed | Unusable:
     call = detail.eventName
-    if call not in ("CreateComputeEnvironment", "UpdateComputeEnvironment"):
+    if call == SUBMIT_JOB:
+        return _submission(detail, account, region, at)
+    if call not in COMPUTE_ENVIRONMENT_CALLS:
         return Unusable(
             False,
-            f"CloudTrail call {call!r} is not about compute environments",
+            f"CloudTrail call {call!r} is neither SubmitJob nor about compute environments",
             CLOUDTRAIL_CALL,
             account,
             region,
@@ -631,3 +674,34 @@ def _cloudtrail(detail: CloudTrailDetail, account: str, region: str, at: int) ->
     )
     _seal(fact, name, "detail.requestParameters.computeEnvironmentName")
     return Parsed("compute_environment", account, region, name, dict(ComputeEnvironmentFact(**fact)))  # type: ignore[typeddict-item]
+
+
+def _submission(detail: CloudTrailDetail, account: str, region: str, at: int) -> Parsed | Unusable:
+    """A SubmitJob record as the job's SUBMITTED observation: where and by whom it was submitted, what it waits for.
+    Nothing of the request's overrides, parameters, environment or properties is read (`CloudTrailRequest`)."""
+    if detail.errorCode:
+        return Unusable(False, f"SubmitJob failed ({detail.errorCode})", CLOUDTRAIL_CALL, account, region)
+    request = detail.requestParameters or CloudTrailRequest()
+    response = detail.responseElements or CloudTrailResponse()
+    if not response.jobId:
+        return Unusable(
+            True, "SubmitJob record names no job (responseElements.jobId)", CLOUDTRAIL_CALL, account, region
+        )
+    fact: dict[str, Any] = compact(
+        {
+            "at": _instant(detail.eventTime, "detail.eventTime") if detail.eventTime else at,
+            "status": "SUBMITTED",
+            "call": SUBMIT_JOB,
+            "arn": response.jobArn,
+            "name": response.jobName or request.jobName,
+            "queue": _name_of(request.jobQueue),
+            "definition": request.jobDefinition,
+            "size": request.arrayProperties.size if request.arrayProperties else None,
+            "depends_on": _dependencies(request.dependsOn),
+            "share": request.shareIdentifier,
+            "priority": request.schedulingPriorityOverride,
+            "submitted_by": detail.userIdentity.arn if detail.userIdentity else None,
+        }
+    )
+    _seal(fact, response.jobId, "detail.responseElements.jobId")
+    return Parsed("job_state", account, region, response.jobId, fact)

@@ -26,6 +26,8 @@ EpochMs = Annotated[int, Field(ge=EARLIEST_MS, lt=LATEST_MS)]
 ExitCode = Annotated[int, Field(ge=-(2**31), lt=2**32)]
 Count = Annotated[int, Field(ge=0, lt=2**31)]
 Amount = Annotated[float, Field(ge=0, lt=1e12, allow_inf_nan=False)]
+Priority = Annotated[int, Field(ge=0, lt=2**31)]
+"""A scheduling priority (AWS allows 0-9999; anything that fits a 32-bit integer is kept)."""
 
 
 class _Tolerant(BaseModel):
@@ -131,8 +133,23 @@ class ArrayProperties(_Tolerant):
     index: Count | None = None
 
 
+class JobDependency(_Tolerant):
+    """One entry of `dependsOn` (a job event's, or a SubmitJob request's)."""
+
+    jobId: Text | None = None
+    type: Text | None = None
+
+
+class CapacityUsage(_Tolerant):
+    """One entry of a service job's `capacityUsage` (for SageMaker training jobs: NUM_INSTANCES)."""
+
+    capacityUnit: Text | None = None
+    quantity: Amount | None = None
+
+
 class BatchJob(_Tolerant):
-    """`detail` of Batch Job State Change and Batch Job Queue Blocked."""
+    """`detail` of Batch Job State Change and Batch Job Queue Blocked, and of their service job counterparts
+    (DescribeServiceJob's shape: no container, `serviceJobType` and `capacityUsage` instead)."""
 
     jobArn: Text | None = None
     jobName: Text | None = None
@@ -151,6 +168,11 @@ class BatchJob(_Tolerant):
     eksAttempts: list[Any] = []
     platformCapabilities: list[Text] = []
     arrayProperties: ArrayProperties | None = None
+    dependsOn: list[JobDependency] = []
+    shareIdentifier: Text | None = None
+    schedulingPriority: Priority | None = None
+    serviceJobType: Text | None = None
+    capacityUsage: list[CapacityUsage] = []
 
 
 class NameValue(_Tolerant):
@@ -236,18 +258,35 @@ class ComputeResources(_Tolerant):
 
 
 class CloudTrailRequest(_Tolerant):
-    """`requestParameters` of Create/UpdateComputeEnvironment."""
+    """`requestParameters` of Create/UpdateComputeEnvironment and of SubmitJob. Of a SubmitJob request only the
+    job's placement is read: its overrides, parameters, environment and properties are never modelled."""
 
     computeEnvironmentName: Text | None = None
     computeEnvironment: Text | None = None
     computeResources: ComputeResources | None = None
+    jobName: Text | None = None
+    jobQueue: Text | None = None
+    jobDefinition: Text | None = None
+    dependsOn: list[JobDependency] = []
+    shareIdentifier: Text | None = None
+    schedulingPriorityOverride: Priority | None = None
+    arrayProperties: ArrayProperties | None = None
 
 
 class CloudTrailResponse(_Tolerant):
-    """`responseElements` of Create/UpdateComputeEnvironment."""
+    """`responseElements` of Create/UpdateComputeEnvironment and of SubmitJob."""
 
     computeEnvironmentName: Text | None = None
     computeEnvironmentArn: Text | None = None
+    jobId: Id | None = None
+    jobName: Text | None = None
+    jobArn: Text | None = None
+
+
+class UserIdentity(_Tolerant):
+    """`userIdentity` of a CloudTrail record: only the principal's ARN is read."""
+
+    arn: Text | None = None
 
 
 class CloudTrailDetail(_Tolerant):
@@ -255,6 +294,8 @@ class CloudTrailDetail(_Tolerant):
 
     eventName: Text | None = None
     eventSource: Text | None = None
+    eventTime: Text | None = None
     errorCode: Text | None = None
+    userIdentity: UserIdentity | None = None
     requestParameters: CloudTrailRequest | None = None
     responseElements: CloudTrailResponse | None = None

@@ -17,10 +17,11 @@ from eventsourcing.domain import Aggregate
 
 from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news, remember
 
-STATUS_ORDER = {
+STATUS_ORDER: dict[str, float] = {
     "SUBMITTED": 0,
     "PENDING": 1,
     "RUNNABLE": 2,
+    "SCHEDULED": 2.5,  # a service job handed to SageMaker, before it starts (a fraction: stored ranks keep their order)
     "STARTING": 3,
     "RUNNING": 4,
     "SUCCEEDED": 5,
@@ -51,6 +52,12 @@ STATIC_KEYS = (
     "index",
     "size",
     "log_group",
+    "depends_on",
+    "share",
+    "priority",
+    "capacity_unit",
+    "capacity",
+    "submitted_by",
 )
 _TASK_BOOKKEEPING = frozenset({"fp", "at", "status"})
 MAX_ATTEMPTS_KEPT = 100

@@ -54,8 +54,22 @@ JOB_FIELDS = (
     "array_size",
     "last_event_time",
 )
-"""The job-projection contract, in order. Rows also carry `failure_kind`."""
-JOB_EXTRA_FIELDS = ("failure_kind",)
+"""The job-projection contract, in order. Rows also carry `JOB_EXTRA_FIELDS`."""
+JOB_SUBMISSION_FIELDS = (
+    "submitted_at",
+    "pending_seconds",
+    "depends_on",
+    "submitted_by",
+    "share_identifier",
+    "scheduling_priority",
+    "capacity_unit",
+    "capacity_usage",
+)
+"""What a job row says of its submission (SubmitJob records, where the account has a trail), of its scheduling and,
+for a service job, of the capacity it asked for. `depends_on` is a list of job ids (empty when none is known)."""
+JOB_EXTRA_FIELDS = ("failure_kind", *JOB_SUBMISSION_FIELDS)
+LIST_FIELDS = frozenset({"depends_on"})
+"""Job row fields whose value is a list (a store that keeps only scalars encodes them)."""
 INSTANCE_FIELDS = (
     "account_id",
     "region",
@@ -97,7 +111,11 @@ ATTEMPT_FIELDS = (
 )
 """A job's attempt rows (`batchops attempts`, the `job_attempts` export), in order."""
 FAILURE_KINDS = ("spot_reclaim", "host_terminated", "oom", "exit_nonzero", "timeout", "cancelled", "other")
-TIME_FIELDS = frozenset({"created_at", "runnable_at", "starting_at", "started_at", "stopped_at", "last_event_time"})
+TIME_FIELDS = frozenset(
+    {"created_at", "runnable_at", "starting_at", "started_at", "stopped_at", "last_event_time", "submitted_at"}
+)
+_ENVELOPE_TIME_SLACK_MS = 999
+"""An event's envelope time has seconds only: it may read up to this much before a millisecond time of the job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +302,33 @@ def job_row(fold: dict[str, Any], joins: Joins, attempts: list[dict[str, Any]] |
         "array_size": static.get("size"),
         "last_event_time": iso_ms(fold["last"]),
         "failure_kind": _job_failure_kind(fold, exit_code, pricing),
+        **_submission(fold, runnable_at),
     }
+
+
+def _submission(fold: dict[str, Any], runnable_at: int | None) -> dict[str, Any]:
+    """The row's `JOB_SUBMISSION_FIELDS`. The pending time runs from Batch's createdAt (when the job entered
+    SUBMITTED, to the millisecond) or else the SubmitJob record's time, to the first RUNNABLE: so a SubmitJob record
+    arriving late changes no more than the fields only it knows."""
+    static = fold["static"]
+    submitted = fold["first"].get("SUBMITTED")
+    return {
+        "submitted_at": iso_ms(submitted),
+        "pending_seconds": _pending_seconds(_first(static.get("created"), submitted), runnable_at),
+        "depends_on": list(static.get("depends_on") or ()),
+        "submitted_by": static.get("submitted_by"),
+        "share_identifier": static.get("share"),
+        "scheduling_priority": static.get("priority"),
+        "capacity_unit": static.get("capacity_unit"),
+        "capacity_usage": _number(static.get("capacity")),
+    }
+
+
+def _pending_seconds(submitted: int | None, runnable: int | None) -> float | None:
+    """Seconds from submission to the first RUNNABLE (0 when the RUNNABLE event's whole-second time reads earlier)."""
+    if submitted is None or runnable is None or runnable + _ENVELOPE_TIME_SLACK_MS < submitted:
+        return None
+    return max(0, runnable - submitted) / 1000
 
 
 def _placement(

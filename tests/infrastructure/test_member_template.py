@@ -26,6 +26,8 @@ CENTRAL = REPO / "central-account" / "template.yaml"
 DETAIL_TYPES = {
     "Batch Job State Change",
     "Batch Job Queue Blocked",
+    "Batch Service Job State Change",
+    "Batch Service Job Queue Blocked",
     "ECS Task State Change",
     "ECS Container Instance State Change",
     "EC2 Instance State-change Notification",
@@ -77,7 +79,7 @@ def test_rules_forward_exactly_the_detail_types_the_central_rule_routes(template
     ]
     assert api["Properties"]["EventPattern"]["detail"] == {
         "eventSource": ["batch.amazonaws.com"],
-        "eventName": ["CreateComputeEnvironment", "UpdateComputeEnvironment"],
+        "eventName": ["SubmitJob", "CreateComputeEnvironment", "UpdateComputeEnvironment"],
     }
 
 

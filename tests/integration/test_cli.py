@@ -44,9 +44,9 @@ def events_file(tmp_path: Path) -> Path:
 def test_ingest_then_list_jobs_as_json_csv_and_table(tmp_path: Path, events_file: Path) -> None:
     store = tmp_path / "b.db"
     out = run(["ingest", str(events_file)], store).stdout
-    assert "read 25 events: 23 new, 0 duplicates, 0 rejected, 2 ignored" in out
+    assert "read 29 events: 27 new, 0 duplicates, 0 rejected, 2 ignored" in out
     rows = json.loads(run(["jobs", "--format", "json"], store).stdout)
-    assert len(rows) == 9
+    assert len(rows) == 12  # 9 container jobs, one seen only submitted, two service jobs
     failed = run(["jobs", "--account", "123456789012", "--status", "failed", "--format", "csv"], store).stdout
     by_id = {r["job_id"]: r for r in csv.DictReader(io.StringIO(failed))}
     assert set(by_id) == {FAILED_JOB, "a7c17e65-6eb9-4d5c-ad20-90ae910f6660"}
@@ -59,7 +59,7 @@ def test_store_flag_works_after_the_command_too(tmp_path: Path, events_file: Pat
     other = tmp_path / "other.db"
     run(["ingest", str(events_file), "--store", f"sqlite:///{other}"], tmp_path / "unused.db")
     rows = json.loads(run(["--store", f"sqlite:///{other}", "jobs", "--format", "json"], tmp_path / "x.db").stdout)
-    assert len(rows) == 9
+    assert len(rows) == 12  # 9 container jobs, one seen only submitted, two service jobs
 
 
 def test_stdin_and_json_arrays_are_read(tmp_path: Path) -> None:
@@ -150,9 +150,9 @@ def test_summary_and_instances(tmp_path: Path, events_file: Path) -> None:
     store = tmp_path / "b.db"
     run(["ingest", str(events_file)], store)
     summary = json.loads(run(["summary", "--format", "json"], store).stdout)
-    assert summary["jobs"] == 9
+    assert summary["jobs"] == 12
     assert summary["jobs_by_status"]["123456789012"]["FAILED"] == 2
-    assert summary["pipeline"] == {"ingested": 23, "duplicates_dropped": 0, "rejected": 0, "ignored": 2}
+    assert summary["pipeline"] == {"ingested": 27, "duplicates_dropped": 0, "rejected": 0, "ignored": 2}
     instances = json.loads(run(["instances", "--format", "json"], store).stdout)
     assert {i["instance_id"] for i in instances} >= {"i-1234567890abcdef0", "i-f3a8506b"}
     assert "batchops summary" in run(["summary"], store).stdout

@@ -105,6 +105,51 @@ def test_a_session_putting_more_jobs_than_it_queues_writes_them_all_and_reads_it
     assert sorted(r["job_id"] for r in store.jobs()) == [f"job-{i}" for i in range(8)]
 
 
+def test_submission_fields_read_back_as_written_and_a_job_seen_only_submitted_is_listed(store: Any) -> None:
+    submitted = new_job_fold(ACCOUNT, REGION, "waiting")
+    observe_state(
+        submitted,
+        {
+            "at": 1_699_999_980_000,
+            "status": "SUBMITTED",
+            "call": "SubmitJob",
+            "queue": "q1",
+            "depends_on": ["a", "b:3"],
+            "submitted_by": "arn:aws:sts::123456789012:assumed-role/r/s",
+            "share": "blue",
+            "priority": 7,
+            "fp": "fp-waiting",
+        },
+    )
+    _write_job(store, submitted)
+    service = _job("training", "SCHEDULED", ci=None)
+    observe_state(
+        service,
+        {
+            "at": 1_700_000_001_000,
+            "status": "RUNNABLE",
+            "platform": "SAGEMAKER",
+            "capacity_unit": "NUM_INSTANCES",
+            "capacity": 2.0,
+            "fp": "fp-training-runnable",
+        },
+    )
+    _write_job(store, service)
+    rows = {r["job_id"]: r for r in store.jobs()}
+    assert rows["waiting"]["status"] == "SUBMITTED"
+    assert rows["waiting"]["submitted_at"] == "2023-11-14T22:13:00.000Z"
+    assert rows["waiting"]["depends_on"] == ["a", "b:3"]
+    assert (rows["waiting"]["share_identifier"], rows["waiting"]["scheduling_priority"]) == ("blue", 7)
+    assert rows["waiting"]["submitted_by"] == "arn:aws:sts::123456789012:assumed-role/r/s"
+    assert rows["training"]["depends_on"] == [] and rows["training"]["submitted_at"] is None
+    assert (rows["training"]["platform"], rows["training"]["status"]) == ("SAGEMAKER", "SCHEDULED")
+    assert (rows["training"]["capacity_unit"], rows["training"]["capacity_usage"]) == ("NUM_INSTANCES", 2)
+    assert rows["training"]["pending_seconds"] == 11.0  # created 10 s before the first event, RUNNABLE 1 s after
+    [detail] = store.job("waiting")
+    assert detail["depends_on"] == ["a", "b:3"] and detail["timeline"][0]["status"] == "SUBMITTED"
+    assert [r["job_id"] for r in store.jobs(JobFilter(statuses=("SUBMITTED",)))] == ["waiting"]
+
+
 def test_filters_select_what_they_say(store: Any) -> None:
     _write_job(store, _job("a", "RUNNING", "q1"))
     _write_job(store, _job("b", "FAILED", "q2"))

@@ -255,3 +255,84 @@ def test_an_impossible_value_is_kept_aside_with_a_reason_naming_its_field(
 
 def test_the_service_job_state_scheduled_is_a_state() -> None:
     assert parsed(_with(("detail", "status"), "SCHEDULED")).fact["status"] == "SCHEDULED"
+
+
+SUBMIT = "aws-batch--cloudtrail-submitjob--composed"
+
+
+def test_a_submitjob_record_is_the_jobs_submitted_observation_without_anything_of_its_overrides() -> None:
+    result = parsed(sample(SUBMIT))
+    assert (result.kind, result.key) == ("job_state", "9d1f4b2e-6c3a-4e8d-b5f7-2a1c0e9d8b7a")
+    fact = dict(result.fact)
+    assert fact.pop("fp")
+    assert fact == {
+        "at": 1641944225000,
+        "status": "SUBMITTED",
+        "call": "SubmitJob",
+        "arn": "arn:aws:batch:us-east-1:123456789012:job/9d1f4b2e-6c3a-4e8d-b5f7-2a1c0e9d8b7a",
+        "name": "nightly-report",
+        "queue": "PexjEHappyPathCanary2JobQueue",
+        "definition": "first-run-job-definition:1",
+        "depends_on": ["4c7599ae-0a82-49aa-ba5a-4727fcce14a8"],
+        "share": "reports",
+        "priority": 40,
+        "submitted_by": "arn:aws:sts::123456789012:assumed-role/batch-submitter/pipeline",
+    }
+    assert "REPORT_DATE" not in json.dumps(result.fact) and "example-reports" not in json.dumps(result.fact)
+
+
+def test_a_failed_submission_is_ignored_and_one_naming_no_job_is_rejected() -> None:
+    failed = copy.deepcopy(sample(SUBMIT))
+    failed["detail"]["errorCode"] = "ClientException"
+    failed["detail"]["responseElements"] = None
+    result = translate(failed)
+    assert isinstance(result, Unusable) and not result.rejected and "ClientException" in result.reason
+    nameless = copy.deepcopy(sample(SUBMIT))
+    del nameless["detail"]["responseElements"]["jobId"]
+    result = translate(nameless)
+    assert isinstance(result, Unusable) and result.rejected and "responseElements.jobId" in result.reason
+
+
+def test_a_submission_with_an_impossible_priority_is_kept_aside_naming_the_field() -> None:
+    event = copy.deepcopy(sample(SUBMIT))
+    event["detail"]["requestParameters"]["schedulingPriorityOverride"] = "high"
+    result = translate(event)
+    assert isinstance(result, Unusable) and result.rejected
+    assert "detail.requestParameters.schedulingPriorityOverride" in result.reason, result.reason
+
+
+def test_other_cloudtrail_calls_are_ignored() -> None:
+    event = copy.deepcopy(sample(SUBMIT))
+    event["detail"]["eventName"] = "TerminateJob"
+    result = translate(event)
+    assert isinstance(result, Unusable) and not result.rejected and "TerminateJob" in result.reason
+
+
+def test_job_state_changes_give_share_priority_and_dependencies() -> None:
+    event = _with(("detail", "shareIdentifier"), "blue")
+    event["detail"].update(schedulingPriority=3, dependsOn=[{"jobId": "a", "type": "N_TO_N"}, {"type": "x"}])
+    fact = parsed(event).fact
+    assert (fact["share"], fact["priority"], fact["depends_on"]) == ("blue", 3, ["a"])
+    plain = parsed(sample("aws-batch--batch-job-state-change--runnable")).fact
+    assert not {"share", "priority", "depends_on", "capacity", "call"} & set(plain)  # its fingerprint is as before
+
+
+def test_a_service_job_event_is_a_sagemaker_job_with_its_capacity() -> None:
+    fact = parsed(sample("aws-batch--batch-service-job-state-change--succeeded--composed")).fact
+    assert (fact["platform"], fact["status"], fact["done"]) == ("SAGEMAKER", "SUCCEEDED", 1)
+    assert (fact["capacity_unit"], fact["capacity"], fact["share"], fact["priority"]) == (
+        "NUM_INSTANCES",
+        2.0,
+        "ml-team",
+        10,
+    )
+    assert fact["attempts"] == [
+        {
+            "n": 1,
+            "started": 1641944300058,
+            "stopped": 1641944400058,
+            "reason": "Received status from SageMaker: Training job completed",
+        }
+    ]
+    blocked = parsed(sample("aws-batch--batch-service-job-queue-blocked--composed")).fact
+    assert blocked["blocked"] is True and blocked["status"] == "RUNNABLE" and blocked["platform"] == "SAGEMAKER"

@@ -18,6 +18,7 @@ from batchops.projection import (
     INSTANCE_FIELDS,
     JOB_EXTRA_FIELDS,
     JOB_FIELDS,
+    LIST_FIELDS,
     InstanceFacts,
     attempt_rows,
     timeline_rows,
@@ -28,8 +29,16 @@ from batchops.views import ALL_JOBS, JobFilter, PipelineCounters, RejectedEvent
 _JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
 _INSTANCE_COLUMNS = tuple(f for f in INSTANCE_FIELDS if f != "jobs_run")
 _BOOLEANS = frozenset({"spot_interrupted"})
-_job_values = operator.itemgetter(*_JOB_COLUMNS)
-"""A job row's values in column order."""
+_row_values = operator.itemgetter(*_JOB_COLUMNS)
+_LIST_POSITIONS = tuple(i for i, c in enumerate(_JOB_COLUMNS) if c in LIST_FIELDS)
+
+
+def _job_values(row: dict[str, Any]) -> list[Any]:
+    """A job row's values in column order, its lists as JSON text (SQLite keeps scalars only)."""
+    values = list(_row_values(row))
+    for position in _LIST_POSITIONS:
+        values[position] = orjson.dumps(values[position]).decode()
+    return values
 
 
 def _tables(g: int) -> list[str]:
@@ -115,6 +124,15 @@ class SQLiteViewStore:
         with self._transaction():
             for statement in (*_tables(generation), *_job_indexes(generation)):
                 self._db.execute(statement)
+            self._add_missing_job_columns(generation)
+
+    def _add_missing_job_columns(self, generation: int) -> None:
+        """Give a generation written by an older version the job columns added since (null until a replay or the
+        job's next event fills them: the events they come from were not read then)."""
+        present = {row[1] for row in self._db.execute(f"PRAGMA g{generation}.table_info(jobs_{generation})")}
+        for column in _JOB_COLUMNS:
+            if column not in present:
+                self._db.execute(f'ALTER TABLE g{generation}.jobs_{generation} ADD COLUMN "{column}"')
 
     def _drop_views_of_older_versions(self) -> None:
         """Before views had files of their own they were tables in the store's file: drop those (views are derived;
@@ -398,6 +416,8 @@ def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
     job = {c: row[c] for c in _JOB_COLUMNS}
     if job["spot_interrupted"] is not None:
         job["spot_interrupted"] = bool(job["spot_interrupted"])
+    for column in LIST_FIELDS:
+        job[column] = orjson.loads(job[column]) if job[column] is not None else []
     return job
 
 
