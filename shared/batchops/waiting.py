@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from batchops.metrics import COUNT, SECONDS, MetricPoint
 from batchops.times import parse_instant
+from batchops.views import JobFilter, ViewStore
 
 WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
 """The states of a job that has not started running."""
@@ -99,3 +101,23 @@ def waits_by_queue(waiting: Iterable[dict[str, Any]]) -> list[QueueWait]:
         else:
             queues[key] = QueueWait(*key, was.waiting + 1, was.oldest_seconds, was.oldest_job_id)
     return sorted(queues.values(), key=lambda q: (-q.oldest_seconds, q.account_id, q.region, q.queue))
+
+
+def waits_in(views: ViewStore, now_ms: int) -> list[QueueWait]:
+    """The queues with jobs waiting at `now_ms` in the views, read through the jobs' by-status index account by
+    account (the accounts ingestion has counted events of), never by scanning every job."""
+    accounts = tuple(sorted({counter.account_id for counter in views.counters()}))
+    if not accounts:
+        return []
+    return waits_by_queue(waiting_jobs(views.jobs(JobFilter(accounts=accounts, statuses=WAITING_STATUSES)), now_ms))
+
+
+def waiting_points(queues: Iterable[QueueWait], at_ms: int) -> list[MetricPoint]:
+    """`JobsWaiting` and `OldestWaitingSeconds` per account, region and queue (as many series as queues with jobs
+    waiting; never a job id). A queue with none waiting sends nothing: its alarms treat missing data as fine."""
+    points = []
+    for queue in queues:
+        dimensions = (("AccountId", queue.account_id), ("Region", queue.region), ("JobQueue", queue.queue))
+        points.append(MetricPoint("JobsWaiting", COUNT, queue.waiting, dimensions, at_ms))
+        points.append(MetricPoint("OldestWaitingSeconds", SECONDS, queue.oldest_seconds, dimensions, at_ms))
+    return points

@@ -204,12 +204,30 @@ def test_every_checkov_suppression_says_why(template: dict[str, Any]) -> None:
     assert skipped >= 20
 
 
-def test_the_template_stays_under_cloudformations_inline_limit() -> None:
-    # Past 51,200 bytes the deploy must upload the template (a write), so a dry run could not read it and a
-    # second deploy would no longer be write-free (tests/integration/test_deploy.py).
-    from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT, template_body
+def test_past_the_inline_limit_a_dry_run_still_reads_the_templates_summary() -> None:
+    """The body is over CloudFormation's 51,200 inline bytes, so a deploy uploads it to S3 once (by its sha256: a
+    second deploy finds it, tests/integration/test_deploy.py); a dry run, which uploads nothing, asks
+    GetTemplateSummary about `summary_body`, which gives the same parameters and resource types."""
+    import boto3
+    from moto import mock_aws
 
-    assert len(template_body(TEMPLATE).encode()) < TEMPLATE_BODY_LIMIT  # what the deploy sends: no comment lines
+    from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT, summary_body, template_body
+
+    body = template_body(TEMPLATE)
+    assert len(body.encode()) > TEMPLATE_BODY_LIMIT, "then the S3 path is no longer the central stack's: test both"
+    summary = summary_body(body)
+    assert len(summary.encode()) < TEMPLATE_BODY_LIMIT // 2
+    reduced, full = loads(summary), loads(body)
+    assert reduced["Parameters"] == full["Parameters"] and reduced["Conditions"] == full["Conditions"]
+    assert {k: r["Type"] for k, r in reduced["Resources"].items()} == {
+        k: r["Type"] for k, r in full["Resources"].items()
+    }
+    assert "Outputs" not in reduced and not any("Properties" in r for r in reduced["Resources"].values())
+    with mock_aws():
+        cfn = boto3.client("cloudformation", region_name="us-east-1")
+        got = cfn.get_template_summary(TemplateBody=summary)
+    assert {p["ParameterKey"] for p in got["Parameters"]} == set(full["Parameters"])
+    assert sorted(got["ResourceTypes"]) == sorted(r["Type"] for r in full["Resources"].values())
 
 
 def _as_cloudformation_sees_it(template: dict[str, Any]) -> dict[str, Any]:

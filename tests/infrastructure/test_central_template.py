@@ -274,10 +274,13 @@ def test_role_statements_are_scoped_to_the_stacks_own_resources(template: dict[s
         "ExporterRole",
         "GrafanaWorkspaceRole",
         "IcebergTablesRole",
+        "WaitingMetricsRole",
+        "WaitingMetricsSchedulerRole",
     }
     own = set(template["Resources"])
     services: dict[str, Any] = {
         "GrafanaWorkspaceRole": "grafana.amazonaws.com",
+        "WaitingMetricsSchedulerRole": "scheduler.amazonaws.com",
         "IcebergTablesRole": ["firehose.amazonaws.com", "glue.amazonaws.com"],
     }
     for name, role in roles.items():
@@ -333,6 +336,7 @@ def test_lambdas_and_their_event_sources(template: dict[str, Any]) -> None:
         "AggregatorFunction": "batchops.entrypoints.lambdas.aggregator",
         "ProjectorFunction": "batchops.entrypoints.lambdas.projector",
         "ExporterFunction": "batchops.entrypoints.export_lambda.exporter",
+        "WaitingMetricsFunction": "batchops.entrypoints.waiting_lambda.waiting_metrics",
     }
     for function in functions.values():
         props = function["Properties"]
@@ -367,9 +371,26 @@ def test_lambdas_and_their_event_sources(template: dict[str, Any]) -> None:
     assert template["Resources"]["IngestQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
 
 
+def test_the_waiting_metrics_run_every_minute_by_a_role_that_may_only_invoke_them(template: dict[str, Any]) -> None:
+    [schedule] = resources(template, "AWS::Scheduler::Schedule").values()
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "rate(1 minute)" and props["State"] == "ENABLED"
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert props["Target"]["Arn"] == {"Fn::GetAtt": ["WaitingMetricsFunction", "Arn"]}
+    assert props["Target"]["RoleArn"] == {"Fn::GetAtt": ["WaitingMetricsSchedulerRole", "Arn"]}
+    assert props["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0, "the next minute's run measures afresh"
+    trust = template["Resources"]["WaitingMetricsSchedulerRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert [(s["Action"], s["Resource"]) for s in role_statements(template, "WaitingMetricsSchedulerRole")] == [
+        ("lambda:InvokeFunction", {"Fn::GetAtt": ["WaitingMetricsFunction", "Arn"]})
+    ]
+    function = template["Resources"]["WaitingMetricsFunction"]["Properties"]
+    assert function["Timeout"] < 60, "a run ends before the next one starts"
+
+
 def test_log_groups_have_retention_and_are_the_functions_own(template: dict[str, Any]) -> None:
     groups = resources(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 3
+    assert len(groups) == 4
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     for function in resources(template, "AWS::Lambda::Function").values():

@@ -50,6 +50,7 @@ from batchops.rollout.stack_set_changes import ensure_stack_set
 from batchops.rollout.stack_set_operations import watch_operation
 from batchops.rollout.stacks import deploy_stack
 from batchops.rollout.tables import coverage_table
+from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -243,12 +244,19 @@ def test_deploy_covers_every_member_and_region_then_changes_nothing(org: Org) ->
     assert stack_set["StackSet"]["PermissionModel"] == "SERVICE_MANAGED"
     assert stack_set["StackSet"]["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
 
+    # The central template is over CloudFormation's inline limit: it went to the artifact bucket, once.
+    s3 = boto3.client("s3", region_name="us-east-1")
+    [bucket] = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"{PREFIX}-artifacts-")]
+    [template] = s3.list_objects_v2(Bucket=bucket, Prefix="templates/")["Contents"]
+    assert template["Size"] > TEMPLATE_BODY_LIMIT
+
     recorder = Recorder()
     code, out = run(org, *deploy_args(org, "--yes"), recorder=recorder)
     assert code == 0, out
     assert "no changes" in out
     assert recorder.writes() == []
     assert ("cloudformation", "DescribeStackSet") in recorder.calls
+    assert ("s3", "HeadObject") in recorder.calls  # the uploaded template found, not sent again
 
 
 def test_member_events_reach_the_central_queue_and_others_stay_home(org: Org) -> None:
@@ -358,7 +366,8 @@ def test_dry_run_shows_the_plan_and_makes_no_write_call(org: Org) -> None:
     assert code == 0, out
     assert recorder.calls and recorder.writes() == []
     assert "the deploy would:" in out and "  - create StackSet bo-member" in out
-    assert "new stack:" in out and "AWS::Events::EventBus" in out
+    assert "new stack:" in out and "AWS::Events::EventBus" in out and "AWS::Scheduler::Schedule" in out
+    assert "would upload template.yaml" in out  # over the inline limit: planned from its summary
     assert "trusted access for CloudFormation StackSets is off" in out
     cfn = boto3.client("cloudformation", region_name="us-east-1")
     assert cfn.list_stacks()["StackSummaries"] == []

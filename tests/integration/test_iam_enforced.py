@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.dashboards import DashboardSettings, render_dashboards
+from batchops.entrypoints import waiting_lambda
 from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
 from batchops.entrypoints.lambdas import central_application, handle_sqs_batch, handle_stream_batch
 from batchops.rollout.grafana_workspace import GrafanaSpec
@@ -41,7 +43,12 @@ PREFIX = "iam"
 GLUE_DATABASE = PREFIX  # the template: the prefix with its hyphens as underscores
 EXPORT_STREAM = f"{PREFIX}-export"
 TABLES = ("jobs", "instances", "job_events", "job_attempts")
-LAMBDA_ROLES = {"aggregator": "AggregatorRole", "projector": "ProjectorRole", "exporter": "ExporterRole"}
+LAMBDA_ROLES = {
+    "aggregator": "AggregatorRole",
+    "projector": "ProjectorRole",
+    "exporter": "ExporterRole",
+    "waiting-metrics": "WaitingMetricsRole",
+}
 
 
 def _client(service: str) -> Any:
@@ -179,6 +186,13 @@ class Lambdas:
             assert response == {"batchItemFailures": []}, self.roles["exporter"].denied
             self.sent += sink.records()
 
+    def measure_waiting(self) -> dict[str, int]:
+        """The scheduled waiting metrics, as one minute's run in a fresh container."""
+        with self.environment("waiting-metrics"), acting_as(self.roles["waiting-metrics"]):
+            waiting_lambda.waiting_views.cache_clear()
+            views = waiting_lambda.waiting_views()
+            return waiting_lambda.publish_waiting_metrics(views, "BatchOps", int(time.time() * 1000))
+
     @contextmanager
     def environment(self, name: str) -> Iterator[None]:
         """The function's environment variables (as its template sets them) for the duration of a block."""
@@ -271,6 +285,7 @@ def test_every_function_and_the_operator_work_within_their_policies_and_use_all_
     with enforcing(monkeypatch):
         lambdas.aggregate(events[:half] + _unusable_events(events))
         lambdas.project()
+        assert lambdas.measure_waiting()["jobs_waiting"] > 0  # halfway: jobs wait (and are read back)
         lambdas.project(again=True)  # Lambda delivers a batch again: a fresh container, revisions unknown
         with acting_as(operator):
             _replay_interrupted_midway()
@@ -498,3 +513,47 @@ def test_the_iceberg_tables_role_does_what_firehose_and_the_optimizers_do_and_no
         Request("dynamodb:GetItem", f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-jobs"),
     ):
         assert decide(outside, role.policies) != ALLOWED, outside
+
+
+# -- the scheduled waiting metrics -------------------------------------------------------------------------------
+
+
+def test_the_waiting_metrics_read_waiting_jobs_through_the_index_and_the_scheduler_may_only_invoke_them(
+    stack: dict[str, str],
+) -> None:
+    waiting = role_principal("WaitingMetricsRole")
+    jobs = f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-jobs"
+    assert decide(Request("dynamodb:Query", f"{jobs}/index/by-status-since"), waiting.policies) == ALLOWED
+    for outside in (
+        Request("dynamodb:Scan", jobs),  # every job, every minute: what the index is there to avoid
+        Request("dynamodb:Query", f"{jobs}/index/by-queue"),
+        Request("dynamodb:PutItem", jobs),
+        Request("dynamodb:UpdateItem", f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-meta"),
+        Request("dynamodb:Query", f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}-events"),
+        Request("cloudwatch:PutMetricData", "*"),  # EMF in the logs: no metric API call
+    ):
+        assert decide(outside, waiting.policies) != ALLOWED, outside
+
+    scheduler = role_principal("WaitingMetricsSchedulerRole")
+    function = _client("lambda").get_function_configuration(FunctionName=f"{PREFIX}-waiting-metrics")["FunctionArn"]
+    scheduler.requests = [Request("lambda:InvokeFunction", function)]
+    assert decide(scheduler.requests[0], scheduler.policies) == ALLOWED
+    assert unused_grants(scheduler, {}) == []
+    for outside in (
+        Request("lambda:InvokeFunction", function.replace("waiting-metrics", "aggregator")),
+        Request("lambda:UpdateFunctionCode", function),
+    ):
+        assert decide(outside, scheduler.policies) != ALLOWED, outside
+    role = _client("iam").get_role(RoleName=function_role_name("WaitingMetricsSchedulerRole"))["Role"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def function_role_name(logical_id: str) -> str:
+    [name] = [
+        r["RoleName"]
+        for r in _client("iam").list_roles()["Roles"]
+        if r["RoleName"].startswith(f"central-{logical_id}-")
+    ]
+    return str(name)

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from batchops.rollout.artifact import StagedArtifact
 from batchops.rollout.clients import Clients
-from batchops.rollout.errors import RolloutError
+from batchops.rollout.errors import RolloutError, error_code
 from batchops.rollout.preflight import PreflightReport
 from batchops.rollout.settings import RolloutSettings
 from batchops.rollout.stacks import NO_CHANGES, StackOutcome, deploy_stack, template_parameters, wait_stack
@@ -71,17 +71,23 @@ def central_parameters(
 
 
 def _template_url(settings: RolloutSettings, s3: Any, bucket: str, body: str) -> str | None:
-    """Too large to send inline, the template goes to the artifact bucket for CloudFormation to read."""
+    """Too large to send inline, the template goes to the artifact bucket for CloudFormation to read, once: its key is
+    its sha256, so a repeated deploy finds it there (a read). A dry run uploads nothing: without a copy there, it plans
+    from the template's summary (`summary_body`) and says what it would upload."""
     if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
         return None
     template_key = f"templates/central-{hashlib.sha256(body.encode()).hexdigest()}.yaml"
+    url = f"https://{bucket}.s3.{settings.home_region}.amazonaws.com/{template_key}"
+    try:
+        s3.head_object(Bucket=bucket, Key=template_key)
+        return url
+    except ClientError as error:
+        if error_code(error) not in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            raise
     if settings.dry_run:
-        raise RolloutError(
-            f"{settings.central_template} is over {TEMPLATE_BODY_LIMIT} bytes: a dry run cannot upload it to "
-            "be read; run without --dry-run (the change set is shown before it is executed)"
-        )
+        return None
     s3.put_object(Bucket=bucket, Key=template_key, Body=body.encode())
-    return f"https://{bucket}.s3.{settings.home_region}.amazonaws.com/{template_key}"
+    return url
 
 
 def _bus_arn(
@@ -114,6 +120,11 @@ def deploy_central_stack(
     cfn_central = clients.client("cloudformation", home, central)
     body = template_body(settings.central_template)
     template_url = _template_url(settings, clients.client("s3", home, central), artifact.bucket, body)
+    if template_url is None and len(body.encode()) > TEMPLATE_BODY_LIMIT:  # a dry run: nothing uploaded
+        console.print(
+            f"  would upload {settings.central_template.name} ({len(body.encode()):,} bytes, over the "
+            f"{TEMPLATE_BODY_LIMIT:,} CloudFormation takes inline) to s3://{artifact.bucket}/templates/"
+        )
     parameters = central_parameters(cfn_central, settings, body, report.caller.organization_id, artifact, template_url)
     stack = deploy_stack(
         cfn_central,

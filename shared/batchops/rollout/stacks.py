@@ -17,6 +17,7 @@ from rich.console import Console
 
 from batchops.rollout.errors import RolloutError, error_code
 from batchops.rollout.tables import show_changes
+from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT, summary_body
 
 _TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 _TERMINAL_FAILED = {
@@ -61,11 +62,13 @@ def stack_outputs(stack: Mapping[str, Any]) -> dict[str, str]:
 
 
 def template_summary(cfn: Any, body: str, template_url: str | None = None) -> dict[str, Any]:
-    """GetTemplateSummary (a read) of a template, by URL when it is too large to send inline."""
+    """GetTemplateSummary (a read) of a template, by URL when it is too large to send inline (without a URL, only
+    what the summary needs of it: `summary_body`)."""
     if template_url:
         summary: dict[str, Any] = cfn.get_template_summary(TemplateURL=template_url)
     else:
-        summary = cfn.get_template_summary(TemplateBody=body)
+        inline = body if len(body.encode()) <= TEMPLATE_BODY_LIMIT else summary_body(body)
+        summary = cfn.get_template_summary(TemplateBody=inline)
     return summary
 
 

@@ -51,3 +51,26 @@ def template_body(path: Path) -> str:
         if line.strip() and not line.lstrip().startswith("#") and not (_indent(line) == 4 and line.strip() in _DEFAULTS)
     ]
     return "".join(_without_blocks(kept))
+
+
+def summary_body(body: str) -> str:
+    """What GetTemplateSummary needs of a template too large to send inline, when no copy of it is in S3 (a dry run
+    writes none): its parameters and resource types, without the resources' properties and the outputs (which only
+    refer to resources). `body` is as `template_body` gives it."""
+    kept: list[str] = []
+    section = ""
+    dropping = -1
+    for line in body.splitlines(keepends=True):
+        indent = _indent(line)
+        if dropping >= 0 and indent > dropping:
+            continue
+        dropping = -1
+        if indent == 0:
+            section = line.strip()
+        if section == "Outputs:" or (
+            section == "Resources:" and indent == 4 and line.lstrip().startswith("Properties:")
+        ):
+            dropping = indent
+            continue
+        kept.append(line)
+    return "".join(kept)
