@@ -191,7 +191,11 @@ def test_no_lambda_entry_point_needs_what_the_artifact_leaves_out() -> None:
     root = package_source().parent
     template = (root.parent / "central-account" / "template.yaml").read_text()
     handlers = {h.rsplit(".", 1)[0] for h in re.findall(r"Handler: (batchops[\w.]+)", template)}
-    assert handlers == {"batchops.entrypoints.lambdas", "batchops.entrypoints.export_lambda"}
+    assert handlers == {
+        "batchops.entrypoints.lambdas",
+        "batchops.entrypoints.export_lambda",
+        "batchops.entrypoints.waiting_lambda",
+    }
     needed, todo = set(), list(handlers)
     while todo:
         module = todo.pop()
