@@ -23,6 +23,8 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.y
 DETAIL_TYPES = {
     "Batch Job State Change",
     "Batch Job Queue Blocked",
+    "Batch Service Job State Change",
+    "Batch Service Job Queue Blocked",
     "ECS Task State Change",
     "ECS Container Instance State Change",
     "EC2 Instance State-change Notification",
@@ -165,7 +167,7 @@ def test_rule_pattern_lists_exactly_the_consumed_detail_types(template: dict[str
     (cloudtrail,) = [b for b in pattern["$or"] if b["detail-type"] == ["AWS API Call via CloudTrail"]]
     assert cloudtrail["detail"] == {
         "eventSource": ["batch.amazonaws.com"],
-        "eventName": ["CreateComputeEnvironment", "UpdateComputeEnvironment"],
+        "eventName": ["SubmitJob", "CreateComputeEnvironment", "UpdateComputeEnvironment"],
     }
     assert rule["Properties"]["EventBusName"] == {"Fn::GetAtt": ["CentralBus", "Name"]}
     (target,) = rule["Properties"]["Targets"]
