@@ -18,6 +18,13 @@ from batchops.rollout.stack_set import describe_stack_set, list_instances
 from batchops.rollout.stacks import describe_stack, stack_outputs
 from batchops.rollout.tables import coverage_table
 
+CLOUDTRAIL_NOTE = (
+    "CloudTrail records (SubmitJob: when and by whom a job was submitted, its dependency wait; compute environment"
+    " types) reach batchops only from accounts and regions with a trail: elsewhere jobs start at their first state"
+    " change."
+)
+"""What `status` says of the records it cannot check for: a trail is the account's own, not the stack's."""
+
 
 def status(settings: RolloutSettings, clients: Clients, console: Console) -> RunResult:
     """Every account of the OUs x region: instance state, drift, accounts missing; the central stack."""
@@ -88,5 +95,6 @@ def _print_coverage(settings: RolloutSettings, clients: Clients, console: Consol
     console.print(coverage_table(rows, column if found else None))
     counts = Counter(row.state for row in rows)
     console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    console.print(CLOUDTRAIL_NOTE)
     holding = forward_dlq.print_dead_letters(console, settings.prefix, found)
     return 1 if counts[FAILED] or counts[MISSING] or holding else 0
