@@ -26,7 +26,7 @@ from batchops.jobs import Job
 from batchops.log_projection import LogFedProjection
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
 from batchops.names import host_instance_in
-from batchops.ports import EventStore, Progress, ProjectionFeed
+from batchops.ports import EventStore, PartlyAppended, Progress, ProjectionFeed
 from batchops.projection import instance_spot_signal
 from batchops.projector import EVENT_CLASSES, Projector
 from batchops.recorder_store import RecorderEventStore
@@ -55,6 +55,43 @@ class RecordOutcome:
         return sum(n for (_, _, recorded), n in self.counts.items() if not recorded)
 
 
+class PartlyRecorded(IntegrityError):
+    """A batch whose facts were recorded for some aggregates only (the store said the others were stale)."""
+
+    def __init__(self, recorded: RecordOutcome, left: list[Parsed], message: str) -> None:
+        super().__init__(message)
+        self.recorded = recorded
+        self.left = left
+
+
+def _merged(outcomes: Iterable[RecordOutcome]) -> RecordOutcome:
+    """Several outcomes as one: counts and reads added, points in order."""
+    merged = RecordOutcome()
+    for outcome in outcomes:
+        merged.counts.update(outcome.counts)
+        merged.points.extend(outcome.points)
+        merged.reread += outcome.reread
+    return merged
+
+
+def _stored_part(
+    outcome: RecordOutcome,
+    facts: list[Parsed],
+    keys: list[UUID],
+    applied: list[tuple[bool, int]],
+    failed: frozenset[UUID],
+) -> RecordOutcome:
+    """What the facts of the aggregates that were stored did: their counts and points (the reads all happened)."""
+    stored = RecordOutcome(reread=outcome.reread)
+    start = 0
+    for parsed, key, (new, end) in zip(facts, keys, applied, strict=True):
+        if key not in failed:
+            stored.counts[parsed.account, parsed.region, new] += 1
+            stored.points.extend(outcome.points[start:end])
+        start = end
+    return stored
+
+
 _AGGREGATE_OF_KIND: dict[str, type[Job] | type[Instance] | type[ComputeEnvironment]] = {
     "job_state": Job,
     "job_task": Job,
@@ -67,8 +104,8 @@ class BatchOpsApplication(Application[UUID]):
     """Event-sourced aggregator of AWS Batch, ECS, EC2 and Auto Scaling events."""
 
     name = "batchops"
-    # One writer per aggregate at a time (a conflict is retried on fresh state), so a cached aggregate is current;
-    # its size is `Tuning.aggregate_cache_size`.
+    # A cached aggregate is current where one process writes at a time, and brought up to date where writers share
+    # the store (`EventStore.newer_events`); a conflict is retried on fresh state. Size: `Tuning.aggregate_cache_size`.
     env = {
         "AGGREGATE_CACHE_FASTFORWARD": "n",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
@@ -115,35 +152,48 @@ class BatchOpsApplication(Application[UUID]):
         """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked.
 
         With `project=False` the views are left for `project_saved` (a bulk ingest projects several saves at once:
-        a job touched by each of them has its row built and written once, not once per save)."""
-        outcome = RecordOutcome()
+        a job touched by each of them has its row built and written once, not once per save). Raises PartlyRecorded
+        when the store kept the events of some aggregates only (`PartlyAppended`): what those facts did, and the
+        facts left to record."""
         facts = list(facts)
         keys = [_AGGREGATE_OF_KIND[p.kind].create_id(p.account, p.region, p.key) for p in facts]
+        outcome = RecordOutcome()
         touched, outcome.reread = self._load(facts, keys)
+        applied: list[tuple[bool, int]] = []  # each fact new or not, and where its points end: to part a partial save
         for parsed, key in zip(facts, keys, strict=True):
-            aggregate = touched[key]
-            fact = parsed.fact
-            recorded: bool
-            if isinstance(aggregate, Job):
-                before = job_metric_state(aggregate.fold) if self.metrics else None
-                recorded = aggregate.record_task(fact) if parsed.kind == "job_task" else aggregate.record_state(fact)
-                if recorded and before is not None:
-                    outcome.points.extend(self._job_points(before, aggregate, fact["at"]))
-            elif isinstance(aggregate, Instance):
-                was_interrupted = "spot_warning" in aggregate.fold["first"]
-                recorded = aggregate.record(fact)
-                if recorded and self.metrics:
-                    outcome.points.extend(instance_points(was_interrupted, aggregate.fold, fact["at"]))
-            else:
-                assert isinstance(aggregate, ComputeEnvironment)
-                recorded = aggregate.record(fact)
-            outcome.counts[parsed.account, parsed.region, recorded] += 1
+            applied.append((self._apply(parsed, touched[key], outcome), len(outcome.points)))
         pending = [a for a in touched.values() if a.pending_events]  # type: ignore[attr-defined]
         if pending:
-            self._save_and_project(pending)
+            try:
+                self._save_and_project(pending)
+            except PartlyAppended as error:
+                stored = _stored_part(outcome, facts, keys, applied, error.failed)
+                left = [f for f, k in zip(facts, keys, strict=True) if k in error.failed]
+                raise PartlyRecorded(stored, left, str(error)) from error
         if project:
             self.project_saved()
         return outcome
+
+    def _apply(self, parsed: Parsed, aggregate: Aggregate, outcome: RecordOutcome) -> bool:
+        """One fact recorded by its aggregate, counted in `outcome` and its metric points added there; whether it
+        was new."""
+        fact = parsed.fact
+        recorded: bool
+        if isinstance(aggregate, Job):
+            before = job_metric_state(aggregate.fold) if self.metrics else None
+            recorded = aggregate.record_task(fact) if parsed.kind == "job_task" else aggregate.record_state(fact)
+            if recorded and before is not None:
+                outcome.points.extend(self._job_points(before, aggregate, fact["at"]))
+        elif isinstance(aggregate, Instance):
+            was_interrupted = "spot_warning" in aggregate.fold["first"]
+            recorded = aggregate.record(fact)
+            if recorded and self.metrics:
+                outcome.points.extend(instance_points(was_interrupted, aggregate.fold, fact["at"]))
+        else:
+            assert isinstance(aggregate, ComputeEnvironment)
+            recorded = aggregate.record(fact)
+        outcome.counts[parsed.account, parsed.region, recorded] += 1
+        return recorded
 
     def record_batch(
         self,
@@ -220,14 +270,24 @@ class BatchOpsApplication(Application[UUID]):
 
     def record_with_retry(self, facts: Sequence[Parsed], *, project: bool = True) -> RecordOutcome:
         """`record`, again on fresh state when another writer saved one of the batch's aggregates first (two ingests
-        into one store, or two projector Lambdas): the batch's aggregates are read again from the store, where what
-        the other writer recorded makes the same facts duplicates. Up to `Tuning.record_attempts` times."""
+        into one store, or two aggregator Lambdas): the batch's aggregates are read again from the store, where what
+        the other writer recorded makes the same facts duplicates. When the store kept the other aggregates' events,
+        only the stale aggregates' facts are recorded again (the others stay counted as new). Up to
+        `Tuning.record_attempts` times."""
         attempts = self.tuning.record_attempts
+        done: list[RecordOutcome] = []
+        left = list(facts)
         for attempt in range(attempts):
             try:
-                return self.record(facts, project=project)
+                return _merged([*done, self.record(left, project=project)])
+            except PartlyRecorded as error:
+                self._forget(error.left)  # the stored aggregates stay cached: they are as the store holds them
+                done.append(error.recorded)
+                left = error.left
+                if attempt == attempts - 1:
+                    raise
             except IntegrityError:
-                self._forget(facts)
+                self._forget(left)
                 if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
@@ -261,12 +321,22 @@ class BatchOpsApplication(Application[UUID]):
         else:
             for aggregate in pending:
                 aggregate.collect_events()
-            ids = self.store.append(events)
-            cache = self.repository.cache
-            if cache is not None and not self.repository.fastforward:
-                for aggregate in pending:
-                    cache.put(aggregate.id, aggregate)
+            try:
+                ids = self.store.append(events)
+            except PartlyAppended as error:
+                stored = [a for a in pending if a.id not in error.failed]
+                self._cache(stored)
+                self.projection.saved([], stored, [e for e in events if e.originator_id not in error.failed])
+                raise
+            self._cache(pending)
         self.projection.saved(ids, pending, events)
+
+    def _cache(self, aggregates: list[Aggregate]) -> None:
+        """Keep saved aggregates for the next batch, as `save` does."""
+        cache = self.repository.cache
+        if cache is not None and not self.repository.fastforward:
+            for aggregate in aggregates:
+                cache.put(aggregate.id, aggregate)
 
     def _job_points(self, before: Any, job: Job, at: int) -> list[MetricPoint]:
         points = job_points(before, job.fold, at)
@@ -288,8 +358,9 @@ class BatchOpsApplication(Application[UUID]):
         return instance_spot_signal(instance.fold)
 
     def _load(self, facts: list[Parsed], keys: list[UUID]) -> tuple[dict[UUID, Aggregate], int]:
-        """The aggregates of a batch's facts: from the aggregate cache, else rebuilt from histories the store reads for
-        the whole batch at once (`EventStore.histories`), else new; and how many were read back from the store."""
+        """The aggregates of a batch's facts: from the aggregate cache (brought up to date where the store is shared by
+        writers: `EventStore.newer_events`), else rebuilt from histories the store reads for the whole batch at once
+        (`EventStore.histories`), else new; and how many were read back from the store."""
         touched: dict[UUID, Aggregate] = {}
         cache = self.repository.cache
         missed: dict[UUID, Parsed] = {}
@@ -302,8 +373,11 @@ class BatchOpsApplication(Application[UUID]):
                 touched[key] = cache.get(key)  # type: ignore[assignment]  # not copied: no DEEPCOPY_FROM_AGGREGATE_CACHE
             except KeyError:
                 missed[key] = parsed
+        moved_on = self.store.newer_events({key: aggregate.version for key, aggregate in touched.items()})
+        for key, newer in moved_on.items():
+            touched[key] = _mutate(touched[key], map(self.mapper.to_domain_event, newer))
         if not missed:
-            return touched, 0
+            return touched, len(moved_on)
         histories = self.store.histories(list(missed))
         for key, parsed in missed.items():
             history = histories.get(key)
@@ -313,7 +387,7 @@ class BatchOpsApplication(Application[UUID]):
             touched[key] = self._rebuilt(history)
             if cache is not None:
                 cache.put(key, touched[key])
-        return touched, len(histories)
+        return touched, len(histories) + len(moved_on)
 
     def _rebuilt(self, history: list[StoredEvent]) -> Aggregate:
         aggregate = _mutate(None, map(self.mapper.to_domain_event, history))

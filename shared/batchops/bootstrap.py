@@ -176,6 +176,8 @@ def _dynamodb_wiring(views: Any, *, inline: bool) -> Wiring:
         recorder = app.recorder
         assert isinstance(recorder, DynamoDBAggregateRecorder)
         feed = StreamFedProjection(recorder, app.mapper, views, app.projector, inline=inline, tuning=app.tuning)
-        return DynamoDBEventStore(recorder, app.mapper, readers=app.tuning.history_readers), feed
+        return DynamoDBEventStore(
+            recorder, app.mapper, readers=app.tuning.history_readers, writers=app.tuning.event_writers
+        ), feed
 
     return wire

@@ -7,15 +7,24 @@ them when it wires an application, so the service layer never asks which store i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 Progress = Callable[[int], Any] | None
 """Called with the number of events each step of a long operation applied."""
+
+
+class PartlyAppended(IntegrityError):
+    """An append that stored the events of some aggregates and not those of `failed` (another writer saved those
+    first): a store that writes each aggregate on its own says which, so only their facts are recorded again."""
+
+    def __init__(self, failed: frozenset[UUID], message: str) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 class EventStore(ABC):
@@ -24,12 +33,20 @@ class EventStore(ABC):
     @abstractmethod
     def append(self, events: Sequence[Any]) -> list[int]:
         """Store new events of several aggregates at once; their notification ids (none where a store has no
-        notification log). A conflicting version raises the library's IntegrityError and stores nothing."""
+        notification log). A conflicting version raises the library's IntegrityError: one that stores nothing, or
+        `PartlyAppended` where each aggregate's events are stored on their own (all of one aggregate or none)."""
 
     @abstractmethod
     def histories(self, ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of each aggregate among `ids` that has any, in version order, read in as few round
         trips as the store allows (an aggregate with no events is absent from the result)."""
+
+    def newer_events(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The events stored after `versions[id]` of each aggregate (those with none are absent), for a store that
+        several writers share at once: an aggregate one writer cached may have been moved on by another since. A
+        store written by one process at a time trusts its cache and reads nothing (a conflict is still caught by
+        the save and retried on fresh state)."""
+        return {}
 
     @abstractmethod
     def stored_events(self) -> int:

@@ -32,6 +32,8 @@ class Tuning:
     """DynamoDB job items one flush writes at once (botocore's default connection pool holds 10)."""
     history_readers: int = 10
     """DynamoDB histories an aggregator batch reads at once."""
+    event_writers: int = 10
+    """DynamoDB aggregates whose new events an aggregator batch writes at once."""
     stream_attempts: int = 5
     """Times a stream-fed projection that lost a race with another writer is tried again."""
     replay_segments: int = 4

@@ -4,6 +4,7 @@ stream records → projector handler → DynamoDB views, compared field for fiel
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -207,24 +208,13 @@ def test_a_poison_message_changes_nothing_in_the_pipeline_figures_of_its_batch(a
 def test_two_workers_with_overlapping_batches_converge(aws: None, make_app) -> None:
     events = _workload()
     first, second = _central(inline=True), _central(inline=True)
-    # Both workers load the same aggregates, then take turns saving overlapping batches: each stale save
-    # raises, is retried on fresh state, and never wins silently.
-    from eventsourcing.persistence import IntegrityError
-
+    # Both workers load the same aggregates, then take turns saving overlapping batches: each brings the aggregates
+    # it cached up to date with what the other saved before recording, so no save is stale (a save that loses a race
+    # anyway: test_an_aggregate_moved_on_during_a_save_fails_alone...).
     from batchops.inbound import Parsed, translate
 
-    stale = []
-    for worker in (first, second):
-
-        def record(batch: Any, *, project: bool = True, record: Any = worker.record) -> Any:
-            try:
-                return record(batch, project=project)
-            except IntegrityError:
-                stale.append(batch)
-                raise
-
-        worker.record = record  # type: ignore[method-assign]
     facts = [f for f in map(translate, events) if isinstance(f, Parsed)]
+    failed = [_failed_writes(first), _failed_writes(second)]
     first.record_with_retry(facts[:10])
     second.record_with_retry(facts[:10])
     for i in range(10, len(facts), 15):
@@ -233,7 +223,73 @@ def test_two_workers_with_overlapping_batches_converge(aws: None, make_app) -> N
     local = make_app()
     ingest(local, events)
     assert {(r["account_id"], r["region"], r["job_id"]): r for r in first.views.jobs()} == rows_by_job(local)
-    assert stale  # the workers did collide, and their retries converged
+    assert {(r["account_id"], r["region"], r["job_id"]): r for r in second.views.jobs()} == rows_by_job(local)
+    assert failed == [[], []]
+
+
+def _aggregate(p: Any) -> tuple[str, str, str, str]:
+    return ("job" if p.kind.startswith("job") else p.kind, p.account, p.region, p.key)
+
+
+def _moved_on_elsewhere() -> tuple[BatchOpsApplication, BatchOpsApplication, Any, list[Any]]:
+    """Two containers; the second has cached aggregates; a fact of one of them, and a dozen facts of other
+    aggregates, some cached in the second and some new."""
+    from batchops.inbound import Parsed, translate
+
+    facts = [f for f in map(translate, _workload()) if isinstance(f, Parsed)]
+    first, second = _central(), _central()
+    second.record_with_retry(facts[:40])
+    cached = {_aggregate(f) for f in facts[:40]}
+    moved = next(f for f in facts[40:] if _aggregate(f) in cached)
+    others = list({_aggregate(f): f for f in facts[40:] if _aggregate(f) != _aggregate(moved)}.values())[:12]
+    assert 0 < len([f for f in others if _aggregate(f) in cached]) < len(others)
+    return first, second, moved, others
+
+
+def _failed_writes(app: BatchOpsApplication) -> list[str]:
+    """The error codes of the writes `app`'s event store sends from now on."""
+    failed: list[str] = []
+
+    def note(model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if model.name in ("PutItem", "TransactWriteItems") and "Error" in parsed:
+            failed.append(parsed["Error"]["Code"])
+
+    app.recorder.client.meta.events.register("after-call.dynamodb.*", note)  # type: ignore[attr-defined]
+    return failed
+
+
+def test_a_cached_aggregate_another_container_moved_on_is_brought_up_to_date_before_the_save(aws: None) -> None:
+    first, second, moved, others = _moved_on_elsewhere()
+    first.record_with_retry([moved])  # the second's copy is now behind the store
+    failed = _failed_writes(second)
+    outcome = second.record_with_retry([moved, *others])
+    assert failed == []  # no conditional write failed: the cached copy read what followed it first
+    assert outcome.reread == 1
+    assert (outcome.new, outcome.duplicates) == (len(others), 1)
+
+
+def test_an_aggregate_moved_on_during_a_save_fails_alone_and_only_its_facts_are_recorded_again(aws: None) -> None:
+    first, second, moved, others = _moved_on_elsewhere()
+    raced: list[bool] = []
+    writes_wait = threading.Lock()  # the second's writes run in threads: none is sent before the race is over
+
+    def race(**_: Any) -> None:  # the first container saves between the second's reads and its writes
+        with writes_wait:
+            if not raced:
+                raced.append(True)
+                first.record_with_retry([moved])
+
+    second.recorder.client.meta.events.register("before-call.dynamodb.PutItem", race)  # type: ignore[attr-defined]
+    second.recorder.client.meta.events.register("before-call.dynamodb.TransactWriteItems", race)  # type: ignore[attr-defined]
+    failed = _failed_writes(second)
+    outcome = second.record_with_retry([moved, *others])
+    assert raced and len(failed) == 1  # one aggregate's write failed; the others' were stored
+    # Only the stale aggregate was read again (`reread` counts aggregates the store held) and recorded again; the
+    # others are counted as new once.
+    assert outcome.reread == 1
+    assert (outcome.new, outcome.duplicates) == (len(others), 1)
+    again = second.record_with_retry([moved, *others])
+    assert (again.new, again.duplicates) == (0, len(others) + 1)
 
 
 def test_concurrent_projectors_on_the_stream_converge_to_the_embedded_store(aws: None, make_app) -> None:

@@ -291,6 +291,39 @@ def test_save_above_100_items_is_atomic_per_aggregate(recorder: DynamoDBProcessR
     assert [len(recorder.select_events(x)) for x in (d, e, f)] == [50, 50, 1]
 
 
+def _operations(client: Any) -> list[str]:
+    """The DynamoDB operations `client` sends from now on, in order."""
+    sent: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: sent.append(model.name))
+    return sent
+
+
+def test_each_aggregate_is_written_on_its_own_and_a_stale_one_fails_alone(recorder: DynamoDBProcessRecorder) -> None:
+    one, several, stale = uuid4(), uuid4(), uuid4()
+    recorder.insert_events(_events(stale, range(1, 3)))
+    sent = _operations(recorder.client)
+    failed = recorder.insert_each_aggregate(
+        _events(one, range(1, 2)) + _events(several, range(1, 4)) + _events(stale, range(2, 4)), writers=3
+    )
+    # A lone event is a PutItem (1 WRU a KB), an aggregate's several events one transaction (2 WRU a KB each).
+    assert sorted(sent) == ["PutItem", "TransactWriteItems", "TransactWriteItems"]
+    assert list(failed) == [str(stale)]
+    assert isinstance(failed[str(stale)], IntegrityError)
+    assert [len(recorder.select_events(x)) for x in (one, several, stale)] == [1, 3, 2]
+
+
+def test_a_per_aggregate_save_with_an_item_too_large_sends_nothing(recorder: DynamoDBProcessRecorder) -> None:
+    small, big = uuid4(), uuid4()
+    sent = _operations(recorder.client)
+    too_big = StoredEvent(big, 1, "topic", b"x" * 410_000)
+    with pytest.raises(DataError):
+        recorder.insert_each_aggregate([*_events(small, range(1, 3)), too_big], writers=2)
+    with pytest.raises(DataError):
+        recorder.insert_each_aggregate(_events(big, range(1, 102)), writers=2)
+    assert sent == []
+    assert recorder.select_events(small) == []
+
+
 def test_more_than_100_events_of_one_aggregate_are_refused(recorder: DynamoDBProcessRecorder) -> None:
     big, small = uuid4(), uuid4()
     with pytest.raises(DataError):

@@ -10,6 +10,8 @@ cost). A larger save is split **per aggregate**: each aggregate's new events are
 in one transaction, aggregates are packed into transactions of at most 100 items, so a save above
 100 items is atomic per aggregate, not as a whole. One aggregate with more than 100 new events in
 one save, or a tracked save that does not fit one transaction, is refused with DataError.
+The application's own saves go another way (`DynamoDBEventStore.append`): each aggregate on its own, atomic per
+aggregate, so that one stale aggregate fails alone and a lone event costs a PutItem, not half a transaction.
 
 There is no application sequence (no gap-free counter on one item: see docs/dynamodb-capacity.md).
 ``insert_events`` returns None, as the interface allows, and the notification-log queries raise
@@ -66,6 +68,7 @@ from batchops.adapters.dynamodb.tables import (
     item_size,
     table_name,
 )
+from batchops.ports import PartlyAppended
 from batchops.recorder_store import RecorderEventStore
 
 OriginatorIdType = Literal["uuid", "text"]
@@ -270,6 +273,35 @@ class DynamoDBAggregateRecorder(DynamoDBRecorder, AggregateRecorder):
                     )
                 raise
             committed.extend(dict.fromkeys(_encode_originator_id(s.originator_id) for s in events))
+
+    def insert_each_aggregate(self, stored_events: Sequence[StoredEvent], *, writers: int) -> dict[str, Exception]:
+        """Write each aggregate's new events on their own, `writers` aggregates at a time: one event is a conditional
+        PutItem (1 WRU a KB, half a transactional write), several one transaction of that aggregate's items. An
+        aggregate another writer has moved on fails alone instead of cancelling everyone's. What failed, by encoded
+        originator id; nothing is sent when an item is too large or an aggregate's events could not be atomic."""
+        _check_unique(stored_events)
+        self._check_sizes(stored_events)
+        groups = _group_by_aggregate(stored_events)
+        for group in groups:
+            _pack([group], reserved=0)  # refuses an aggregate whose events would not fit one transaction
+
+        def write(group: list[StoredEvent]) -> Exception | None:
+            try:
+                self._write_items([{"Put": self._put(s)} for s in group])
+            except PersistenceError as error:
+                return error
+            return None
+
+        if len(groups) <= 1 or writers <= 1:
+            outcomes = [write(group) for group in groups]
+        else:
+            with ThreadPoolExecutor(max_workers=min(writers, len(groups))) as pool:
+                outcomes = list(pool.map(write, groups))
+        return {
+            _encode_originator_id(group[0].originator_id): error
+            for group, error in zip(groups, outcomes, strict=True)
+            if error is not None
+        }
 
     def _check_sizes(self, stored_events: Sequence[StoredEvent]) -> None:
         """Refuse, before any request, a save with an item DynamoDB would refuse (measured by its rules): a
@@ -648,10 +680,32 @@ Factory = DynamoDBFactory
 class DynamoDBEventStore(RecorderEventStore):
     """The AWS store's `EventStore`: conditional writes, histories read concurrently, DynamoDB's item count."""
 
-    def __init__(self, recorder: DynamoDBAggregateRecorder, mapper: Mapper[UUID], *, readers: int) -> None:
+    def __init__(
+        self, recorder: DynamoDBAggregateRecorder, mapper: Mapper[UUID], *, readers: int, writers: int
+    ) -> None:
         super().__init__(recorder, mapper)
         self.dynamodb = recorder
         self.readers = readers
+        self.writers = writers
+
+    def append(self, events: Sequence[Any]) -> list[int]:
+        """Each aggregate's events written on their own (`insert_each_aggregate`): a batch whose cached aggregate
+        another container moved on loses that aggregate's write only, and its other writes cost half as much as in
+        one transaction. Raises PartlyAppended naming the stale aggregates (the others are stored), or the first
+        other error (what was stored is named in a note)."""
+        stored = [self.mapper.to_stored_event(event) for event in events]
+        failed = self.dynamodb.insert_each_aggregate(stored, writers=self.writers)
+        if not failed:
+            return []
+        committed = {_encode_originator_id(s.originator_id) for s in stored} - set(failed)
+        other = [error for error in failed.values() if not isinstance(error, IntegrityError)]
+        if other:
+            if committed:
+                other[0].add_note(f"Recorded: the events of {len(committed)} aggregates; not: {len(failed)}")
+            raise other[0]
+        stale = frozenset(UUID(key) for key in failed)
+        msg = f"{len(stale)} of {len(stale) + len(committed)} aggregates were saved by another writer first"
+        raise PartlyAppended(stale, msg)
 
     def histories(self, ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """One Query per aggregate, `readers` at a time (boto3 clients are thread-safe): a batch's missed aggregates
@@ -660,6 +714,21 @@ class DynamoDBEventStore(RecorderEventStore):
             return super().histories(ids)
         with ThreadPoolExecutor(max_workers=min(self.readers, len(ids))) as pool:
             found = dict(zip(ids, pool.map(lambda key: list(self.dynamodb.select_events(key)), ids), strict=True))
+        return {key: events for key, events in found.items() if events}
+
+    def newer_events(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """One strongly consistent Query per cached aggregate for what follows its version, `readers` at a time: 1
+        RRU where nothing follows, instead of a conditional write that fails (1 WRU, five times the price) and a
+        read of the whole history when another container moved the aggregate on."""
+        ids = list(versions)
+        if not ids:
+            return {}
+
+        def newer(key: UUID) -> list[StoredEvent]:
+            return list(self.dynamodb.select_events(key, gt=versions[key]))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.readers, len(ids)))) as pool:
+            found = dict(zip(ids, pool.map(newer, ids), strict=True))
         return {key: events for key, events in found.items() if events}
 
     def stored_events(self) -> int:
