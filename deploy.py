@@ -27,6 +27,7 @@ from batchops.bootstrap import Settings
 from batchops.grafana import GrafanaError
 from batchops.local.emulator_server import LocalRunError
 from batchops.local.organization import LocalSettings, run_local
+from batchops.rollout.alarms import AlarmThresholds
 from batchops.rollout.clients import Clients, WriteRefused
 from batchops.rollout.deploy import deploy
 from batchops.rollout.destroy import destroy
@@ -35,6 +36,7 @@ from batchops.rollout.grafana_workspace import GrafanaProvisioningError
 from batchops.rollout.preflight import PreflightError
 from batchops.rollout.settings import OperationPreferences, RolloutSettings
 from batchops.rollout.status import status
+from batchops.waiting import DurationError, parse_duration
 
 
 def _regions(text: str) -> tuple[str, ...]:
@@ -46,6 +48,13 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
     return key, value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _common(suppress: bool) -> argparse.ArgumentParser:
@@ -98,6 +107,24 @@ def parser() -> argparse.ArgumentParser:
         "--central-parameter", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
         help="a parameter of central-account/template.yaml (repeatable), e.g. AlarmTopic=arn:...",
     )  # fmt: skip
+    waiting = main.add_argument_group("alarms on waiting jobs (CloudWatch, in the central account's home region)")
+    waiting.add_argument(
+        "--alarm-topic", metavar="ARN",
+        help="SNS topic they notify (default: the AlarmTopic central parameter, else <prefix>-alarms, made here)",
+    )  # fmt: skip
+    waiting.add_argument(
+        "--alarm-oldest-wait", type=_duration, default=AlarmThresholds.oldest_wait_seconds, metavar="DURATION",
+        help="alarm when a job of a queue has waited longer than this (default 30m; 90s, 2h, 1d)",
+    )  # fmt: skip
+    waiting.add_argument(
+        "--alarm-jobs-waiting", type=int, default=AlarmThresholds.jobs_waiting, metavar="N",
+        help=f"alarm when more than N jobs wait in one queue (default {AlarmThresholds.jobs_waiting})",
+    )  # fmt: skip
+    waiting.add_argument(
+        "--alarm-minutes", type=int, default=AlarmThresholds.minutes, metavar="M",
+        help=f"for this many minutes in a row (default {AlarmThresholds.minutes})",
+    )  # fmt: skip
+    waiting.add_argument("--no-alarms", dest="alarms", action="store_false", help="no alarms on waiting jobs")
     local = main.add_argument_group("the local Organization (an AWS emulator on this machine)")
     local.add_argument("--local", action="store_true", help="deploy to an emulated Organization and run a workload")
     local.add_argument(
@@ -140,6 +167,13 @@ def settings_from(args: argparse.Namespace, default_region: str | None = None) -
         central_parameters=dict(getattr(args, "central_parameter", [])),
         oam=args.oam,
         grafana=args.grafana,
+        alarms=getattr(args, "alarms", True),
+        alarm_topic=getattr(args, "alarm_topic", None),
+        alarm_thresholds=AlarmThresholds(
+            getattr(args, "alarm_oldest_wait", AlarmThresholds.oldest_wait_seconds),
+            getattr(args, "alarm_jobs_waiting", AlarmThresholds.jobs_waiting),
+            getattr(args, "alarm_minutes", AlarmThresholds.minutes),
+        ),
         grafana_admin_groups=tuple(getattr(args, "grafana_admin_group", [])),
         grafana_viewer_groups=tuple(getattr(args, "grafana_viewer_group", [])),
         identity_center_region=getattr(args, "identity_center_region", None),

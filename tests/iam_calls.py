@@ -245,12 +245,35 @@ def _grafana(action: str, operation: str, params: Mapping[str, Any], region: str
     return requests
 
 
+def _cloudwatch(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    """Alarms by name (DescribeAlarms of named metric alarms, PutMetricAlarm, DeleteAlarms: `alarm*`); tags given on
+    PutMetricAlarm also need TagResource (CloudWatch's "Alarms and tagging")."""
+    names = params.get("AlarmNames") or ([params["AlarmName"]] if "AlarmName" in params else [])
+    if not names:
+        return [Request(action, "*")]
+    requests = [Request(action, f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}") for name in names]
+    if operation == "PutMetricAlarm" and params.get("Tags"):
+        requests.append(Request("cloudwatch:TagResource", requests[0].resource))
+    return requests
+
+
+def _sns(action: str, operation: str, params: Mapping[str, Any], region: str, account: str) -> list[Request]:
+    """A topic by its ARN (CreateTopic: the ARN its name gives); tags on CreateTopic also need TagResource."""
+    arn = params.get("TopicArn") or (f"arn:aws:sns:{region}:{account}:{params['Name']}" if "Name" in params else "*")
+    requests = [Request(action, arn)]
+    if operation == "CreateTopic" and params.get("Tags"):
+        requests.append(Request("sns:TagResource", arn))
+    return requests
+
+
 _DEPLOYER_SERVICES = {
     "sts": _sts,
     "organizations": _organizations,
     "events": _events,
     "oam": _oam,
     "grafana": _grafana,
+    "cloudwatch": _cloudwatch,
+    "sns": _sns,
 }
 
 

@@ -244,6 +244,17 @@ def test_deploy_covers_every_member_and_region_then_changes_nothing(org: Org) ->
     assert stack_set["StackSet"]["PermissionModel"] == "SERVICE_MANAGED"
     assert stack_set["StackSet"]["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
 
+    # The waiting alarms, to the topic the deploy made (it says how to subscribe).
+    topic = f"arn:aws:sns:us-east-1:{org.management}:{PREFIX}-alarms"
+    assert f"create SNS topic {topic}" in " ".join(out.split())
+    alarms = boto3.client("cloudwatch", region_name="us-east-1").describe_alarms(AlarmNamePrefix=f"{PREFIX}-")
+    waiting = {
+        a["AlarmName"]: a for a in alarms["MetricAlarms"] if "wait" in a["AlarmName"] or "piling" in a["AlarmName"]
+    }
+    assert set(waiting) == {f"{PREFIX}-job-waiting-too-long", f"{PREFIX}-jobs-piling-up"}
+    assert all(a["AlarmActions"] == a["OKActions"] == [topic] for a in waiting.values())
+    assert waiting[f"{PREFIX}-job-waiting-too-long"]["Threshold"] == 1800  # --alarm-oldest-wait's default, 30m
+
     # The central template is over CloudFormation's inline limit: it went to the artifact bucket, once.
     s3 = boto3.client("s3", region_name="us-east-1")
     [bucket] = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"{PREFIX}-artifacts-")]
@@ -341,6 +352,9 @@ def test_a_new_account_shows_as_pending_auto_deployment_then_destroy_leaves_noth
     )
     code, out = run(org, *destroy, "--yes")
     assert code == 0, out
+    assert f"deleted SNS topic arn:aws:sns:us-east-1:{org.management}:{PREFIX}-alarms" in " ".join(out.split())
+    assert boto3.client("cloudwatch", region_name="us-east-1").describe_alarms()["MetricAlarms"] == []
+    assert boto3.client("sns", region_name="us-east-1").list_topics()["Topics"] == []
     cfn = boto3.client("cloudformation", region_name="us-east-1")
     with pytest.raises(cfn.exceptions.StackSetNotFoundException):
         cfn.describe_stack_set(StackSetName=f"{PREFIX}-member")
@@ -368,6 +382,9 @@ def test_dry_run_shows_the_plan_and_makes_no_write_call(org: Org) -> None:
     assert "the deploy would:" in out and "  - create StackSet bo-member" in out
     assert "new stack:" in out and "AWS::Events::EventBus" in out and "AWS::Scheduler::Schedule" in out
     assert "would upload template.yaml" in out  # over the inline limit: planned from its summary
+    said = " ".join(out.split())
+    assert "alarm bo-job-waiting-too-long: SELECT MAX(OldestWaitingSeconds) FROM" in said and "> 1800 for 5 min" in said
+    assert "create alarm bo-jobs-piling-up" in said
     assert "trusted access for CloudFormation StackSets is off" in out
     cfn = boto3.client("cloudformation", region_name="us-east-1")
     assert cfn.list_stacks()["StackSummaries"] == []
@@ -382,6 +399,21 @@ def test_dry_run_shows_the_plan_and_makes_no_write_call(org: Org) -> None:
     assert code == 0, out
     assert recorder.writes() == []
     assert ("parameter ArtifactKey" in out and "would upload" in out) or "upload s3://" in out
+
+
+def test_the_alarm_options_set_the_topic_and_thresholds(org: Org) -> None:
+    topic = f"arn:aws:sns:us-east-1:{org.management}:ops-pager"
+    options = ("--yes", "--alarm-topic", topic, "--alarm-oldest-wait", "2h", "--alarm-jobs-waiting", "40")
+    code, out = run(org, *deploy_args(org, *options))
+    assert code == 0, out
+    found = boto3.client("cloudwatch", region_name="us-east-1").describe_alarms(
+        AlarmNames=[f"{PREFIX}-job-waiting-too-long", f"{PREFIX}-jobs-piling-up"]
+    )["MetricAlarms"]
+    assert [(a["Threshold"], a["AlarmActions"]) for a in found] == [(7200, [topic]), (40, [topic])]
+    assert boto3.client("sns", region_name="us-east-1").list_topics()["Topics"] == [], "a topic given: none made"
+    with pytest.raises(SystemExit) as refused:
+        deploy.parser().parse_args(["--alarm-oldest-wait", "soon"])
+    assert refused.value.code == 2
 
 
 def test_preflight_says_what_to_fix(org: Org) -> None:

@@ -1,7 +1,7 @@
-"""`deploy.py` (deploy): preflight, then the six steps of the rollout, then what changed.
+"""`deploy.py` (deploy): preflight, then the seven steps of the rollout, then what changed.
 
-1. the Lambda artifact, 2. the central stack, 3. the OAM sinks, 4. the member StackSet, 5. the management
-account's plain member stacks, 6. Grafana. With settings.dry_run it shows all of it and writes nothing.
+1. the Lambda artifact, 2. the central stack, 3. the waiting alarms, 4. the OAM sinks, 5. the member StackSet, 6. the
+management account's plain member stacks, 7. Grafana. With settings.dry_run it shows all of it and writes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from batchops.rollout import grafana
+from batchops.rollout import alarms, grafana
 from batchops.rollout.artifact import stage_artifact
 from batchops.rollout.central_stack import deploy_central_stack
 from batchops.rollout.clients import Clients
@@ -44,6 +44,26 @@ def preflight(settings: RolloutSettings, clients: Clients, confirm: Callable[[st
         profile=settings.profile,
         dry_run=settings.dry_run,
     )
+
+
+def _deploy_alarms(
+    settings: RolloutSettings, clients: Clients, console: Console, central: str, partition: str
+) -> list[str]:
+    """Step 3: the alarms on waiting jobs (rollout/alarms.py), to --alarm-topic, the stack's AlarmTopic, or our own."""
+    if not settings.alarms:
+        return []
+    home = settings.home_region
+    own = alarms.topic_arn(partition, home, central, settings.prefix)
+    topic = settings.alarm_topic or settings.central_parameters.get("AlarmTopic") or own
+    changes = []
+    if topic == own:
+        sns = clients.client("sns", home, central)
+        changes += alarms.ensure_topic(sns, own, settings.tags, dry_run=settings.dry_run)
+    requests = alarms.alarm_requests(settings.prefix, topic, settings.alarm_thresholds)
+    for line in alarms.describe_plan(requests):
+        console.print(f"  {line}")
+    cloudwatch = clients.client("cloudwatch", home, central)
+    return changes + alarms.ensure_alarms(cloudwatch, requests, settings.tags, dry_run=settings.dry_run)
 
 
 def _member_spec(
@@ -135,6 +155,7 @@ def deploy(
     if central_stack.stack.changed:
         result.changes.append(f"change stack {central_stack.stack.name}")
     result.outputs = central_stack.stack.outputs
+    result.changes += _deploy_alarms(settings, clients, console, central, partition)
     sinks, changes = ensure_sinks(
         settings, clients, central=central, organization_id=report.caller.organization_id, partition=partition
     )

@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from batchops.rollout import grafana
+from batchops.rollout import alarms, grafana
 from batchops.rollout.artifact import artifact_bucket_name, empty_bucket
 from batchops.rollout.central_stack import unprotect_event_store
 from batchops.rollout.clients import Clients
@@ -37,6 +37,7 @@ class _Found:
     workspace: dict[str, Any] | None
     central_stack: dict[str, Any] | None
     bucket: str | None
+    alarms: list[str]
 
     def plan(self, settings: RolloutSettings) -> list[str]:
         """What destroy removes, one line each, in the order it removes them."""
@@ -49,6 +50,8 @@ class _Found:
         plan += [f"OAM sink {settings.sink_name} in {region}" for region in self.sink_regions]
         if self.workspace:
             plan.append(f"Grafana workspace {self.workspace['id']} ({self.workspace['name']})")
+        if self.alarms:
+            plan.append(f"alarms {', '.join(self.alarms)} (and the topic {settings.prefix}-alarms if deploy made it)")
         if self.central_stack:
             plan.append(f"central stack {settings.central_stack_name} with the event store and projections (data lost)")
         if self.bucket:
@@ -103,6 +106,9 @@ def _find(settings: RolloutSettings, clients: Clients) -> _Found:
         workspace=grafana.deployed_workspace(settings, clients, central),
         central_stack=central_stack,
         bucket=_bucket_if_there(clients.client("s3", home, central), bucket),
+        alarms=sorted(
+            alarms.existing_alarms(clients.client("cloudwatch", home, central), alarms.alarm_names(settings.prefix))
+        ),
     )
 
 
@@ -146,6 +152,11 @@ def _remove(settings: RolloutSettings, clients: Clients, console: Console, found
     if found.workspace:
         grafana.remove_workspace(settings, clients, found.central, found.workspace["id"])
         changes.append(f"deleted Grafana workspace {found.workspace['id']}")
+    if found.alarms:
+        home, partition = settings.home_region, found.caller.arn.split(":")[1]
+        own = alarms.topic_arn(partition, home, found.central, settings.prefix)
+        cloudwatch, sns = clients.client("cloudwatch", home, found.central), clients.client("sns", home, found.central)
+        changes += alarms.remove_alarms(cloudwatch, sns, found.alarms, own)
     changes += _remove_central_stack(settings, clients, console, found)
     if found.bucket:
         s3 = clients.client("s3", settings.home_region, found.central)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchops.rollout.alarms import AlarmThresholds
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CENTRAL_TEMPLATE = REPO_ROOT / "central-account" / "template.yaml"
 MEMBER_TEMPLATE = REPO_ROOT / "member-account" / "template.yaml"
@@ -57,6 +59,9 @@ class RolloutSettings:
     central_parameters: Mapping[str, str] = field(default_factory=dict)
     oam: bool = True
     grafana: bool = True
+    alarms: bool = True
+    alarm_topic: str | None = None
+    alarm_thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
     grafana_admin_groups: tuple[str, ...] = ()
     grafana_viewer_groups: tuple[str, ...] = ()
     identity_center_region: str | None = None
