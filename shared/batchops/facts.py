@@ -14,6 +14,8 @@ from typing import Any, Literal, TypedDict
 import orjson
 
 FactKind = Literal["job_state", "job_task", "instance", "compute_environment"]
+SERVICE_PLATFORM = "SAGEMAKER"
+"""The platform of a service job (AWS Batch schedules SageMaker training jobs: SAGEMAKER_TRAINING)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, cast
 from pydantic import ValidationError
 
 from batchops.facts import (
+    SERVICE_PLATFORM,
     AttemptFact,
     ComputeEnvironmentFact,
     InstanceFact,
@@ -81,8 +82,6 @@ ASG_TERMINATE_FAILED = "EC2 Instance Terminate Unsuccessful"
 CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
 SUBMIT_JOB = "SubmitJob"
 COMPUTE_ENVIRONMENT_CALLS = frozenset({"CreateComputeEnvironment", "UpdateComputeEnvironment"})
-SERVICE_PLATFORM = "SAGEMAKER"
-"""The platform of a service job (AWS Batch schedules SageMaker training jobs: SAGEMAKER_TRAINING)."""
 
 DETAIL_TYPES = frozenset(
     {

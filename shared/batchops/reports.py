@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from batchops.facts import SERVICE_PLATFORM
 from batchops.views import JobFilter, ViewStore
 from batchops.waiting import WAITING_STATUSES, waiting_jobs, waits_by_queue
 
@@ -179,10 +180,11 @@ def store_summary(views: ViewStore, now_ms: int | None = None) -> dict[str, Any]
     queue_times: dict[str, list[float]] = defaultdict(list)
     failures: Counter[str] = Counter()
     regions: set[tuple[str, str]] = set()
-    jobs = array_children = 0
+    jobs = array_children = service_jobs = 0
     for job in views.jobs():
         jobs += 1
         array_children += job.get("array_parent_id") is not None
+        service_jobs += job.get("platform") == SERVICE_PLATFORM
         regions.add((job["account_id"], job["region"]))
         per_account[job["account_id"]][job["status"] or "UNKNOWN"] += 1
         if job["queue_seconds"] is not None:
@@ -204,6 +206,7 @@ def store_summary(views: ViewStore, now_ms: int | None = None) -> dict[str, Any]
         "account_regions": len(regions),
         "jobs": jobs,  # rows of the job view: each array child is one, beside its parent
         "array_children": array_children,
+        "service_jobs": service_jobs,  # SageMaker training jobs Batch scheduled (rows of the job view too)
         "instances": instances,
         "jobs_by_status": {a: dict(sorted(c.items())) for a, c in sorted(per_account.items())},
         "queue_seconds": {

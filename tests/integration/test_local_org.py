@@ -241,10 +241,10 @@ def test_the_demo_on_80_columns_says_nothing_false_cuts_nothing_and_ends_with_a_
     assert "…" not in out and "┘changed" not in out, out
     flat = " ".join(out.split())
     # The jobs counted, and how they relate to --jobs.
-    jobs = re.search(r"([\d,]+) jobs: 12 submitted \+ ([\d,]+) array children", flat)
+    jobs = re.search(r"([\d,]+) jobs: 12 submitted \+ ([\d,]+) array children \+ ([\d,]+) SageMaker service", flat)
     assert jobs is not None, flat
-    total, children = (int(g.replace(",", "")) for g in jobs.groups())
-    assert total == 12 + children
+    total, children, service = (int(g.replace(",", "")) for g in jobs.groups())
+    assert total == 12 + children + service and service == 1  # the simulator adds one every 20 submissions
     assert "12 jobs submitted in all" in flat
     # The counters reconcile, each said in words.
     figures = re.search(

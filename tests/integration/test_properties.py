@@ -101,6 +101,20 @@ def test_any_permutation_and_duplication_gives_the_in_order_projection(seed: int
     assert got_totals == totals  # each distinct state change counted once, late or not, duplicated or not
 
 
+def test_the_drawn_histories_hold_submissions_dependency_waits_and_service_jobs() -> None:
+    # What the permutation property covers: SubmitJob records (some naming dependencies) and service jobs.
+    for seed in range(4):
+        _, (jobs, _, _) = _baseline(seed)
+        rows = list(jobs.values())
+        assert all(
+            r["submitted_at"] and r["submitted_by"]
+            for r in rows
+            if r["array_parent_id"] is None and r["platform"] != "SAGEMAKER"
+        )
+        assert any(r["depends_on"] and r["pending_seconds"] for r in rows)
+        assert any(r["platform"] == "SAGEMAKER" and r["capacity_usage"] for r in rows)
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 1000),

@@ -34,6 +34,8 @@ CONTAINER_INSTANCE = "ECS Container Instance State Change"
 SOURCES = {
     "Batch Job State Change": "aws.batch",
     "Batch Job Queue Blocked": "aws.batch",
+    "Batch Service Job State Change": "aws.batch",
+    "Batch Service Job Queue Blocked": "aws.batch",
     "AWS API Call via CloudTrail": "aws.batch",
     "ECS Task State Change": "aws.ecs",
     "ECS Container Instance State Change": "aws.ecs",
@@ -76,6 +78,11 @@ def chaotic() -> Iterator[list[Event]]:
 
 def of_type(events: list[Event], detail_type: str) -> Iterator[dict[str, Any]]:
     return (event["detail"] for event in events if event["detail-type"] == detail_type)
+
+
+def calls(events: list[Event], name: str) -> Iterator[dict[str, Any]]:
+    """The CloudTrail records of one API call."""
+    return (detail for detail in of_type(events, "AWS API Call via CloudTrail") if detail["eventName"] == name)
 
 
 def epoch_ms(iso: str) -> int:
@@ -334,7 +341,7 @@ def test_resource_values_are_strings(events: list[Event]) -> None:
 
 
 def test_cloudtrail_tells_the_type_of_most_but_not_all_compute_environments(events: list[Event]) -> None:
-    trails = list(of_type(events, "AWS API Call via CloudTrail"))
+    trails = list(calls(events, "CreateComputeEnvironment"))
     types = {t["requestParameters"]["computeResources"]["type"] for t in trails}
     assert {"EC2", "SPOT"} <= types and types & {"FARGATE", "FARGATE_SPOT"}
     announced = {
@@ -440,10 +447,12 @@ def test_truth_agrees_with_the_events(events: list[Event], truth: list[ExpectedJ
         (t["recipientAccountId"], t["awsRegion"], t["requestParameters"]["computeEnvironmentName"]): t[
             "requestParameters"
         ]["computeResources"]["type"]
-        for t in of_type(events, "AWS API Call via CloudTrail")
+        for t in calls(events, "CreateComputeEnvironment")
     }
     pricing_of_type = {"SPOT": "spot", "EC2": "on-demand", "FARGATE": "fargate", "FARGATE_SPOT": "fargate"}
-    assert len({job.job_id for job in truth}) == len(truth) == len(last_event)
+    service = [job for job in truth if job.platform == "SAGEMAKER"]
+    truth = [job for job in truth if job.platform != "SAGEMAKER"]  # service jobs: their own test
+    assert service and len({job.job_id for job in truth}) == len(truth) == len(last_event)
     for job in truth:
         detail = last_event[job.job_id]
         assert detail["status"] == job.status
@@ -485,13 +494,61 @@ def test_truth_failure_kinds_match_status_reasons(events: list[Event], truth: li
         "cancelled": "Cancelled by user",
     }
     for job in truth:
-        if job.failure_kind is None:
+        if job.failure_kind is None or job.platform == "SAGEMAKER":
             continue
         reason = final[job.job_id]["statusReason"]
         if job.failure_kind == "spot_reclaim":
             assert reason == f"Host EC2 (instance {job.instance_id}) terminated."
         else:
             assert reason == reason_of_kind[job.failure_kind]
+
+
+# --- submissions and service jobs ---------------------------------------------------------------------
+
+
+def test_every_job_a_caller_submitted_has_its_submitjob_record_where_the_account_has_a_trail(
+    events: list[Event], truth: list[ExpectedJob]
+) -> None:
+    records = {d["responseElements"]["jobId"]: d for d in calls(events, "SubmitJob")}
+    first_event = {}
+    for detail in of_type(events, BATCH):
+        first_event.setdefault(detail["jobId"], detail)
+    homes = {(job.account_id, job.region) for job in truth}
+    with_trail = {(d["recipientAccountId"], d["awsRegion"]) for d in records.values()}
+    assert len(homes - with_trail) == 1, "one account-region has no trail"
+    for job in truth:
+        if job.platform == "SAGEMAKER" or job.array_parent_id is not None:
+            assert job.job_id not in records  # service jobs and array children are not SubmitJob calls
+            continue
+        if (job.account_id, job.region) not in with_trail:
+            continue
+        record = records[job.job_id]
+        request, detail = record["requestParameters"], first_event[job.job_id]
+        assert epoch_ms(record["eventTime"]) // 1000 == detail["createdAt"] // 1000  # createdAt is the submission
+        assert [d["jobId"] for d in request.get("dependsOn", [])] == [d["jobId"] for d in detail["dependsOn"]]
+        assert detail["jobQueue"].endswith(f"/{request['jobQueue'].rsplit('/', 1)[-1]}")
+        assert record["userIdentity"]["arn"].startswith(f"arn:aws:sts::{job.account_id}:assumed-role/")
+        assert ("arrayProperties" in request) == (job.array_size is not None)
+    waits = [d for d in records.values() if d["requestParameters"].get("dependsOn")]
+    assert waits and any(SECRET_VALUE in json.dumps(d["requestParameters"]) for d in records.values())
+
+
+def test_service_jobs_go_through_their_own_states_and_some_block_their_queue(
+    events: list[Event], truth: list[ExpectedJob]
+) -> None:
+    statuses: dict[str, list[str]] = defaultdict(list)
+    for detail in of_type(events, "Batch Service Job State Change"):
+        assert detail["serviceJobType"] == "SAGEMAKER_TRAINING" and detail["capacityUsage"][0]["quantity"] >= 1
+        statuses[detail["jobId"]].append(detail["status"])
+    service = {job.job_id: job for job in truth if job.platform == "SAGEMAKER"}
+    assert set(statuses) == set(service) and len(service) >= 50
+    for job_id, seen in statuses.items():
+        assert seen[-1] == service[job_id].status
+        if service[job_id].status != "RUNNABLE":
+            assert seen[-4:-1] == ["SCHEDULED", "STARTING", "RUNNING"], seen
+    blocked = list(of_type(events, "Batch Service Job Queue Blocked"))
+    assert blocked and all(d["status"] == "RUNNABLE" and d["jobId"] in service for d in blocked)
+    assert {job.status for job in service.values()} == {"SUCCEEDED", "FAILED", "RUNNABLE"}
 
 
 # --- chaos --------------------------------------------------------------------------------------

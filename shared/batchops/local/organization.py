@@ -620,11 +620,13 @@ def print_local_summary(console: Console, settings: LocalSettings, figures: Loca
         f"{len(regions)} regions ({', '.join(regions)}): {len(deployed)} of {len(figures.covered)} stack instances "
         "deployed"
     )
-    children = summary.get("array_children", 0)
+    children, service = summary.get("array_children", 0), summary.get("service_jobs", 0)
+    submitted = summary["jobs"] - children - service
     print_job_figures(
         console,
         summary,
-        title=f"{summary['jobs']:,} jobs: {summary['jobs'] - children:,} submitted + {children:,} array children",
+        title=f"{summary['jobs']:,} jobs: {submitted:,} submitted + {children:,} array children + {service:,} "
+        "SageMaker service jobs",
     )
     spot = summary["spot_interruptions"]
     where = ", ".join(f"{k}: {v}" for k, v in list(spot.items())[:6]) or "none"

@@ -20,6 +20,7 @@ from batchops.simulation.accounts import announce_compute_environments, build_ac
 from batchops.simulation.attempts import AttemptPlanner
 from batchops.simulation.chaos import deliver_with_chaos
 from batchops.simulation.fleet import Fleet
+from batchops.simulation.service_jobs import ServiceJobs
 from batchops.simulation.settings import SimulationSettings, validate
 from batchops.simulation.timeline import Timeline
 from batchops.simulation.truth import ExpectedJob
@@ -65,9 +66,12 @@ class _Simulation:
         self.timeline = Timeline(settings.seed)
         self.start_ms = int(settings.start.timestamp()) * 1000
         self.homes = build_account_regions(self.rng, settings)
+        if len(self.homes) >= 3:
+            self.homes[-1].has_trail = False  # one account-region without a trail: its jobs have no SubmitJob record
         self.fleet = Fleet(self.rng, self.timeline)
         attempts = AttemptPlanner(self.rng, self.timeline, self.fleet)
-        self.workload = Workload(self.rng, self.timeline, attempts, self.homes, truth)
+        self.workload = Workload(self.rng, self.timeline, attempts, self.homes, truth, seed=settings.seed)
+        self.service_jobs = ServiceJobs(settings.seed, self.timeline, self.homes, truth)
 
     def timed_events(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """Events with their event time in ms, in time order."""
@@ -83,5 +87,6 @@ class _Simulation:
             self.fleet.scale_in_idle_instances(before=submitted_ms)
             yield from timeline.release(before=submitted_ms)
             self.workload.submit(submitted_ms)
+            self.service_jobs.after_submission(submitted_ms)
         self.fleet.scale_in_idle_instances(before=None)
         yield from timeline.release(before=None)

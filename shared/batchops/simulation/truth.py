@@ -16,11 +16,11 @@ class ExpectedJob:
     job_id: str  # array children: "<parent id>:<index>"
     queue: str  # the job queue's name
     compute_environment: str | None  # CE of the last attempt; None when the job never started
-    platform: str  # EC2 | FARGATE
+    platform: str  # EC2 | FARGATE | SAGEMAKER (a service job)
     status: str  # final: SUCCEEDED | FAILED, or RUNNABLE for a job left blocked
     attempts: int  # length of attempts[] in the job's last event (0 for array parents)
     exit_code: int | None  # of the last attempt (essential container); None without one
-    pricing: str  # on-demand | spot | fargate (for a job that never started: of the CE it was headed for)
+    pricing: str  # on-demand | spot | fargate (never started: of the CE it was headed for) | unknown (service job)
     instance_id: str | None  # EC2 instance of the last attempt; None on Fargate or when never started
     array_parent_id: str | None  # set on array children
     array_index: int | None  # set on array children

@@ -9,6 +9,7 @@ from batchops.simulation.accounts import job_definition
 from batchops.simulation.attempts import AttemptPlanner
 from batchops.simulation.catalog import SECRET_VARIABLES, TEAMS
 from batchops.simulation.events.batch import batch_job_event, queue_blocked_event
+from batchops.simulation.events.submission import cloudtrail_submit_job
 from batchops.simulation.outcomes import (
     CANCELLED,
     EXIT_NONZERO,
@@ -54,6 +55,7 @@ class Workload:
         attempts: AttemptPlanner,
         homes: list[AccountRegion],
         truth: list[ExpectedJob] | None,
+        seed: int = 0,
     ) -> None:
         self.rng = rng
         self.timeline = timeline
@@ -62,6 +64,8 @@ class Workload:
         # Drawn right after the accounts, before any other draw: moving it would change every run's bytes.
         self.home_weights = tuple(cumulative([rng.uniform(0.4, 1.6) for _ in homes]))
         self.truth = truth
+        # The SubmitJob records' ids come from a stream of their own: the workload's draws stay as they were.
+        self.trail_ids = random.Random(f"batchops-simulate-submit-job-records:{seed}")
 
     def submit(self, submitted_ms: int) -> None:
         rng = self.rng
@@ -82,6 +86,7 @@ class Workload:
             depends_on = (dependency_id,)
             ready = max(ready, dependency_end + between(rng, 1_000, 6_000))
         job = self._new_job(home, queue, environment, definition, submitted_ms, depends_on)
+        self._record_submission(job)
         if depends_on:
             self.timeline.at(
                 submitted_ms + between(rng, 200, 1_500), batch_job_event, job, "PENDING", 0, -1, None, None
@@ -143,6 +148,7 @@ class Workload:
         size = rng.choices(_ARRAY_SIZES, weights=_ARRAY_SIZE_WEIGHTS)[0]
         parent = self._new_job(home, queue, environment, definition, submitted_ms, ())
         parent.array_size = size
+        self._record_submission(parent)
         self.timeline.at(submitted_ms + between(rng, 300, 1_500), batch_job_event, parent, "PENDING", 0, -1, None, None)
         finished = submitted_ms
         for index in range(size):
@@ -174,6 +180,12 @@ class Workload:
         reason = REASON_ARRAY_CHILD_FAILED if parent.failed_children else None
         self.timeline.at(stopped, batch_job_event, parent, status, 0, -1, reason, stopped)
         self._record(parent, status, None)
+
+    def _record_submission(self, job: Job) -> None:
+        """The CloudTrail SubmitJob record of a job the caller submitted (array children are Batch's own)."""
+        if job.home.has_trail:
+            ids = self.trail_ids
+            self.timeline.at(job.created_ms, cloudtrail_submit_job, job, uuid4(ids), uuid4(ids))
 
     def _run(self, job: Job, ready: int, is_child: bool) -> tuple[str, int]:
         """Plan a job from RUNNABLE to its end; returns its final status and the time of its last event."""

@@ -92,6 +92,7 @@ class AccountRegion:
     queue_weights: tuple[float, ...]
     definitions: dict[str, Definition]
     recent_successes: deque[tuple[str, int]]
+    has_trail: bool = True  # CloudTrail records of SubmitJob reach the bus only where the account has a trail
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,3 +158,19 @@ class Job:
         main = ("main", attempt.exit_code if attempt is not None else None)
         router = ("log-router", attempt.sidecar_exit_code if attempt is not None else None)
         return [router, main] if self.definition.log_router_first else [main, router]
+
+
+@dataclass(slots=True, eq=False)
+class ServiceJob:
+    """A SageMaker training job submitted to a Batch service job queue (SubmitServiceJob)."""
+
+    home: AccountRegion
+    queue_name: str
+    queue_arn: str
+    job_id: str
+    arn: str
+    name: str
+    created_ms: int
+    instances: int
+    share_identifier: str | None
+    training_job_arn: str

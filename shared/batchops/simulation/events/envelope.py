@@ -8,6 +8,8 @@ from typing import Any
 
 BATCH_JOB_STATE_CHANGE = "Batch Job State Change"
 BATCH_JOB_QUEUE_BLOCKED = "Batch Job Queue Blocked"
+BATCH_SERVICE_JOB_STATE_CHANGE = "Batch Service Job State Change"
+BATCH_SERVICE_JOB_QUEUE_BLOCKED = "Batch Service Job Queue Blocked"
 CLOUDTRAIL_API_CALL = "AWS API Call via CloudTrail"
 ECS_TASK_STATE_CHANGE = "ECS Task State Change"
 ECS_CONTAINER_INSTANCE_STATE_CHANGE = "ECS Container Instance State Change"
@@ -21,6 +23,8 @@ DETAIL_TYPES: frozenset[str] = frozenset(
     {
         BATCH_JOB_STATE_CHANGE,
         BATCH_JOB_QUEUE_BLOCKED,
+        BATCH_SERVICE_JOB_STATE_CHANGE,
+        BATCH_SERVICE_JOB_QUEUE_BLOCKED,
         CLOUDTRAIL_API_CALL,
         ECS_TASK_STATE_CHANGE,
         ECS_CONTAINER_INSTANCE_STATE_CHANGE,
