@@ -243,3 +243,24 @@ def test_views_written_before_the_submission_fields_existed_gain_them(make_app, 
     ingest(reopened, [_submission_of(FAILED_JOB, "2022-01-11T23:36:40Z")])
     [row] = reopened.views.jobs()
     assert row["submitted_at"] == "2022-01-11T23:36:40.000Z" and row["status"] == "FAILED"
+
+
+def test_dynamodb_job_items_written_before_the_submission_fields_existed_read_as_empty(aws: None) -> None:
+    import boto3
+
+    app = build_application(Settings.from_environment(store="dynamodb://older"), project_inline=True)
+    assert handle_sqs_batch(app, sqs_lambda_event([json.dumps(sample(HISTORY[0]))]))["batchItemFailures"] == []
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    [table] = [t for t in client.list_tables()["TableNames"] if t.startswith("older") and t.endswith("jobs")]
+    [item] = client.scan(TableName=table)["Items"]
+    names = {f"#{i}": column for i, column in enumerate(JOB_SUBMISSION_FIELDS)}
+    client.update_item(
+        TableName=table,
+        Key={"pk": item["pk"]},
+        UpdateExpression="REMOVE " + ", ".join(names),
+        ExpressionAttributeNames=names,
+    )
+    [row] = app.views.jobs()
+    [detail] = app.views.job(FAILED_JOB)
+    assert row["depends_on"] == detail["depends_on"] == [] and row["submitted_at"] is None
+    assert row["status"] == "RUNNABLE"

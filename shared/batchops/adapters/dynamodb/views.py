@@ -46,6 +46,7 @@ from batchops.adapters.dynamodb.session import DynamoDBSession
 from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size, table_name
 from batchops.projection import (
     INSTANCE_FIELDS,
+    LIST_FIELDS,
     attempt_rows,
 )
 from batchops.tuning import DEFAULT_TUNING
@@ -177,7 +178,7 @@ class DynamoDBViewStore:
         items = self._generation_items(self.jobs_table) if keys is None else self._job_items(keys)
         rows = []
         for item in items:
-            row = {c: item.get(c) for c in _JOB_COLUMNS}
+            row = _job_row(item)
             if _matches(row, query):
                 rows.append(row)
         rows.sort(key=lambda r: (r["account_id"], r["region"], r["created_at"] or "", r["job_id"]))
@@ -236,7 +237,7 @@ class DynamoDBViewStore:
             values = _from_item(item)
             if account and values.get("account_id") != account:
                 continue
-            job = {c: values.get(c) for c in _JOB_COLUMNS}
+            job = _job_row(values)
             fold = _unpack(values["fold"])
             job["timeline"] = _unpack(values["timeline"])
             job["attempt_details"] = attempt_rows(fold, joins)
@@ -394,6 +395,15 @@ def _matches(row: dict[str, Any], query: JobFilter) -> bool:
         if values and row.get(column) not in values:
             return False
     return True
+
+
+def _job_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A job item's contract row; a list field an item written before it existed lacks reads as empty."""
+    row = {c: values.get(c) for c in _JOB_COLUMNS}
+    for column in LIST_FIELDS:
+        if row[column] is None:
+            row[column] = []
+    return row
 
 
 __all__ = [
