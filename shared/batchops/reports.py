@@ -108,9 +108,17 @@ _JOB_FACTS = (
     "failure_kind",
     "attempts",
     "exit_code",
+    "submitted_at",
+    "submitted_by",
+    "depends_on",
+    "share_identifier",
+    "scheduling_priority",
     "created_at",
+    "pending_seconds",
     "queue_seconds",
     "run_seconds",
+    "capacity_unit",
+    "capacity_usage",
     "instance_id",
     "instance_type",
     "availability_zone",
@@ -132,8 +140,9 @@ def print_job(job: dict[str, Any]) -> None:
     console.rule(f"[bold]{job['job_name'] or ''} {job['job_id']}")
     facts = Table.grid(padding=(0, 2))
     for key in _JOB_FACTS:
-        if job.get(key) is not None:
-            facts.add_row(f"[dim]{key}", str(job[key]))
+        value = job.get(key)
+        if value is not None and value != []:
+            facts.add_row(f"[dim]{key}", " ".join(value) if isinstance(value, list) else str(value))
     console.print(facts)
     timeline = Table(title="state timeline")
     for column in ("time", "status", "attempt", "reason"):

@@ -197,7 +197,9 @@ def test_no_secret_of_a_submission_reaches_the_store_the_kept_aside_records_the_
         return done.stdout + done.stderr
 
     printed = run("ingest", str(stream), "--emf-out", str(written / "emf.jsonl"))
-    printed += run("jobs", "--format", "json") + run("job", "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d")
+    drilldown = run("job", "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d")
+    assert "submitted_by" in drilldown and "assumed-role/batch-submitter/pipeline" in drilldown
+    printed += run("jobs", "--format", "json") + run("jobs", "--format", "csv") + drilldown
     printed += run("rejected", "--limit", "10") + run("summary")
     assert "SUBMITTED" in printed and printed.count(" rejected ") >= 2
     everything = b"".join(p.read_bytes() for p in sorted(written.iterdir()) if p.is_file()) + printed.encode()
