@@ -596,3 +596,16 @@ def test_start_time_is_honoured() -> None:
     delivered = [event["time"] for event in simulate(SimulationSettings(jobs=5, start=start))]
     assert delivered[0].startswith("2024-02-29T23:59:0")
     assert "2024-03-01T00:05:00Z" < delivered[-1] < "2024-03-02T00:00:00Z"
+
+
+def test_a_service_jobs_times_follow_its_states(events: list[Event]) -> None:
+    for event in events:
+        if event["detail-type"] != "Batch Service Job State Change":
+            continue
+        detail, second = event["detail"], epoch_ms(event["time"]) // 1000
+        assert detail["createdAt"] // 1000 <= second
+        if detail["status"] != "RUNNABLE":
+            assert detail["createdAt"] < detail["scheduledAt"] and detail["scheduledAt"] // 1000 <= second
+        for key in ("startedAt", "stoppedAt"):
+            if key in detail:
+                assert detail["scheduledAt"] < detail[key] and detail[key] // 1000 <= second

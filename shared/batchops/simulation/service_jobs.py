@@ -83,7 +83,7 @@ class ServiceJobs:
                 self._record(job, "RUNNABLE", 0)
                 return
             ready = blocked + between(rng, 120_000, 1_800_000)
-        scheduled = ready + between(rng, 2_000, 30_000)
+        scheduled = job.scheduled_ms = ready + between(rng, 2_000, 30_000)
         starting = scheduled + between(rng, 30_000, 240_000)
         started = starting + between(rng, 60_000, 300_000)
         stopped = started + between(rng, 300_000, 3_600_000)

@@ -174,3 +174,4 @@ class ServiceJob:
     instances: int
     share_identifier: str | None
     training_job_arn: str
+    scheduled_ms: int = 0  # set when its plan is made, before any of its events is built

@@ -36,11 +36,12 @@ def _detail(
         "jobName": job.name,
         "jobQueue": job.queue_arn,
     }
-    if status not in ("RUNNABLE",):
+    handed_over = status != "RUNNABLE"  # from SCHEDULED on, SageMaker has the training job
+    if handed_over:
         detail["latestAttempt"] = {"serviceResourceId": resource}
     detail["retryStrategy"] = {"attempts": 1, "evaluateOnExit": []}
-    if status not in ("RUNNABLE",):
-        detail["scheduledAt"] = job.created_ms
+    if handed_over:
+        detail["scheduledAt"] = job.scheduled_ms
     if job.share_identifier is not None:
         detail["schedulingPriority"] = 1
         detail["shareIdentifier"] = job.share_identifier
