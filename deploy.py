@@ -27,7 +27,6 @@ from batchops.bootstrap import Settings
 from batchops.grafana import GrafanaError
 from batchops.local.emulator_server import LocalRunError
 from batchops.local.organization import LocalSettings, run_local
-from batchops.rollout.alarms import AlarmThresholds
 from batchops.rollout.clients import Clients, WriteRefused
 from batchops.rollout.deploy import deploy
 from batchops.rollout.destroy import destroy
@@ -37,6 +36,7 @@ from batchops.rollout.preflight import PreflightError
 from batchops.rollout.settings import OperationPreferences, RolloutSettings
 from batchops.rollout.status import status
 from batchops.waiting import DurationError, parse_duration
+from batchops.waiting_alerts import AlarmThresholds
 
 
 def _regions(text: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from batchops.bootstrap import Settings
 from batchops.dashboards import DashboardSettings, render_dashboards, write_dashboards
+from batchops.waiting_alerts import AlarmThresholds
 
 AUTH_TYPES = ("default", "ec2_iam_role", "keys", "credentials", "grafana_assume_role")
 
@@ -53,8 +54,31 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     target.add_argument("--assume-role-arn", default="", help="role the data sources assume")
     target.add_argument("--folder-title", default="Batch")
+    alerts = target.add_argument_group("alert rules on waiting jobs (the conditions of deploy.py's alarms)")
+    alerts.add_argument(
+        "--alert-oldest-wait", type=_duration, default=AlarmThresholds.oldest_wait_seconds, metavar="DURATION",
+        help="fire when a job of a queue has waited longer than this (default 30m; 90s, 2h, 1d)",
+    )  # fmt: skip
+    alerts.add_argument(
+        "--alert-jobs-waiting", type=int, default=AlarmThresholds.jobs_waiting, metavar="N",
+        help=f"fire when more than N jobs wait in one queue (default {AlarmThresholds.jobs_waiting})",
+    )  # fmt: skip
+    alerts.add_argument(
+        "--alert-minutes", type=int, default=AlarmThresholds.minutes, metavar="M",
+        help=f"for this many minutes (default {AlarmThresholds.minutes})",
+    )  # fmt: skip
+    alerts.add_argument("--no-alert-rules", dest="alert_rules", action="store_false", help="push no alert rules")
     _dashboard_options(target)
     target.set_defaults(handler=_push)
+
+
+def _duration(text: str) -> float:
+    from batchops.waiting import DurationError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _dashboard_options(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +116,11 @@ def _push(args: argparse.Namespace) -> int:
         print(f"batchops: error: dashboards push needs {' and '.join(missing)}", file=sys.stderr)
         return 2
     dashboards = _dashboard_settings(args)
+    try:
+        thresholds = AlarmThresholds(args.alert_oldest_wait, args.alert_jobs_waiting, args.alert_minutes)
+    except ValueError as error:
+        print(f"batchops: error: {str(error).replace('--alarm-', '--alert-')}", file=sys.stderr)
+        return 2
     settings = ProvisioningSettings(
         home_region=args.home_region,
         athena_catalog=args.athena_catalog,
@@ -100,6 +129,8 @@ def _push(args: argparse.Namespace) -> int:
         auth_type=args.auth_type,
         assume_role_arn=args.assume_role_arn,
         folder_title=args.folder_title,
+        alert_thresholds=thresholds,
+        alert_rules=args.alert_rules,
     )
     try:
         client = GrafanaClient(args.grafana_url, args.token or "")

@@ -1,4 +1,11 @@
-"""Provision the BatchOps data sources, folder and dashboards into a Grafana over its HTTP API."""
+"""Provision the BatchOps data sources, folder, dashboards and alert rules into a Grafana over its HTTP API.
+
+The alert rules (Grafana-managed, through the alerting provisioning API) fire on the conditions deploy.py's CloudWatch
+alarms watch (batchops.waiting_alerts), one alert instance per account, region and queue. They are sent without
+`X-Disable-Provenance`, so Grafana keeps them as provisioned: the UI shows them read-only. Their thresholds come from
+the push's options, like the alarms' from deploy.py's; an edit in the UI would make the two disagree and be undone by
+the next push, so Grafana says where they are changed instead.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchops.dashboards import DashboardSettings
+from batchops.waiting_alerts import PERIOD_SECONDS, AlarmThresholds, WaitingCondition, waiting_conditions
 
 ATHENA_PLUGIN = "grafana-athena-datasource"
 CLOUDWATCH_PLUGIN = "cloudwatch"
@@ -35,6 +43,8 @@ class ProvisioningSettings:
     assume_role_arn: str = ""
     folder_uid: str = "batch"
     folder_title: str = "Batch"
+    alert_thresholds: AlarmThresholds = field(default_factory=AlarmThresholds)
+    alert_rules: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,17 +229,100 @@ def _push_dashboard(client: GrafanaClient, dashboard: Mapping[str, Any], folder_
     return Change("dashboard", title, "created" if existing is None else "updated")
 
 
+RULE_GROUP = "batchops-waiting"
+"""The alert rules' group in the folder (Grafana evaluates a group at its interval, 1 minute by default)."""
+_RULE_UID_PREFIX = "batchops-"
+_EXPRESSIONS = {"type": "__expr__", "uid": "__expr__"}
+
+
+def _minutes(minutes: int) -> str:
+    """A duration as Grafana gives it back (Prometheus' form: 5m, 1h, 1h30m), so that a stored rule compares equal."""
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+
+
+def _alert_rule(
+    condition: WaitingCondition, dashboards: DashboardSettings, folder_uid: str, minutes: int
+) -> dict[str, Any]:
+    """A Grafana-managed alert rule: the Metrics Insights query on the CloudWatch data source (one series per
+    queue), its last value, the threshold; no data (no job waiting anywhere) is fine."""
+    datasource = {"type": CLOUDWATCH_PLUGIN, "uid": dashboards.cloudwatch_uid}
+    query = {
+        "refId": "A",
+        "datasource": datasource,
+        "queryMode": "Metrics",
+        "region": "default",
+        "metricQueryType": 1,  # Metrics Insights
+        "metricEditorMode": 1,  # its SQL as written
+        "sqlExpression": condition.query,
+        "period": str(PERIOD_SECONDS),
+        "intervalMs": PERIOD_SECONDS * 1000,
+        "maxDataPoints": 43200,
+    }
+    reduce = {"refId": "B", "datasource": _EXPRESSIONS, "type": "reduce", "expression": "A", "reducer": "last",
+              "settings": {"mode": "dropNN"}}  # fmt: skip
+    threshold = {"refId": "C", "datasource": _EXPRESSIONS, "type": "threshold", "expression": "B",
+                 "conditions": [{"evaluator": {"type": "gt", "params": [condition.threshold]}}]}  # fmt: skip
+    window = {"from": 10 * PERIOD_SECONDS, "to": 0}
+    return {
+        "uid": _RULE_UID_PREFIX + condition.name,
+        "title": condition.title,
+        "folderUID": folder_uid,
+        "ruleGroup": RULE_GROUP,
+        "orgID": 1,
+        "condition": "C",
+        "data": [
+            {"refId": "A", "datasourceUid": dashboards.cloudwatch_uid, "relativeTimeRange": window, "model": query},
+            {"refId": "B", "datasourceUid": "__expr__", "relativeTimeRange": window, "model": reduce},
+            {"refId": "C", "datasourceUid": "__expr__", "relativeTimeRange": window, "model": threshold},
+        ],
+        "for": _minutes(minutes),
+        "noDataState": "OK",
+        "execErrState": "Error",
+        "labels": {"batchops": "waiting"},
+        "annotations": {
+            "summary": "{{ $labels.AccountId }} {{ $labels.Region }} {{ $labels.JobQueue }}: " + condition.title,
+            "description": condition.description,
+        },
+    }
+
+
+def _push_alert_rule(client: GrafanaClient, rule: Mapping[str, Any]) -> Change:
+    uid, title = rule["uid"], rule["title"]
+    existing = client.get(f"/api/v1/provisioning/alert-rules/{_quote(uid)}")
+    if existing is None:
+        client.send("POST", "/api/v1/provisioning/alert-rules", rule)
+        return Change("alert rule", title, "created")
+    # orgID is the token's organisation, whatever the body says
+    if all(existing.get(key) == value for key, value in rule.items() if key != "orgID"):
+        return Change("alert rule", title, "unchanged")
+    client.send("PUT", f"/api/v1/provisioning/alert-rules/{_quote(uid)}", rule)
+    return Change("alert rule", title, "updated")
+
+
+def alert_rules(dashboards: DashboardSettings, settings: ProvisioningSettings, folder_uid: str) -> list[dict[str, Any]]:
+    """The alert rules a push provisions into the folder."""
+    thresholds = settings.alert_thresholds
+    return [
+        _alert_rule(condition, dashboards, folder_uid, thresholds.minutes)
+        for condition in waiting_conditions(thresholds, dashboards.namespace)
+    ]
+
+
 def push(
     client: GrafanaClient,
     dashboards: Mapping[str, Mapping[str, Any]],
     dashboard_settings: DashboardSettings,
     settings: ProvisioningSettings,
 ) -> list[Change]:
-    """Create or update the data sources, the folder and the dashboards; a second push changes nothing."""
+    """Create or update the data sources, the folder, the dashboards and the alert rules; a second push changes
+    nothing."""
     if client.get("/api/health") is None:
         raise GrafanaError(f"{client.url}/api/health answered 404: --grafana-url does not point at a Grafana root URL")
     changes = [_push_datasource(client, ds) for ds in _datasources(dashboard_settings, settings)]
     folder_uid, folder_change = _push_folder(client, settings)
     changes.append(folder_change)
     changes.extend(_push_dashboard(client, dashboard, folder_uid) for dashboard in dashboards.values())
+    if settings.alert_rules:
+        changes.extend(_push_alert_rule(client, rule) for rule in alert_rules(dashboard_settings, settings, folder_uid))
     return changes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.grafana import GrafanaClient, GrafanaError, ProvisioningSettings, push
+from batchops.waiting_alerts import AlarmThresholds
 
 TOKEN = "glsa_test_token"
 
@@ -34,6 +36,7 @@ class FakeGrafana:
     datasources: dict[str, dict[str, Any]] = field(default_factory=dict)
     folders: dict[str, dict[str, Any]] = field(default_factory=dict)
     dashboards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alert_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: set[str] = field(default_factory=lambda: {"grafana-athena-datasource", "cloudwatch"})
     requests: list[Request] = field(default_factory=list)
     token: str = TOKEN
@@ -44,7 +47,9 @@ class FakeGrafana:
     def writes(self) -> list[Request]:
         return [r for r in self.requests if r.method != "GET"]
 
-    def handle(self, method: str, raw_path: str, authorization: str, body: Any) -> tuple[int, Any]:
+    def handle(
+        self, method: str, raw_path: str, authorization: str, body: Any, disable_provenance: bool = False
+    ) -> tuple[int, Any]:
         self.requests.append(Request(method, raw_path, authorization, body))
         parsed = urllib.parse.urlsplit(raw_path)
         parts = [urllib.parse.unquote(p) for p in parsed.path.split("/") if p]
@@ -69,6 +74,8 @@ class FakeGrafana:
             return self._folders(method, route[1:], body)
         if route[:1] == ["dashboards"]:
             return self._dashboards(method, route[1:], body)
+        if route[:3] == ["v1", "provisioning", "alert-rules"]:
+            return self._alert_rules(method, route[3:], body, "" if disable_provenance else "api")
         return 404, {"message": "Not found"}
 
     def _id(self) -> int:
@@ -135,6 +142,79 @@ class FakeGrafana:
             return 200, {"uid": dashboard["uid"], "version": version, "status": "success"}
         return 404, {"message": "Dashboard not found"}
 
+    def _alert_rules(self, method: str, route: list[str], body: Any, provenance: str) -> tuple[int, Any]:
+        """Grafana 10.4's /api/v1/provisioning/alert-rules: GET, POST and PUT of one rule, validated as Grafana
+        validates a ProvisionedAlertRule; the stored rule gets an id, its provenance, `for` in Prometheus' form."""
+        if method == "GET" and len(route) == 1:
+            found = self.alert_rules.get(route[0])
+            return (200, copy.deepcopy(found)) if found else (404, {"message": "rule not found"})
+        if (method == "POST" and not route) or (method == "PUT" and len(route) == 1):
+            uid = body.get("uid") if method == "POST" else route[0]
+            existing = self.alert_rules.get(uid or "")
+            if method == "PUT" and existing is None:
+                return 404, {"message": "rule not found"}
+            if method == "POST" and existing is not None:
+                return 409, {"message": f"conflict: a rule with uid {uid} already exists"}
+            if existing is not None and existing["provenance"] != provenance:
+                return 400, {"message": f"cannot change provenance from '{existing['provenance']}' to '{provenance}'"}
+            problem = self._rule_problem(body)
+            if problem:
+                return 400, {"message": f"invalid alert rule: {problem}"}
+            stored = {
+                **copy.deepcopy(body),
+                "uid": uid,
+                "id": self._id(),
+                "provenance": provenance,
+                "isPaused": False,
+                "updated": "2026-12-04T20:00:00Z",
+                "for": _prometheus(body["for"]),
+            }
+            self.alert_rules[str(uid)] = stored
+            return (201 if method == "POST" else 200), stored
+        return 404, {"message": "Not found"}
+
+    def _rule_problem(self, rule: dict[str, Any]) -> str | None:
+        for key in ("title", "folderUID", "ruleGroup", "condition", "data", "for", "noDataState", "execErrState"):
+            if not rule.get(key):
+                return f"{key} is required"
+        if "orgID" not in rule:
+            return "orgID is required"
+        if len(rule["title"]) > 190 or len(rule["ruleGroup"]) > 190:
+            return "title and rule group take at most 190 characters"
+        if rule.get("uid") and not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", rule["uid"]):
+            return f"uid {rule['uid']!r} is not 1 to 40 letters, digits, - or _"
+        if rule["folderUID"] not in self.folders:
+            return f"folder {rule['folderUID']} does not exist"
+        if rule["noDataState"] not in ("Alerting", "NoData", "OK") or rule["execErrState"] not in (
+            "Alerting",
+            "Error",
+            "OK",
+        ):
+            return "unknown NoData or Error state option"
+        if not re.fullmatch(r"(\d+[smhd])+", rule["for"]):
+            return f"cannot parse for {rule['for']!r}"
+        refs = [query.get("refId") for query in rule["data"]]
+        if rule["condition"] not in refs:
+            return f"condition {rule['condition']} does not exist in data {refs}"
+        for query in rule["data"]:
+            window = query.get("relativeTimeRange") or {}
+            if not query.get("datasourceUid") or "model" not in query or window.get("from", 0) < window.get("to", 0):
+                return f"query {query.get('refId')}: datasourceUid, model and a relativeTimeRange are required"
+            if query["datasourceUid"] != "__expr__" and query["datasourceUid"] not in self.datasources:
+                return f"data source {query['datasourceUid']} does not exist"
+        return None
+
+
+def _prometheus(duration: str) -> str:
+    """A duration as Grafana stores and gives it back (Prometheus' model.Duration): 300s -> 5m, 90m -> 1h30m."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", duration))
+    text = ""
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        text += f"{count}{unit}" if count else ""
+    return text or "0s"
+
 
 @pytest.fixture
 def grafana() -> Iterator[tuple[FakeGrafana, str]]:
@@ -146,7 +226,10 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = fake.handle(self.command, self.path, self.headers.get("Authorization", ""), body)
+            provenance_off = self.headers.get("X-Disable-Provenance") is not None
+            status, payload = fake.handle(
+                self.command, self.path, self.headers.get("Authorization", ""), body, provenance_off
+            )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -185,7 +268,7 @@ def test_first_push_creates_everything(grafana: tuple[FakeGrafana, str]) -> None
     fake, url = grafana
     outcomes = run_push(url)
     assert set(outcomes.values()) == {"created"}
-    assert len(outcomes) == 2 + 1 + 4
+    assert len(outcomes) == 2 + 1 + 4 + 2
     assert all(r.authorization == f"Bearer {TOKEN}" for r in fake.requests if r.path != "/api/health")
 
     cloudwatch = fake.datasources["batchops-cloudwatch"]
@@ -289,9 +372,9 @@ def test_cli_push_reports_each_change(grafana: tuple[FakeGrafana, str], capsys: 
     _, url = grafana
     args = ["dashboards", "push", "--grafana-url", url, "--token", TOKEN, "--home-region", "eu-west-1"]
     assert main(args) == 0
-    assert capsys.readouterr().out.count("created") == 7
+    assert capsys.readouterr().out.count("created") == 9
     assert main(args) == 0
-    assert capsys.readouterr().out.count("unchanged") == 7
+    assert capsys.readouterr().out.count("unchanged") == 9
     assert main([*args[:4], "--token", "wrong", *args[6:]]) == 1
     assert "401" in capsys.readouterr().err
 
@@ -309,7 +392,7 @@ def test_deploy_push_takes_the_central_stack_outputs(grafana: tuple[FakeGrafana,
         "IngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-batch-ingest-dlq",
     }
     changes = push_dashboards(url, TOKEN, outputs, "eu-west-1")
-    assert len(changes) == 7 and all(change.endswith(": created") for change in changes)
+    assert len(changes) == 9 and all(change.endswith(": created") for change in changes)
     assert all(r.authorization == f"Bearer {TOKEN}" for r in fake.requests)
     assert fake.datasources["batchops-cloudwatch"]["jsonData"] == {
         "authType": "ec2_iam_role",
@@ -328,3 +411,101 @@ def test_deploy_push_takes_the_central_stack_outputs(grafana: tuple[FakeGrafana,
     fake.requests.clear()
     assert push_dashboards(url, TOKEN, outputs, "eu-west-1") == []
     assert fake.writes() == []
+
+
+# -- alert rules --------------------------------------------------------------------------------------------------
+
+
+def test_the_alert_rules_watch_what_the_cloudwatch_alarms_watch_and_stay_provisioned(
+    grafana: tuple[FakeGrafana, str],
+) -> None:
+    from batchops.rollout.alarms import alarm_requests
+
+    fake, url = grafana
+    run_push(url)
+    rules = fake.alert_rules
+    assert set(rules) == {"batchops-job-waiting-too-long", "batchops-jobs-piling-up"}
+    alarms = {r["AlarmName"].removeprefix("bo-"): r for r in alarm_requests("bo", "arn:t", AlarmThresholds())}
+    for uid, rule in rules.items():
+        alarm = alarms[uid.removeprefix("batchops-")]
+        query, reduce, threshold = (q["model"] for q in rule["data"])
+        assert query["sqlExpression"] == alarm["Metrics"][0]["Expression"], "the alarm's query, per queue"
+        assert query["datasource"] == {"type": "cloudwatch", "uid": "batchops-cloudwatch"}
+        assert (reduce["type"], reduce["expression"], threshold["type"], threshold["expression"]) == (
+            "reduce", "A", "threshold", "B"
+        )  # fmt: skip
+        assert threshold["conditions"][0]["evaluator"] == {"type": "gt", "params": [alarm["Threshold"]]}
+        assert rule["condition"] == "C" and rule["for"] == "5m" == f"{alarm['EvaluationPeriods']}m"
+        assert rule["noDataState"] == "OK", "no job waiting anywhere is no data: fine, as the alarms treat it"
+        assert rule["folderUID"] == "batch" and rule["ruleGroup"] == "batchops-waiting"
+        assert rule["provenance"] == "api", "sent without X-Disable-Provenance: read-only in the UI"
+        assert "{{ $labels.JobQueue }}" in rule["annotations"]["summary"]
+    posts = [r for r in fake.writes() if r.path == "/api/v1/provisioning/alert-rules"]
+    assert len(posts) == 2
+
+
+def test_new_thresholds_update_only_the_rules_they_change(grafana: tuple[FakeGrafana, str]) -> None:
+    fake, url = grafana
+    run_push(url)
+    fake.requests.clear()
+    longer = ProvisioningSettings(
+        home_region="eu-west-1",
+        athena_workgroup="batchops",
+        athena_output_location="s3://results/athena/",
+        alert_thresholds=AlarmThresholds(oldest_wait_seconds=7200),
+    )
+    outcomes = run_push(url, longer)
+    assert outcomes[("alert rule", "Batch job waiting too long")] == "updated"
+    assert outcomes[("alert rule", "Batch jobs piling up in a queue")] == "unchanged"
+    assert [(r.method, r.path) for r in fake.writes()] == [
+        ("PUT", "/api/v1/provisioning/alert-rules/batchops-job-waiting-too-long")
+    ]
+    [_, _, threshold] = fake.alert_rules["batchops-job-waiting-too-long"]["data"]
+    assert threshold["model"]["conditions"][0]["evaluator"]["params"] == [7200]
+
+    ninety = ProvisioningSettings(home_region="eu-west-1", alert_thresholds=AlarmThresholds(minutes=90))
+    run_push(url, ninety)
+    assert fake.alert_rules["batchops-jobs-piling-up"]["for"] == "1h30m"
+    fake.requests.clear()
+    assert set(run_push(url, ninety).values()) == {"unchanged"}, "Grafana's form of 90 minutes compares equal"
+    assert fake.writes() == []
+
+
+def test_a_rule_changed_in_grafana_is_put_back_and_a_rule_grafana_refuses_says_why(
+    grafana: tuple[FakeGrafana, str],
+) -> None:
+    fake, url = grafana
+    run_push(url)
+    fake.alert_rules["batchops-jobs-piling-up"]["noDataState"] = "Alerting"  # changed through the API
+    assert run_push(url)[("alert rule", "Batch jobs piling up in a queue")] == "updated"
+    assert fake.alert_rules["batchops-jobs-piling-up"]["noDataState"] == "OK"
+
+    client = GrafanaClient(url, TOKEN)
+    rule = dict(fake.alert_rules["batchops-jobs-piling-up"], uid="another", title="")
+    with pytest.raises(GrafanaError, match=r"400 to POST /api/v1/provisioning/alert-rules.*title is required"):
+        client.send("POST", "/api/v1/provisioning/alert-rules", rule)
+    del fake.folders["batch"]
+    fake.alert_rules.clear()
+    with pytest.raises(GrafanaError, match="folder batch does not exist"):
+        from batchops.grafana import _push_alert_rule, alert_rules
+
+        _push_alert_rule(client, alert_rules(SETTINGS, TARGET, "batch")[0])
+
+
+def test_cli_push_takes_the_alert_thresholds_or_pushes_no_rules(
+    grafana: tuple[FakeGrafana, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batchops.cli import main
+
+    fake, url = grafana
+    args = ["dashboards", "push", "--grafana-url", url, "--token", TOKEN, "--home-region", "eu-west-1"]
+    assert main([*args, "--no-alert-rules"]) == 0
+    assert "alert rule" not in capsys.readouterr().out and fake.alert_rules == {}
+    assert main([*args, "--alert-oldest-wait", "2h", "--alert-jobs-waiting", "40", "--alert-minutes", "10"]) == 0
+    thresholds = {
+        uid: (rule["data"][2]["model"]["conditions"][0]["evaluator"]["params"], rule["for"])
+        for uid, rule in fake.alert_rules.items()
+    }
+    assert thresholds == {"batchops-job-waiting-too-long": ([7200], "10m"), "batchops-jobs-piling-up": ([40], "10m")}
+    assert main([*args, "--alert-minutes", "0"]) == 2
+    assert "--alert-minutes must be 1..180" in capsys.readouterr().err

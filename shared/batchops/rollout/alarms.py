@@ -12,20 +12,15 @@ CloudWatch cannot publish to a topic under the AWS-managed SNS key).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from batchops.rollout.errors import error_code
+from batchops.waiting_alerts import PERIOD_SECONDS, AlarmThresholds, waiting_conditions
 
 NAMESPACE = "BatchOps"
 """The namespace the central template gives the waiting-metrics Lambda (BATCHOPS_NAMESPACE)."""
-PERIOD_SECONDS = 60
-"""The metrics come once a minute (the schedule's rate)."""
-DEFAULT_OLDEST_WAIT_SECONDS = 1800.0
-DEFAULT_JOBS_WAITING = 100
-DEFAULT_MINUTES = 5
 _COMPARED = (
     "AlarmDescription",
     "ActionsEnabled",
@@ -40,21 +35,7 @@ _COMPARED = (
 )
 """What PutMetricAlarm sets that DescribeAlarms gives back: an alarm equal in all of them is unchanged."""
 
-
-@dataclass(frozen=True)
-class AlarmThresholds:
-    """When the waiting alarms fire: a job waiting longer than `oldest_wait_seconds`, or more than `jobs_waiting`
-    jobs waiting in one queue, for `minutes` minutes in a row."""
-
-    oldest_wait_seconds: float = DEFAULT_OLDEST_WAIT_SECONDS
-    jobs_waiting: int = DEFAULT_JOBS_WAITING
-    minutes: int = DEFAULT_MINUTES
-
-    def __post_init__(self) -> None:
-        if self.oldest_wait_seconds <= 0 or self.jobs_waiting < 1:
-            raise ValueError("--alarm-oldest-wait must be above 0 and --alarm-jobs-waiting at least 1")
-        if not 1 <= self.minutes <= 180:  # Metrics Insights alarms evaluate the last 3 hours only
-            raise ValueError("--alarm-minutes must be 1..180")
+__all__ = ["AlarmThresholds", "alarm_requests", "ensure_alarms", "ensure_topic", "remove_alarms"]
 
 
 def topic_arn(partition: str, region: str, account: str, prefix: str) -> str:
@@ -62,47 +43,24 @@ def topic_arn(partition: str, region: str, account: str, prefix: str) -> str:
     return f"arn:{partition}:sns:{region}:{account}:{prefix}-alarms"
 
 
-def _per_queue(function: str, metric: str) -> str:
-    return (
-        f'SELECT {function}({metric}) FROM SCHEMA("{NAMESPACE}", AccountId, JobQueue, Region) '
-        f"GROUP BY AccountId, Region, JobQueue ORDER BY {function}() DESC"
-    )
-
-
 def alarm_requests(prefix: str, topic: str, thresholds: AlarmThresholds) -> list[dict[str, Any]]:
     """The PutMetricAlarm requests of the waiting alarms (without tags: those are given on creation only)."""
     minutes = thresholds.minutes
-    conditions = (
-        (
-            f"{prefix}-job-waiting-too-long",
-            _per_queue("MAX", "OldestWaitingSeconds"),
-            thresholds.oldest_wait_seconds,
-            f"A job of the queue has waited (SUBMITTED to STARTING) over {thresholds.oldest_wait_seconds:g} s for "
-            f"{minutes} min. `batchops jobs --waiting --older-than {thresholds.oldest_wait_seconds:g}s` lists them.",
-        ),
-        (
-            f"{prefix}-jobs-piling-up",
-            _per_queue("MAX", "JobsWaiting"),
-            float(thresholds.jobs_waiting),
-            f"Over {thresholds.jobs_waiting} jobs of the queue have been waiting for {minutes} min. "
-            "`batchops jobs --waiting --queue QUEUE` lists them.",
-        ),
-    )
     return [
         {
-            "AlarmName": name,
-            "AlarmDescription": description,
+            "AlarmName": f"{prefix}-{condition.name}",
+            "AlarmDescription": condition.description,
             "ActionsEnabled": True,
             "AlarmActions": [topic],
             "OKActions": [topic],
-            "Metrics": [{"Id": "q", "Expression": query, "Period": PERIOD_SECONDS, "ReturnData": True}],
+            "Metrics": [{"Id": "q", "Expression": condition.query, "Period": PERIOD_SECONDS, "ReturnData": True}],
             "EvaluationPeriods": minutes,
             "DatapointsToAlarm": minutes,
-            "Threshold": threshold,
+            "Threshold": condition.threshold,
             "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "notBreaching",
         }
-        for name, query, threshold, description in conditions
+        for condition in waiting_conditions(thresholds, NAMESPACE)
     ]
 
 

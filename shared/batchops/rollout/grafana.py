@@ -8,7 +8,13 @@ from typing import Any
 from rich.console import Console
 
 from batchops.rollout.clients import Clients
-from batchops.rollout.grafana_workspace import GrafanaSpec, delete_workspace, find_workspace, provision_grafana
+from batchops.rollout.grafana_workspace import (
+    GrafanaSpec,
+    delete_workspace,
+    find_workspace,
+    provision_grafana,
+    push_dashboards,
+)
 from batchops.rollout.preflight import PreflightReport
 from batchops.rollout.settings import RolloutSettings
 
@@ -39,6 +45,9 @@ def provision(
         workspace_role_arn=central_outputs.get("GrafanaWorkspaceRoleArn", ""),
     )
     identity_region = settings.identity_center_region or home
+    if push is None:  # the alert rules at the thresholds of the deploy's alarms: the same conditions
+        thresholds = settings.alarm_thresholds
+        push = lambda url, token, outputs: push_dashboards(url, token, outputs, home, thresholds)  # noqa: E731
     return provision_grafana(
         clients.client("grafana", home, central),
         clients.client("sso-admin", identity_region),

@@ -16,6 +16,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from rich.console import Console
 
+from batchops.waiting_alerts import AlarmThresholds
+
 SERVICE_ACCOUNT = "batchops-provisioner"
 TOKEN_SECONDS = 900
 GRAFANA_VERSION = "10.4"
@@ -189,8 +191,11 @@ def service_account_token(grafana: Any, workspace_id: str, service_account_id: s
         )
 
 
-def push_dashboards(url: str, token: str, outputs: Mapping[str, str], home_region: str) -> list[str]:
-    """Data sources, folder and dashboards through the Grafana HTTP API; returns what changed."""
+def push_dashboards(
+    url: str, token: str, outputs: Mapping[str, str], home_region: str, thresholds: AlarmThresholds | None = None
+) -> list[str]:
+    """Data sources, folder, dashboards and the waiting alert rules (at the alarms' thresholds) through the Grafana
+    HTTP API; returns what changed."""
     from batchops.dashboards import DashboardSettings, render_dashboards
     from batchops.grafana import GrafanaClient, ProvisioningSettings, push
 
@@ -207,6 +212,7 @@ def push_dashboards(url: str, token: str, outputs: Mapping[str, str], home_regio
         athena_workgroup=outputs.get("AthenaWorkGroupName", "primary"),
         athena_output_location=outputs.get("AthenaResultsLocation", ""),
         auth_type="ec2_iam_role",
+        alert_thresholds=thresholds or AlarmThresholds(),
     )
     changes = push(GrafanaClient(url, token), render_dashboards(dashboards), dashboards, settings)
     return [f"Grafana {c.kind} {c.name}: {c.outcome}" for c in changes if c.outcome != "unchanged"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchops.rollout.alarms import AlarmThresholds
+from batchops.waiting_alerts import AlarmThresholds
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CENTRAL_TEMPLATE = REPO_ROOT / "central-account" / "template.yaml"
