@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register(commands)
+    from batchops.cli_prices import register as register_prices
+
+    register_prices(commands)
     return parser
 
 

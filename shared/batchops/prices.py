@@ -70,6 +70,15 @@ def entry(kind: str, location: str, item: str, as_of: str, source: str, **values
     return PriceEntry(kind, location, item, as_of, source, tuple(sorted((k, float(v)) for k, v in values.items())))
 
 
+@dataclass(frozen=True, slots=True)
+class PriceChecks:
+    """Which prices a refresh asked for on a day (`on-demand#region#type`, `spot#region#type`, `fargate#region`):
+    the daily cache, so that a second refresh on the same day asks AWS nothing it asked already."""
+
+    day: str
+    keys: frozenset[str]
+
+
 class PriceStore(Protocol):
     """Where the central store keeps price entries."""
 
@@ -78,6 +87,25 @@ class PriceStore(Protocol):
 
     def save_price_entries(self, entries: Iterable[PriceEntry]) -> int:
         """Store the entries (an entry of the same key and day replaces it); returns how many were written."""
+
+    def price_checks(self) -> PriceChecks | None:
+        """The last refresh day's checks, None before the first refresh."""
+
+    def save_price_checks(self, checks: PriceChecks) -> None:
+        """Replace the checks."""
+
+
+class PriceSource(Protocol):
+    """Where fresh prices come from (AWS: adapters.aws_prices.AwsPriceSource)."""
+
+    def on_demand(self, region: str, instance_type: str, day: str) -> list[PriceEntry]:
+        """The type's shape and on-demand price in the region, [] when there is none."""
+
+    def spot(self, region: str, instance_types: Iterable[str], day: str) -> list[PriceEntry]:
+        """The types' spot prices in each availability zone of the region."""
+
+    def fargate(self, region: str, day: str) -> list[PriceEntry]:
+        """Fargate's and Fargate Spot's rates in the region."""
 
 
 class PriceBook:
@@ -161,3 +189,59 @@ def entries_of_table(table: dict[str, Any]) -> list[PriceEntry]:
         for region, (vcpu, gb) in table[section].items():
             found.append(entry(kind, region, "", day, TABLE_SOURCE, usd_per_vcpu_hour=vcpu, usd_per_gb_hour=gb))
     return found
+
+
+def wanted_prices(job_rows: Iterable[dict[str, Any]]) -> set[str]:
+    """The price checks the jobs call for: the on-demand price (and size) of every EC2 type a job ran on, the spot
+    prices of the types spot jobs ran on, Fargate's rates in the regions of Fargate jobs."""
+    wanted: set[str] = set()
+    for row in job_rows:
+        region, instance_type = row.get("region"), row.get("instance_type")
+        if row.get("platform") == "FARGATE":
+            wanted.add(f"fargate#{region}")
+        elif instance_type:
+            wanted.add(f"on-demand#{region}#{instance_type}")
+            if row.get("pricing") == "spot":
+                wanted.add(f"spot#{region}#{instance_type}")
+    return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What a refresh did: checks asked of the source, skipped as done today, entries found and written."""
+
+    asked: int
+    cached: int
+    found: int
+    written: int
+
+
+def refresh_prices(store: PriceStore, source: PriceSource, wanted: set[str], day: str) -> RefreshReport:
+    """Ask the source for the wanted prices not yet checked today; store the entries that changed."""
+    previous = store.price_checks()
+    done = previous.keys if previous is not None and previous.day == day else frozenset()
+    to_ask = sorted(wanted - done)
+    fresh: list[PriceEntry] = []
+    spot_types: dict[str, list[str]] = {}
+    for key in to_ask:
+        kind, region, *rest = key.split("#")
+        if kind == "on-demand":
+            fresh += source.on_demand(region, rest[0], day)
+        elif kind == "spot":
+            spot_types.setdefault(region, []).append(rest[0])
+        elif kind == "fargate":
+            fresh += source.fargate(region, day)
+    for region, types in sorted(spot_types.items()):
+        fresh += source.spot(region, types, day)
+    changed = changed_entries(PriceBook(store.price_entries()), fresh)
+    written = store.save_price_entries(changed) if changed else 0
+    store.save_price_checks(PriceChecks(day, done | frozenset(to_ask)))
+    return RefreshReport(asked=len(to_ask), cached=len(wanted & done), found=len(fresh), written=written)
+
+
+def price_book(store: PriceStore | None, *, with_table: bool) -> PriceBook:
+    """The prices costing uses: the stored entries, over the packaged table where `with_table` (local stores)."""
+    entries = table_entries() if with_table else []
+    if store is not None:
+        entries += store.price_entries()
+    return PriceBook(entries)
