@@ -233,10 +233,12 @@ def refresh_prices(store: PriceStore, source: PriceSource, wanted: set[str], day
             fresh += source.fargate(region, day)
     for region, types in sorted(spot_types.items()):
         fresh += source.spot(region, types, day)
-    changed = changed_entries(PriceBook(store.price_entries()), fresh)
+    # Every region's on-demand answer carries the type's shape: one entry per key and day.
+    unique = list({(e.key, e.as_of): e for e in fresh}.values())
+    changed = changed_entries(PriceBook(store.price_entries()), unique)
     written = store.save_price_entries(changed) if changed else 0
     store.save_price_checks(PriceChecks(day, done | frozenset(to_ask)))
-    return RefreshReport(asked=len(to_ask), cached=len(wanted & done), found=len(fresh), written=written)
+    return RefreshReport(asked=len(to_ask), cached=len(wanted & done), found=len(unique), written=written)
 
 
 def price_book(store: PriceStore | None, *, with_table: bool) -> PriceBook:

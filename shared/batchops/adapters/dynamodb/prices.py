@@ -58,7 +58,7 @@ class DynamoDBPriceStore:
                     }
                 }
             }
-            for e in entries
+            for e in {_sort_key(e): e for e in entries}.values()  # a batch refuses two puts of one key
         ]
         for start in range(0, len(requests), _BATCH):
             pending: dict[str, Any] = {self.table: requests[start : start + _BATCH]}
