@@ -81,6 +81,7 @@ ASG_TERMINATE_OK = "EC2 Instance Terminate Successful"
 ASG_TERMINATE_FAILED = "EC2 Instance Terminate Unsuccessful"
 CLOUDTRAIL_CALL = "AWS API Call via CloudTrail"
 SUBMIT_JOB = "SubmitJob"
+SUBMIT_SERVICE_JOB = "SubmitServiceJob"
 COMPUTE_ENVIRONMENT_CALLS = frozenset({"CreateComputeEnvironment", "UpdateComputeEnvironment"})
 
 DETAIL_TYPES = frozenset(
@@ -644,12 +645,12 @@ def _auto_scaling(detail_type: str, detail: AutoScalingDetail, account: str, reg
 
 def _cloudtrail(detail: CloudTrailDetail, account: str, region: str, at: int) -> Parsed | Unusable:
     call = detail.eventName
-    if call == SUBMIT_JOB:
-        return _submission(detail, account, region, at)
+    if call in (SUBMIT_JOB, SUBMIT_SERVICE_JOB):
+        return _submission(call, detail, account, region, at)
     if call not in COMPUTE_ENVIRONMENT_CALLS:
         return Unusable(
             False,
-            f"CloudTrail call {call!r} is neither SubmitJob nor about compute environments",
+            f"CloudTrail call {call!r} is neither a submission nor about compute environments",
             CLOUDTRAIL_CALL,
             account,
             region,
@@ -675,22 +676,23 @@ def _cloudtrail(detail: CloudTrailDetail, account: str, region: str, at: int) ->
     return Parsed("compute_environment", account, region, name, dict(ComputeEnvironmentFact(**fact)))  # type: ignore[typeddict-item]
 
 
-def _submission(detail: CloudTrailDetail, account: str, region: str, at: int) -> Parsed | Unusable:
-    """A SubmitJob record as the job's SUBMITTED observation: where and by whom it was submitted, what it waits for.
-    Nothing of the request's overrides, parameters, environment or properties is read (`CloudTrailRequest`)."""
+def _submission(call: str, detail: CloudTrailDetail, account: str, region: str, at: int) -> Parsed | Unusable:
+    """A SubmitJob (or SubmitServiceJob) record as the job's SUBMITTED observation: where and by whom it was
+    submitted, what it waits for. Nothing of the request's overrides, parameters, environment, properties or service
+    request payload is read (`CloudTrailRequest`)."""
     if detail.errorCode:
-        return Unusable(False, f"SubmitJob failed ({detail.errorCode})", CLOUDTRAIL_CALL, account, region)
+        return Unusable(False, f"{call} failed ({detail.errorCode})", CLOUDTRAIL_CALL, account, region)
     request = detail.requestParameters or CloudTrailRequest()
     response = detail.responseElements or CloudTrailResponse()
     if not response.jobId:
-        return Unusable(
-            True, "SubmitJob record names no job (responseElements.jobId)", CLOUDTRAIL_CALL, account, region
-        )
+        return Unusable(True, f"{call} record names no job (responseElements.jobId)", CLOUDTRAIL_CALL, account, region)
+    service = call == SUBMIT_SERVICE_JOB or request.serviceJobType is not None
     fact: dict[str, Any] = compact(
         {
             "at": _instant(detail.eventTime, "detail.eventTime") if detail.eventTime else at,
             "status": "SUBMITTED",
-            "call": SUBMIT_JOB,
+            "call": call,
+            "platform": SERVICE_PLATFORM if service else None,
             "arn": response.jobArn,
             "name": response.jobName or request.jobName,
             "queue": _name_of(request.jobQueue),
@@ -698,9 +700,13 @@ def _submission(detail: CloudTrailDetail, account: str, region: str, at: int) ->
             "size": request.arrayProperties.size if request.arrayProperties else None,
             "depends_on": _dependencies(request.dependsOn),
             "share": request.shareIdentifier,
-            "priority": request.schedulingPriorityOverride,
+            "priority": _first_known(request.schedulingPriorityOverride, request.schedulingPriority),
             "submitted_by": detail.userIdentity.arn if detail.userIdentity else None,
         }
     )
     _seal(fact, response.jobId, "detail.responseElements.jobId")
     return Parsed("job_state", account, region, response.jobId, fact)
+
+
+def _first_known(*values: int | None) -> int | None:
+    return next((value for value in values if value is not None), None)

@@ -258,8 +258,9 @@ class ComputeResources(_Tolerant):
 
 
 class CloudTrailRequest(_Tolerant):
-    """`requestParameters` of Create/UpdateComputeEnvironment and of SubmitJob. Of a SubmitJob request only the
-    job's placement is read: its overrides, parameters, environment and properties are never modelled."""
+    """`requestParameters` of Create/UpdateComputeEnvironment, SubmitJob and SubmitServiceJob. Of a submission only
+    the job's placement is read: its overrides, parameters, environment, properties and a service job's
+    `serviceRequestPayload` (the SageMaker request, hyperparameters and environment included) are never modelled."""
 
     computeEnvironmentName: Text | None = None
     computeEnvironment: Text | None = None
@@ -270,6 +271,8 @@ class CloudTrailRequest(_Tolerant):
     dependsOn: list[JobDependency] = []
     shareIdentifier: Text | None = None
     schedulingPriorityOverride: Priority | None = None
+    schedulingPriority: Priority | None = None
+    serviceJobType: Text | None = None
     arrayProperties: ArrayProperties | None = None
 
 

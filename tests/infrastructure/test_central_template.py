@@ -167,7 +167,7 @@ def test_rule_pattern_lists_exactly_the_consumed_detail_types(template: dict[str
     (cloudtrail,) = [b for b in pattern["$or"] if b["detail-type"] == ["AWS API Call via CloudTrail"]]
     assert cloudtrail["detail"] == {
         "eventSource": ["batch.amazonaws.com"],
-        "eventName": ["SubmitJob", "CreateComputeEnvironment", "UpdateComputeEnvironment"],
+        "eventName": ["SubmitJob", "SubmitServiceJob", "CreateComputeEnvironment", "UpdateComputeEnvironment"],
     }
     assert rule["Properties"]["EventBusName"] == {"Fn::GetAtt": ["CentralBus", "Name"]}
     (target,) = rule["Properties"]["Targets"]

@@ -79,7 +79,7 @@ def test_rules_forward_exactly_the_detail_types_the_central_rule_routes(template
     ]
     assert api["Properties"]["EventPattern"]["detail"] == {
         "eventSource": ["batch.amazonaws.com"],
-        "eventName": ["SubmitJob", "CreateComputeEnvironment", "UpdateComputeEnvironment"],
+        "eventName": ["SubmitJob", "SubmitServiceJob", "CreateComputeEnvironment", "UpdateComputeEnvironment"],
     }
 
 

@@ -44,7 +44,7 @@ def events_file(tmp_path: Path) -> Path:
 def test_ingest_then_list_jobs_as_json_csv_and_table(tmp_path: Path, events_file: Path) -> None:
     store = tmp_path / "b.db"
     out = run(["ingest", str(events_file)], store).stdout
-    assert "read 29 events: 27 new, 0 duplicates, 0 rejected, 2 ignored" in out
+    assert "read 30 events: 28 new, 0 duplicates, 0 rejected, 2 ignored" in out
     rows = json.loads(run(["jobs", "--format", "json"], store).stdout)
     assert len(rows) == 12  # 9 container jobs, one seen only submitted, two service jobs
     failed = run(["jobs", "--account", "123456789012", "--status", "failed", "--format", "csv"], store).stdout
@@ -152,7 +152,7 @@ def test_summary_and_instances(tmp_path: Path, events_file: Path) -> None:
     summary = json.loads(run(["summary", "--format", "json"], store).stdout)
     assert summary["jobs"] == 12
     assert summary["jobs_by_status"]["123456789012"]["FAILED"] == 2
-    assert summary["pipeline"] == {"ingested": 27, "duplicates_dropped": 0, "rejected": 0, "ignored": 2}
+    assert summary["pipeline"] == {"ingested": 28, "duplicates_dropped": 0, "rejected": 0, "ignored": 2}
     instances = json.loads(run(["instances", "--format", "json"], store).stdout)
     assert {i["instance_id"] for i in instances} >= {"i-1234567890abcdef0", "i-f3a8506b"}
     assert "batchops summary" in run(["summary"], store).stdout

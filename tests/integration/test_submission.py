@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -103,6 +104,7 @@ def test_service_jobs_are_projected_with_their_platform_states_and_capacity(make
         "aws-batch--batch-service-job-state-change--scheduled--composed",
         "aws-batch--batch-service-job-state-change--succeeded--composed",
         "aws-batch--batch-service-job-queue-blocked--composed",
+        "aws-batch--cloudtrail-submitservicejob--composed",
     ]
     app = make_app("service")
     ingest(app, [sample(n) for n in names])
@@ -115,8 +117,12 @@ def test_service_jobs_are_projected_with_their_platform_states_and_capacity(make
         "ml-team",
     )
     assert (trained["run_seconds"], trained["scheduling_priority"]) == (100.0, 10)
+    assert (trained["submitted_at"], trained["submitted_by"]) == (
+        "2022-01-11T23:36:40.000Z",
+        "arn:aws:sts::123456789012:assumed-role/ml-submitter/ml-pipeline",
+    )
     [detail] = app.views.job("0bb17543-ece6-4480-b1a7-a556d344746b")
-    assert [t["status"] for t in detail["timeline"]] == ["SCHEDULED", "SUCCEEDED"]
+    assert [t["status"] for t in detail["timeline"]] == ["SUBMITTED", "SCHEDULED", "SUCCEEDED"]
     blocked = rows["6271dfdf-d8a7-41b1-a4d2-55a2224f5375"]
     assert (blocked["status"], blocked["capacity_usage"]) == ("RUNNABLE", 8)
     assert blocked["blocked_reason"].startswith("MISCONFIGURATION:SERVICE_ENVIRONMENT_MAX_RESOURCE - ")
@@ -176,10 +182,27 @@ def _secret_submission() -> tuple[dict[str, Any], list[str]]:
     return event, secrets
 
 
+def _secret_service_submission() -> tuple[dict[str, Any], list[str]]:
+    secrets = [f"S3CR3T-service-{place}-tail" for place in ("environment", "hyperparameter")]
+    event = copy.deepcopy(sample("aws-batch--cloudtrail-submitservicejob--composed"))
+    payload = json.loads(event["detail"]["requestParameters"]["serviceRequestPayload"])
+    payload["Environment"]["API_TOKEN"] = secrets[0]
+    payload["HyperParameters"]["wandb-key"] = secrets[1]
+    event["detail"]["requestParameters"]["serviceRequestPayload"] = json.dumps(payload)
+    return event, secrets
+
+
+@pytest.mark.parametrize(
+    ("planted", "job_id", "submitter"),
+    [
+        (_secret_submission, "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "assumed-role/batch-submitter/pipeline"),
+        (_secret_service_submission, "0bb17543-ece6-4480-b1a7-a556d344746b", "assumed-role/ml-submitter/ml-pipeline"),
+    ],
+)
 def test_no_secret_of_a_submission_reaches_the_store_the_kept_aside_records_the_metrics_or_the_terminal(
-    tmp_path: Path,
+    tmp_path: Path, planted: Any, job_id: str, submitter: str
 ) -> None:
-    event, secrets = _secret_submission()
+    event, secrets = planted()
     invalid = {**copy.deepcopy(event), "account": "123", "id": "invalid"}  # kept aside, redacted
     text = json.dumps(event)
     cut = text[: text.index(secrets[0]) + 16]  # a truncated line, kept aside too
@@ -197,13 +220,13 @@ def test_no_secret_of_a_submission_reaches_the_store_the_kept_aside_records_the_
         return done.stdout + done.stderr
 
     printed = run("ingest", str(stream), "--emf-out", str(written / "emf.jsonl"))
-    drilldown = run("job", "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d")
-    assert "submitted_by" in drilldown and "assumed-role/batch-submitter/pipeline" in drilldown
+    drilldown = run("job", job_id)
+    assert "submitted_by" in drilldown and submitter in drilldown
     printed += run("jobs", "--format", "json") + run("jobs", "--format", "csv") + drilldown
     printed += run("rejected", "--limit", "10") + run("summary")
     assert "SUBMITTED" in printed and printed.count(" rejected ") >= 2
     everything = b"".join(p.read_bytes() for p in sorted(written.iterdir()) if p.is_file()) + printed.encode()
-    assert b"JobStateChanges" in everything and b"5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d" in everything
+    assert b"JobStateChanges" in everything and job_id.encode() in everything
     for secret in secrets:
         assert secret[:12].encode() not in everything, secret
 

@@ -336,3 +336,19 @@ def test_a_service_job_event_is_a_sagemaker_job_with_its_capacity() -> None:
     ]
     blocked = parsed(sample("aws-batch--batch-service-job-queue-blocked--composed")).fact
     assert blocked["blocked"] is True and blocked["status"] == "RUNNABLE" and blocked["platform"] == "SAGEMAKER"
+
+
+def test_a_submitservicejob_record_is_the_service_jobs_submission_without_its_payload() -> None:
+    event = sample("aws-batch--cloudtrail-submitservicejob--composed")
+    result = parsed(event)
+    assert result.key == "0bb17543-ece6-4480-b1a7-a556d344746b"
+    fact = result.fact
+    assert (fact["status"], fact["call"], fact["platform"], fact["queue"]) == (
+        "SUBMITTED",
+        "SubmitServiceJob",
+        "SAGEMAKER",
+        "HappyPathJobQueue",
+    )
+    assert (fact["share"], fact["priority"]) == ("ml-team", 10)
+    assert fact["submitted_by"] == "arn:aws:sts::123456789012:assumed-role/ml-submitter/ml-pipeline"
+    assert "WANDB_MODE" not in json.dumps(fact) and "epochs" not in json.dumps(fact)

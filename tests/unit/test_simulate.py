@@ -546,6 +546,12 @@ def test_service_jobs_go_through_their_own_states_and_some_block_their_queue(
         assert seen[-1] == service[job_id].status
         if service[job_id].status != "RUNNABLE":
             assert seen[-4:-1] == ["SCHEDULED", "STARTING", "RUNNING"], seen
+    submitted = {d["responseElements"]["jobId"]: d for d in calls(events, "SubmitServiceJob")}
+    assert set(submitted) < set(service), "every service job of an account-region with a trail, no other"
+    assert {(d["recipientAccountId"], d["awsRegion"]) for d in submitted.values()} == {
+        (job.account_id, job.region) for job in truth if job.job_id in submitted
+    }
+    assert any(SECRET_VALUE in d["requestParameters"]["serviceRequestPayload"] for d in submitted.values())
     blocked = list(of_type(events, "Batch Service Job Queue Blocked"))
     assert blocked and all(d["status"] == "RUNNABLE" and d["jobId"] in service for d in blocked)
     assert {job.status for job in service.values()} == {"SUCCEEDED", "FAILED", "RUNNABLE"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 from batchops.simulation.events.service import service_job_event, service_queue_blocked_event
+from batchops.simulation.events.submission import cloudtrail_submit_service_job
 from batchops.simulation.randomness import between, hex_digits, uuid4
 from batchops.simulation.timeline import Timeline
 from batchops.simulation.truth import ExpectedJob
@@ -66,10 +67,13 @@ class ServiceJobs:
             instances=rng.choice(_INSTANCE_COUNTS),
             share_identifier="ml" if rng.random() < 0.5 else None,
             training_job_arn=f"arn:aws:sagemaker:{home.region}:{home.account}:training-job/{training.lower()}",
+            carries_secret=rng.random() < 0.2,
         )
 
     def _plan(self, job: ServiceJob) -> None:
         rng, at = self.rng, self.timeline.at
+        if job.home.has_trail:
+            at(job.created_ms, cloudtrail_submit_service_job, job, uuid4(rng), uuid4(rng))
         runnable = job.created_ms + between(rng, 1_000, 5_000)
         at(runnable, service_job_event, job, "RUNNABLE", None, None, None)
         ready = runnable

@@ -174,4 +174,5 @@ class ServiceJob:
     instances: int
     share_identifier: str | None
     training_job_arn: str
+    carries_secret: bool = False  # its training environment holds the user's secret (SubmitServiceJob records it)
     scheduled_ms: int = 0  # set when its plan is made, before any of its events is built
