@@ -82,7 +82,11 @@ def test_a_member_forward_dlq_with_messages_is_a_warning_with_its_command_and_st
     assert code == 0, out
     assert set(dlq_column(out).values()) == {"0"} and len(dlq_column(out)) == len(org.members) * len(REGIONS), out
     assert f"DLQ: messages in each stack's {QUEUE}: none in the 6 read" in flat(out)
-    assert "CloudTrail records (SubmitJob: " in flat(out) and "only from accounts and regions with a trail" in flat(out)
+    said = flat(out)
+    assert (
+        "CloudTrail records (SubmitJob, SubmitServiceJob: " in said
+        and "only from accounts and regions with a trail" in said
+    )
 
     member, region = org.members[1], "eu-west-1"
     sqs, url = forward_dlq(org, member, region)

@@ -19,9 +19,9 @@ from batchops.rollout.stacks import describe_stack, stack_outputs
 from batchops.rollout.tables import coverage_table
 
 CLOUDTRAIL_NOTE = (
-    "CloudTrail records (SubmitJob: when and by whom a job was submitted, its dependency wait; compute environment"
-    " types) reach batchops only from accounts and regions with a trail: elsewhere jobs start at their first state"
-    " change."
+    "CloudTrail records (SubmitJob, SubmitServiceJob: when and by whom a job was submitted, its dependency wait;"
+    " compute environment types) reach batchops only from accounts and regions with a trail: elsewhere jobs start at"
+    " their first state change."
 )
 """What `status` says of the records it cannot check for: a trail is the account's own, not the stack's."""
 
