@@ -4,6 +4,7 @@ was submitted, by whom, what it waited for and how long; in any arrival order, w
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import subprocess
@@ -137,6 +138,9 @@ def test_a_scheduled_service_job_arriving_after_its_runnable_event_is_scheduled(
         assert (row["status"], row["pending_seconds"]) == ("SCHEDULED", 4.942)
 
 
+_EXAMPLES = itertools.count()
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(order=st.permutations(range(6)), repeats=st.lists(st.integers(0, 5), max_size=4))
 def test_any_order_and_duplication_of_a_history_with_its_submission_gives_the_same_rows(
@@ -147,9 +151,10 @@ def test_any_order_and_duplication_of_a_history_with_its_submission_gives_the_sa
         _submission_of(FAILED_JOB, "2022-01-11T23:36:40Z"),
         sample(SUBMIT),  # a job depending on the failed one, seen only submitted
     ]
-    expected = _rows(make_app, events, "in-order")
+    example = next(_EXAMPLES)  # each example on stores of its own (the fixture's folder is the test's)
+    expected = _rows(make_app, events, f"in-order-{example}")
     delivered = [events[i] for i in order] + [events[i] for i in repeats]
-    got = _rows(make_app, delivered, "shuffled")
+    got = _rows(make_app, delivered, f"shuffled-{example}")
     assert got == expected
     assert {f for row in got.values() for f in JOB_SUBMISSION_FIELDS if row[f] not in (None, [])} >= {
         "submitted_at",
