@@ -388,6 +388,9 @@ def test_the_waiting_metrics_run_every_minute_by_a_role_that_may_only_invoke_the
     ]
     function = template["Resources"]["WaitingMetricsFunction"]["Properties"]
     assert function["Timeout"] < 60, "a run ends before the next one starts"
+    [invoke] = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert invoke["Properties"]["FunctionName"] == {"Ref": "WaitingMetricsFunction"}
+    assert invoke["Properties"]["MaximumRetryAttempts"] == 0, "nor does Lambda retry the asynchronous invocation"
 
 
 def test_log_groups_have_retention_and_are_the_functions_own(template: dict[str, Any]) -> None:
@@ -420,7 +423,12 @@ def test_outputs_give_the_deploy_script_what_it_needs(template: dict[str, Any]) 
 def test_names_start_with_the_prefix(template: dict[str, Any]) -> None:
     name_keys = ("Name", "QueueName", "TableName", "FunctionName", "LogGroupName", "ArchiveName", "AlarmName")
     for name, resource in template["Resources"].items():
-        if resource["Type"] in ("AWS::Lambda::EventSourceMapping", "AWS::Glue::Table", "AWS::Glue::TableOptimizer"):
+        if resource["Type"] in (
+            "AWS::Lambda::EventSourceMapping",
+            "AWS::Lambda::EventInvokeConfig",
+            "AWS::Glue::Table",
+            "AWS::Glue::TableOptimizer",
+        ):
             continue  # a reference, not a name; or a table named inside the prefix's Glue database
         for key in name_keys:
             if key in resource.get("Properties", {}):
