@@ -19,7 +19,7 @@ import duckdb
 import pytest
 import sqlglot
 
-from batchops.job_cost import attempt_cost_fields, cost_fields, job_cost
+from batchops.cost_report import with_costs
 from batchops.prices import PriceBook, table_entries
 from cur_sample import COLUMNS, SAMPLE, cur_rows, projection, write
 
@@ -31,24 +31,8 @@ DOUBLE_COLUMNS = {c for c in COLUMNS if c.endswith(("_cost", "_usage", "_ratio",
 @pytest.fixture(scope="module")
 def projected(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], ...]:
     """The sample's simulated Organization as the projection holds it (jobs, attempts, instances)."""
-    return projection(tmp_path_factory.mktemp("cur"))
-
-
-def _costed(
-    jobs: list[dict[str, Any]], attempts: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Job and attempt rows with their cost fields, at the packaged table's prices."""
-    book = PriceBook(table_entries())
-    by_job: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for attempt in attempts:
-        by_job.setdefault((attempt["account_id"], attempt["region"], attempt["job_id"]), []).append(attempt)
-    costed_jobs, costed_attempts = [], []
-    for job in jobs:
-        mine = by_job.get((job["account_id"], job["region"], job["job_id"]), [])
-        cost = job_cost(job, mine, book)
-        costed_jobs.append({**job, **cost_fields(cost)})
-        costed_attempts += [{**a, **attempt_cost_fields(cost, a["attempt"])} for a in mine]
-    return costed_jobs, costed_attempts
+    rows: tuple[list[dict[str, Any]], ...] = projection(tmp_path_factory.mktemp("cur"))
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +40,7 @@ def athena(
     projected: tuple[list[dict[str, Any]], ...], tmp_path_factory: pytest.TempPathFactory
 ) -> duckdb.DuckDBPyConnection:
     """DuckDB standing in for Athena: the batchops tables with costs, the CUR 2.0 table from the sample."""
-    jobs, attempts = _costed(projected[0], projected[1])
+    jobs, attempts = with_costs(projected[0], projected[1], PriceBook(table_entries()))
     folder = tmp_path_factory.mktemp("athena")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
