@@ -120,8 +120,8 @@ def _wasted_by_kind(kept: dict[_Key, dict[str, Any]], attempts: Iterable[dict[st
     for attempt in attempts:
         job = kept.get((attempt["account_id"], attempt["region"], attempt["job_id"]))
         lost = attempt.get("wasted_cost_usd")
-        if job is None or not lost:
-            continue
+        if job is None or job.get("cost_usd") is None or not lost:
+            continue  # an unpriced job's wasted part is not summed anywhere else either
         spot = job.get("pricing") == "spot"
         kind = failure_kind("FAILED", attempt.get("status_reason"), attempt.get("exit_code"), spot) or "other"
         if kind == "other" and job.get("status") not in _TERMINAL:

@@ -54,3 +54,15 @@ def refresh_from_jobs(settings: Settings, source: Any, *, day: str | None = None
         app.close()
     today = day or datetime.now(UTC).strftime("%Y-%m-%d")
     return refresh_prices(open_price_store(settings), source, wanted, today)
+
+
+def costed_rows(settings: Settings, views: Any, query: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The job rows (of `query`, else all) and their attempt rows with COST_FIELDS, at the store's prices; costed as
+    they are read, from the stored rows and dated prices, so a replay gives the same costs."""
+    from batchops.cost_report import with_costs
+    from batchops.views import ALL_JOBS
+
+    jobs = list(views.jobs(query if query is not None else ALL_JOBS))
+    wanted = {(j["account_id"], j["region"], j["job_id"]) for j in jobs}
+    attempts = [a for a in views.attempts() if (a["account_id"], a["region"], a["job_id"]) in wanted]
+    return with_costs(jobs, attempts, book_for(settings))

@@ -250,3 +250,24 @@ def test_prices_show_lists_the_packaged_table_for_a_local_store_and_the_refresh_
     table = PriceBook(table_entries())
     costed = [job_cost(j, [a for a in app.views.attempts() if a["job_id"] == j["job_id"]], table) for j in jobs]
     assert sum(1 for c in costed if c.cost_usd) >= len(jobs) // 2  # the table prices the simulator's jobs
+
+
+def test_costs_sums_the_jobs_per_grouping_and_lists_the_costliest_first(
+    make_app: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = make_app()
+    ingest(app, list(simulate(SimulationSettings(accounts=2, regions=1, jobs=60, seed=7))))
+    store = f"sqlite:///{tmp_path / 'store'}.db"
+    assert main(["--store", store, "costs", "--top", "5", "--format", "json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    total = figures["total"]
+    assert total["cost_usd"] > 0 and total["jobs"] > total["unpriced_jobs"] > 0
+    for grouping in ("by_account", "by_queue", "by_compute_environment", "by_job_definition"):
+        groups = figures[grouping].values()
+        assert sum(g["cost_usd"] for g in groups) == pytest.approx(total["cost_usd"], abs=1e-5)
+        assert sum(g["jobs"] for g in groups) == total["jobs"]
+    costs = [j["cost_usd"] for j in figures["top_jobs"]]
+    assert len(costs) == 5 and costs == sorted(costs, reverse=True)
+    assert sum(figures["wasted_by_failure_kind"].values()) == pytest.approx(total["wasted_cost_usd"], abs=1e-5)
+    assert main(["--store", store, "costs", "--since", "2030-01-01"]) == 0
+    assert "cost of 0 jobs" in capsys.readouterr().out
