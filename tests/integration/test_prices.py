@@ -271,3 +271,26 @@ def test_costs_sums_the_jobs_per_grouping_and_lists_the_costliest_first(
     assert sum(figures["wasted_by_failure_kind"].values()) == pytest.approx(total["wasted_cost_usd"], abs=1e-5)
     assert main(["--store", store, "costs", "--since", "2030-01-01"]) == 0
     assert "cost of 0 jobs" in capsys.readouterr().out
+
+
+def test_replay_and_any_delivery_order_give_the_same_costs(
+    make_app: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import random
+
+    events = list(simulate(SimulationSettings(accounts=1, regions=1, jobs=40, seed=11)))
+    delivered = events + events[::7]  # duplicates too
+    random.Random(5).shuffle(delivered)
+    ingest(make_app("ordered"), events)
+    ingest(make_app("shuffled"), delivered)
+    figures = {}
+    for name in ("ordered", "shuffled"):
+        store = f"sqlite:///{tmp_path / name}.db"
+        assert main(["--store", store, "costs", "--format", "json"]) == 0
+        figures[name] = json.loads(capsys.readouterr().out)
+    assert main(["--store", f"sqlite:///{tmp_path / 'ordered'}.db", "replay", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["--store", f"sqlite:///{tmp_path / 'ordered'}.db", "costs", "--format", "json"]) == 0
+    replayed = json.loads(capsys.readouterr().out)
+    assert figures["ordered"]["total"]["cost_usd"] > 0
+    assert figures["ordered"] == figures["shuffled"] == replayed
