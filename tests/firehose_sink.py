@@ -15,7 +15,14 @@ from botocore.awsrequest import AWSResponse
 
 from batchops.athena_tables import COLUMNS, TABLES, UNIQUE_KEYS
 
-DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE"}
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "array<string>": "VARCHAR[]",
+}
 
 
 class FirehoseSink:

@@ -21,7 +21,6 @@ from batchops.projection import (
     INSTANCE_FIELDS,
     JOB_EXTRA_FIELDS,
     JOB_FIELDS,
-    JOB_SUBMISSION_FIELDS,
     TIMELINE_FIELDS,
 )
 
@@ -32,9 +31,14 @@ OPEN_DT = "9999-12-31"
 FINISHED = frozenset({"SUCCEEDED", "FAILED"})
 PARTITION_COLUMNS = ("account_id", "dt")
 
-_BIGINT = frozenset({"attempts", "exit_code", "gpus", "array_index", "array_size", "jobs_run", "attempt"})
-_DOUBLE = frozenset({"queue_seconds", "run_seconds", "vcpus", "memory_mib"})
+_BIGINT = frozenset(
+    {"attempts", "exit_code", "gpus", "array_index", "array_size", "jobs_run", "attempt", "scheduling_priority"}
+)
+_DOUBLE = frozenset({"queue_seconds", "run_seconds", "vcpus", "memory_mib", "pending_seconds", "capacity_usage"})
 _BOOLEAN = frozenset({"spot_interrupted"})
+_STRING_ARRAY = frozenset({"depends_on"})
+STRING_ARRAY = "array<string>"
+"""The Athena type of a list of job ids (the Iceberg schema's list of string)."""
 
 
 def _athena_type(name: str) -> str:
@@ -44,6 +48,8 @@ def _athena_type(name: str) -> str:
         return "double"
     if name in _BOOLEAN:
         return "boolean"
+    if name in _STRING_ARRAY:
+        return STRING_ARRAY
     return "date" if name == "dt" else "string"
 
 
@@ -51,9 +57,9 @@ def _typed(names: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple((name, _athena_type(name)) for name in (*names, "dt"))
 
 
-NOT_EXPORTED_JOB_FIELDS = JOB_SUBMISSION_FIELDS
-"""Job row fields the `jobs` table does not have yet: the central template's Iceberg schema has to gain them first
-(an Iceberg column is added with an id of its own; `depends_on` would be an array<string>)."""
+NOT_EXPORTED_JOB_FIELDS: frozenset[str] = frozenset()
+"""Job row fields the `jobs` table does not have yet (none now): a field waits here until the central template's
+Iceberg schema gains its column, with an id of its own (Iceberg finds a column in the data files by its id)."""
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     JOBS: _typed(f for f in (*JOB_FIELDS, *JOB_EXTRA_FIELDS) if f not in NOT_EXPORTED_JOB_FIELDS),
     INSTANCES: _typed(INSTANCE_FIELDS),
@@ -110,6 +116,8 @@ def _cell(kind: str, value: Any) -> Any:
         return float(value)
     if kind == "boolean":
         return bool(value)
+    if kind == STRING_ARRAY:
+        return [str(item) for item in value]
     return value
 
 

@@ -18,6 +18,26 @@ from batchops.dashboards import DashboardSettings
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
 DASHBOARDS_TEST = Path(__file__).resolve().parents[1] / "integration" / "test_dashboards.py"
 ICEBERG_TYPES = {"string": "string", "bigint": "long", "double": "double", "boolean": "boolean", "date": "date"}
+DT_IDS = {"jobs": 39, "instances": 18, "job_events": 8, "job_attempts": 18}
+"""The id of each table's dt as first deployed: Iceberg finds a column in the data files by its id, so a column
+added later takes a new id and every earlier one keeps its own."""
+
+
+def iceberg_type(field: dict[str, Any]) -> Any:
+    """A field's type as the exporter's Athena types name it: a list's Iceberg type is JSON text in the template
+    (CloudFormation's schema types a field's Type as a string)."""
+    kind = field["Type"]
+    if kind.startswith("{"):
+        listed = json.loads(kind)
+        assert listed["type"] == "list" and listed["element-required"] is False, field
+        return f"array<{listed['element']}>"
+    return {iceberg: athena for athena, iceberg in ICEBERG_TYPES.items()}[kind]
+
+
+def field_ids(fields: list[dict[str, Any]]) -> list[int]:
+    """Every id the schema assigns: its fields' and their list elements'."""
+    ids = [f["Id"] for f in fields]
+    return ids + [json.loads(f["Type"])["element-id"] for f in fields if f["Type"].startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +66,11 @@ def test_iceberg_tables_have_the_columns_the_exporter_sends_and_the_dashboards_q
         table = iceberg["IcebergTableInput"]
         assert table["Location"] == {"Fn::Sub": f"s3://${{ProjectionsBucket}}/iceberg/{name}"}
         fields = table["Schema"]["Fields"]
-        assert [(f["Name"], f["Type"]) for f in fields] == [(n, ICEBERG_TYPES[k]) for n, k in COLUMNS[name]], name
-        assert [f["Id"] for f in fields] == list(range(1, len(fields) + 1))
+        assert [(f["Name"], iceberg_type(f)) for f in fields] == list(COLUMNS[name]), name
         ids = {f["Name"]: f["Id"] for f in fields}
+        assert sorted(field_ids(fields)) == list(range(1, len(field_ids(fields)) + 1)), "unique ids, no gaps"
+        assert [f["Id"] for f in fields][: DT_IDS[name] - 1] == list(range(1, DT_IDS[name])), "earlier ids kept"
+        assert ids["dt"] == DT_IDS[name]
         partitions = table["PartitionSpec"]["Fields"]
         assert [(p["SourceId"], p["Transform"], p["Name"]) for p in partitions] == [
             (ids["account_id"], "identity", "account_id"),

@@ -36,7 +36,9 @@ ATHENA_COLUMNS = {
         "pricing string, spot_interrupted boolean, container_instance_arn string, task_arn string, "
         "log_group string, log_stream string, vcpus double, memory_mib double, gpus bigint, "
         "array_parent_id string, array_index bigint, array_size bigint, last_event_time string, "
-        "failure_kind string"
+        "failure_kind string, submitted_at string, pending_seconds double, depends_on array<string>, "
+        "submitted_by string, share_identifier string, scheduling_priority bigint, capacity_unit string, "
+        "capacity_usage double"
     ),
     "instances": (
         "account_id string, region string, instance_id string, instance_type string, availability_zone string, "
@@ -64,7 +66,13 @@ PARTITION_DATE = {
     "job_attempts": f"CASE WHEN stopped_at IS NOT NULL THEN CAST(substr(stopped_at, 1, 10) AS DATE) ELSE {OPEN} END",
 }
 PRUNING = re.compile(r"\b(\w+\.)?dt >= CAST\(\$__timeFrom\(\) AS date\)")
-DUCKDB_TYPES = {"string": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN"}
+DUCKDB_TYPES = {
+    "string": "VARCHAR",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "array<string>": "VARCHAR[]",
+}
 
 
 def columns_of(table: str) -> dict[str, str]:

@@ -26,7 +26,15 @@ from typing import Any
 from uuid import UUID
 
 from batchops.adapters.dynamodb.tables import table_name
-from batchops.adapters.dynamodb.views import INSTANCES, JOBS, DynamoDBSession, DynamoDBViewStore, _from_item, _unpack
+from batchops.adapters.dynamodb.views import (
+    INSTANCES,
+    JOBS,
+    DynamoDBSession,
+    DynamoDBViewStore,
+    _from_item,
+    _job_row,
+    _unpack,
+)
 from batchops.athena_tables import Operation, Rows, instance_rows, job_rows, operations
 from batchops.instances import instance_key
 from batchops.projection import INSTANCE_FIELDS, InstanceFacts, Joins, attempt_rows, attempts_of
@@ -136,7 +144,8 @@ class FirehoseExporter:
             timeline = _unpack(values["timeline"]) if values.get("timeline") else []
             fold = _unpack(values["fold"]) if values.get("fold") else None
             joins = self._joins(generation) if fresh else _NoJoins()
-            return job_rows(values, timeline, attempt_rows(fold, joins) if fold else [])
+            # the row as the views read it: an item written before a list field existed has it empty
+            return job_rows(_job_row(dict(values)), timeline, attempt_rows(fold, joins) if fold else [])
         return instance_rows(self._instance_row(generation, values) if fresh else values)
 
     def _instance_row(self, generation: int, values: Mapping[str, Any]) -> dict[str, Any]:
