@@ -178,6 +178,22 @@ def test_the_tables_equal_the_views_field_for_field_with_the_doc_types(central: 
     assert all(a["attempt"] >= 1 for a in attempts) and any(a["instance_id"] and a["instance_type"] for a in attempts)
 
 
+def test_a_job_item_written_before_depends_on_existed_exports_it_empty_as_the_views_read_it(
+    central: BatchOpsApplication,
+) -> None:
+    central.record_with_retry(workload(jobs=2))
+    streams, (exporter, sink) = Streams(), make_exporter()
+    streams.export(exporter)
+    dynamodb = client("dynamodb")
+    items = dynamodb.scan(TableName=f"{PREFIX}-jobs")["Items"]
+    for item in items:  # as an item of an earlier batchops version is
+        dynamodb.update_item(TableName=f"{PREFIX}-jobs", Key={"pk": item["pk"]}, UpdateExpression="REMOVE depends_on")
+    streams.export(exporter)
+    tables = tables_of(sink)
+    assert_tables_equal_views(central, tables)
+    assert len(items) > 1 and all(row["depends_on"] == [] for row in tables.rows("jobs"))
+
+
 def test_each_call_names_a_row_once_routes_it_and_stays_within_firehose_limits(central: BatchOpsApplication) -> None:
     central.record_with_retry(workload(jobs=20))
     exporter, sink = make_exporter()
