@@ -298,7 +298,12 @@ def _operations(client: Any) -> list[str]:
     return sent
 
 
-def test_each_aggregate_is_written_on_its_own_and_a_stale_one_fails_alone(recorder: DynamoDBProcessRecorder) -> None:
+def test_each_aggregate_is_written_on_its_own_and_a_stale_one_fails_alone(
+    recorder: DynamoDBProcessRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchops.local.emulator import patch_moto
+
+    patch_moto(monkeypatch.setattr)  # the writes run in threads: moto's tables must serve one request at a time, as AWS
     one, several, stale = uuid4(), uuid4(), uuid4()
     recorder.insert_events(_events(stale, range(1, 3)))
     sent = _operations(recorder.client)
