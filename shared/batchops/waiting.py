@@ -1,4 +1,5 @@
-"""Waiting jobs: those not yet running (SUBMITTED, PENDING, RUNNABLE, STARTING), how long they have waited, and why.
+"""Waiting jobs: those not yet running (SUBMITTED, PENDING, RUNNABLE, SCHEDULED, STARTING), how long they have waited,
+and why.
 
 A wait's age cannot come from events alone: AWS Batch sends nothing while a job sits RUNNABLE. It is the time from
 the job's entry into its current state (from the projection) to a moment the caller gives (now, on the CLI).
@@ -15,8 +16,8 @@ from batchops.metrics import COUNT, SECONDS, MetricPoint
 from batchops.times import parse_instant
 from batchops.views import JobFilter, ViewStore
 
-WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
-"""The states of a job that has not started running."""
+WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING")
+"""The states of a job that has not started running (SCHEDULED: a service job handed to SageMaker, not started)."""
 WAITING_FIELDS = (
     "account_id",
     "region",
@@ -30,7 +31,9 @@ WAITING_FIELDS = (
     "reason",
 )
 """The columns of `batchops jobs --waiting`, oldest wait first."""
-_SINCE = {"STARTING": "starting_at", "RUNNABLE": "runnable_at"}
+_SINCE = {"STARTING": "starting_at", "RUNNABLE": "runnable_at", "SCHEDULED": "runnable_at"}
+"""The row's time of entry into the state waited in. SCHEDULED has none of its own and can go back to RUNNABLE:
+its wait is the one that began when the service job became RUNNABLE."""
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -60,8 +63,8 @@ class QueueWait:
 
 
 def waiting_since(job: dict[str, Any]) -> str | None:
-    """When the job entered the state it waits in: RUNNABLE and STARTING have their own times, an earlier state
-    the job's creation (else the last event seen of it)."""
+    """When the job entered the state it waits in: RUNNABLE and STARTING have their own times, SCHEDULED the
+    RUNNABLE one, an earlier state the job's creation (else the last event seen of it)."""
     since: str | None = job.get(_SINCE.get(job.get("status") or "", ""))
     return since or job.get("created_at") or job.get("last_event_time")
 

@@ -407,7 +407,9 @@ def test_waiting_jobs_oldest_first_with_their_reason_and_in_the_summary(tmp_path
     run(["simulate", "--accounts", "2", "--regions", "1", "--jobs", "300", "--seed", "3", "--out", str(stream)], store)
     run(["ingest", str(stream)], store)
     every = json.loads(run(["jobs", "--format", "json"], store).stdout)
-    expected = {j["job_id"] for j in every if j["status"] in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")}
+    expected = {
+        j["job_id"] for j in every if j["status"] in ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING")
+    }
     assert expected  # the simulated workload leaves some jobs waiting
 
     waiting = json.loads(run(["jobs", "--waiting", "--format", "json"], store).stdout)

@@ -214,8 +214,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
     )
 
 
-@pytest.fixture(scope="session")
-def athena(workload: Workload) -> duckdb.DuckDBPyConnection:
+def athena_of(files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
     """DuckDB standing in for Athena: the projections' rows from the CLI as the Iceberg tables hold them, dt a column
     of each (the tables are partitioned by account_id and dt)."""
     con = duckdb.connect()
@@ -225,9 +224,39 @@ def athena(workload: Workload) -> duckdb.DuckDBPyConnection:
         columns_sql = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns_of(table).items()) + "}"
         con.execute(
             f'CREATE TABLE "batchops"."{table}" AS SELECT *, {partition_date} AS dt '
-            f"FROM read_json('{workload.files[table]}', format = 'array', columns = {columns_sql})"
+            f"FROM read_json('{files[table]}', format = 'array', columns = {columns_sql})"
         )
     return con
+
+
+@pytest.fixture(scope="session")
+def athena(workload: Workload) -> duckdb.DuckDBPyConnection:
+    return athena_of(workload.files)
+
+
+@pytest.fixture(scope="session")
+def scheduled(
+    workload: Workload, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Workload, duckdb.DuckDBPyConnection]:
+    """The workload with every job that waits RUNNABLE at its end SCHEDULED instead, as a service job SageMaker
+    has taken but not started reads (the simulation's service jobs have all moved on by then), and its tables."""
+    jobs = [dict(job, status="SCHEDULED") if job["status"] == "RUNNABLE" else job for job in workload.jobs]
+    assert sum(job["status"] == "SCHEDULED" for job in jobs) >= 3
+    path = tmp_path_factory.mktemp("scheduled") / "jobs.json"
+    path.write_text(json.dumps(jobs))
+    files = {**workload.files, "jobs": path}
+    return Workload(jobs, workload.instances, workload.job_events, workload.job_attempts, workload.emf, files), (
+        athena_of(files)
+    )
+
+
+@pytest.fixture(params=["as simulated", "RUNNABLE as SCHEDULED"])
+def waiting_case(request: pytest.FixtureRequest, workload: Workload) -> tuple[Workload, duckdb.DuckDBPyConnection]:
+    """The workload and its tables as simulated, or with its RUNNABLE jobs SCHEDULED."""
+    if request.param == "RUNNABLE as SCHEDULED":
+        case: tuple[Workload, duckdb.DuckDBPyConnection] = request.getfixturevalue("scheduled")
+        return case
+    return workload, request.getfixturevalue("athena")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -821,11 +850,13 @@ def _end_ms(time: TimeRange) -> int:
 
 
 def test_waiting_per_queue_counts_the_jobs_batchops_jobs_waiting_lists(
-    dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+    dashboards: dict[str, dict[str, Any]], waiting_case: tuple[Workload, duckdb.DuckDBPyConnection]
 ) -> None:
     """The overview's waiting panel gives, per account, region and queue, the count and oldest wait that
     `batchops.waiting` computes from the same rows at the range's end (`summary`'s waiting section)."""
     from batchops.waiting import waiting_jobs, waits_by_queue
+
+    workload, athena = waiting_case
 
     dashboard = dashboards["batchops-overview"]
     time = whole_range(workload)
@@ -849,11 +880,15 @@ def test_waiting_per_queue_counts_the_jobs_batchops_jobs_waiting_lists(
 
 @pytest.mark.parametrize("threshold", [0, 1800])
 def test_the_waiting_filter_keeps_the_jobs_waiting_at_least_that_long(
-    threshold: int, dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
+    threshold: int,
+    dashboards: dict[str, dict[str, Any]],
+    waiting_case: tuple[Workload, duckdb.DuckDBPyConnection],
 ) -> None:
     """The Jobs table with Waiting (or Waiting 30m+) lists exactly what `batchops jobs --waiting --older-than`
     lists at the range's end, each with its wait."""
     from batchops.waiting import waiting_jobs
+
+    workload, athena = waiting_case
 
     dashboard = dashboards["batchops-jobs"]
     time = whole_range(workload)

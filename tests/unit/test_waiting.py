@@ -66,6 +66,23 @@ def test_a_blocked_queue_is_the_reason_before_the_jobs_own_and_queues_count_thei
     ]
 
 
+def test_a_scheduled_service_job_waits_since_it_became_runnable_and_counts_in_its_queue() -> None:
+    """SCHEDULED: SageMaker has the service job but has not started it, and it can go back to RUNNABLE."""
+    jobs = [
+        _job("scheduled", "SCHEDULED", queue="ml", created_at=_ago(7200), runnable_at=_ago(1800)),
+        _job("runnable", "RUNNABLE", queue="ml", runnable_at=_ago(600)),
+        _job("started", "RUNNING", queue="ml", runnable_at=_ago(9000)),
+    ]
+    rows = waiting_jobs(jobs, NOW)
+    assert [(r["job_id"], r["status"], r["waiting_seconds"]) for r in rows] == [
+        ("scheduled", "SCHEDULED", 1800),
+        ("runnable", "RUNNABLE", 600),
+    ]
+    assert rows[0]["waiting_since"] == _ago(1800)
+    [queue] = waits_by_queue(rows)
+    assert (queue.queue, queue.waiting, queue.oldest_job_id) == ("ml", 2, "scheduled")
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1.5d", 129600)])
 def test_durations_read_with_their_unit(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -9,10 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchops.times import iso_ms, parse_instant
-from batchops.waiting import WAITING_STATUSES, waiting_jobs, waiting_points, waits_by_queue
+from batchops.waiting import waiting_jobs, waiting_points, waits_by_queue
 
 NOW = parse_instant("2026-12-04T12:00:00Z")
-STATUSES = (*WAITING_STATUSES, "RUNNING", "SUCCEEDED", "FAILED")
+WAITING = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED", "STARTING")
+"""Not started yet (SCHEDULED: a service job SageMaker has taken but not started)."""
+STATUSES = (*WAITING, "RUNNING", "SUCCEEDED", "FAILED")
 
 jobs = st.lists(
     st.fixed_dictionaries(
@@ -49,7 +51,7 @@ def test_the_points_depend_on_the_jobs_not_their_order_and_count_each_waiting_jo
     shuffled = list(rows)
     random.shuffle(shuffled)
     assert _points(shuffled) == points
-    waiting = [r for r in rows if r["status"] in WAITING_STATUSES]
+    waiting = [r for r in rows if r["status"] in WAITING]
     assert sum(v["JobsWaiting"] for v in points.values()) == len(waiting)
     queues = {(r["account_id"], r["region"], r["queue"] or "unknown") for r in waiting}
     assert {tuple(value for _, value in dims) for dims in points} == queues, "a series per queue with jobs waiting"
