@@ -337,7 +337,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def _waiting_jobs(args: argparse.Namespace) -> int:
     """`batchops jobs --waiting [--older-than DURATION]`"""
-    from batchops.waiting import WAITING_FIELDS, WAITING_STATUSES, DurationError, parse_duration, waiting_jobs
+    from batchops.waiting import (
+        WAITING_FIELDS,
+        WAITING_STATUSES,
+        DurationError,
+        parse_duration,
+        queue_compute_environments,
+        waiting_jobs,
+        with_queue_compute_environments,
+    )
 
     try:
         older_than = parse_duration(args.older_than) if args.older_than is not None else 0.0
@@ -357,6 +365,10 @@ def _waiting_jobs(args: argparse.Namespace) -> int:
     rows = waiting_jobs(app.views.jobs(query), _now_ms(), older_than)
     if args.limit is not None:
         rows = rows[: args.limit]
+    if any(not row.get("compute_environment") for row in rows):
+        queues = tuple(sorted({row["queue"] for row in rows if row.get("queue")}))
+        ran = app.views.jobs(JobFilter(accounts=tuple(args.account), regions=tuple(args.region), queues=queues))
+        rows = with_queue_compute_environments(rows, queue_compute_environments(ran))
     _emit(iter(rows), WAITING_FIELDS, args.format, "waiting jobs", limited=args.limit is not None)
     return 0
 

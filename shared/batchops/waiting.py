@@ -90,6 +90,31 @@ def waiting_jobs(jobs: Iterable[dict[str, Any]], now_ms: int, older_than_seconds
     return [row for _, row in rows]
 
 
+def queue_compute_environments(jobs: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], str]:
+    """Per account, region and queue: the compute environment its latest job that has one ran in. A job that never
+    ran has none of its own, and the queue's is where it waits to run."""
+    latest: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for job in jobs:
+        ce, queue = job.get("compute_environment"), job.get("queue")
+        if not ce or not queue:
+            continue
+        key = (job["account_id"], job["region"], queue)
+        seen = job.get("last_event_time") or ""
+        if key not in latest or seen > latest[key][0]:
+            latest[key] = (seen, ce)
+    return {key: ce for key, (_, ce) in latest.items()}
+
+
+def with_queue_compute_environments(
+    rows: list[dict[str, Any]], known: dict[tuple[str, str, str], str]
+) -> list[dict[str, Any]]:
+    """`rows` (as `waiting_jobs` gives them) with the queue's compute environment where a job has none of its own."""
+    for row in rows:
+        if not row.get("compute_environment"):
+            row["compute_environment"] = known.get((row["account_id"], row["region"], row.get("queue") or ""))
+    return rows
+
+
 def waits_by_queue(waiting: Iterable[dict[str, Any]]) -> list[QueueWait]:
     """Per account, region and queue: jobs waiting and the oldest wait (`waiting` as `waiting_jobs` gives it), the
     longest-waiting queue first."""

@@ -417,6 +417,16 @@ def test_waiting_jobs_oldest_first_with_their_reason_and_in_the_summary(tmp_path
     ages = [w["waiting_seconds"] for w in waiting]
     assert ages == sorted(ages, reverse=True) and ages[-1] > 0
     assert all(w["reason"] for w in waiting)  # a blocked queue or the job's own status reason
+    # A job that never ran has no compute environment of its own: it shows its queue's, where that queue's jobs ran.
+    ran_in = {(j["account_id"], j["region"], j["queue"]): set() for j in every}
+    for j in every:
+        if j["compute_environment"]:
+            ran_in[j["account_id"], j["region"], j["queue"]].add(j["compute_environment"])
+    never_ran = [w for w in waiting if not next(j for j in every if j["job_id"] == w["job_id"])["compute_environment"]]
+    assert never_ran
+    for w in never_ran:
+        assert w["compute_environment"] in (ran_in[w["account_id"], w["region"], w["queue"]] or {None})
+    assert any(w["compute_environment"] for w in never_ran)
     oldest_age = ages[0]
     assert (
         json.loads(run(["jobs", "--older-than", f"{oldest_age + 3600:.0f}s", "--format", "json"], store).stdout) == []
