@@ -120,6 +120,9 @@ def _store_parsers(commands: Any) -> None:
     summary = commands.add_parser("summary", help="what the store holds: jobs per status, queue times, failures")
     _store_option(summary, top=False)
     summary.add_argument("--format", choices=("text", "json"), default="text")
+    from batchops.cli_prices import range_options
+
+    range_options(summary)
 
     rejected = commands.add_parser("rejected", help="events that could not be used, with the reason")
     _store_option(rejected, top=False)
@@ -330,8 +333,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         compute_environments=tuple(args.compute_environment),
         limit=args.limit,
     )
-    fields = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
-    _emit(app.views.jobs(query), fields, args.format, "jobs", limited=args.limit is not None)
+    from batchops.job_cost import COST_FIELDS
+    from batchops.price_service import costed_rows
+
+    jobs, _ = costed_rows(_settings(args), app.views, query)  # costed as read: stored rows, dated prices
+    fields = (*JOB_FIELDS, *JOB_EXTRA_FIELDS, *COST_FIELDS)
+    _emit(iter(jobs), fields, args.format, "jobs", limited=args.limit is not None)
     return 0
 
 
@@ -409,8 +416,12 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 def cmd_attempts(args: argparse.Namespace) -> int:
     """`batchops attempts`"""
+    from batchops.job_cost import COST_FIELDS
+    from batchops.price_service import costed_rows
+
     app = _open(args)
-    _emit(app.views.attempts(), ATTEMPT_FIELDS, args.format, "job attempts")
+    _, attempts = costed_rows(_settings(args), app.views)
+    _emit(iter(attempts), (*ATTEMPT_FIELDS, *COST_FIELDS), args.format, "job attempts")
     return 0
 
 
@@ -448,9 +459,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     """`batchops summary`"""
     settings = _settings(args)
     app = build_application(settings, metrics=False, verify_store=True)
-    from batchops.reports import print_summary
+    from batchops.cli_prices import cost_figures, print_costs
+    from batchops.reports import print_summary, store_summary
 
-    print_summary(app.views, settings.store, as_json=args.format == "json")
+    costs = cost_figures(args, app.views)
+    if args.format == "json":  # the store's figures with the cost ones, as one document
+        figures = {**store_summary(app.views), "store": settings.store, "cost": costs}
+        print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print_summary(app.views, settings.store)
+    print_costs(costs)
     return 0
 
 

@@ -294,3 +294,20 @@ def test_replay_and_any_delivery_order_give_the_same_costs(
     replayed = json.loads(capsys.readouterr().out)
     assert figures["ordered"]["total"]["cost_usd"] > 0
     assert figures["ordered"] == figures["shuffled"] == replayed
+
+
+def test_summary_shows_the_cost_figures_of_its_range(
+    make_app: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ingest(make_app(), list(simulate(SimulationSettings(accounts=1, regions=1, jobs=30, seed=4))))
+    store = f"sqlite:///{tmp_path / 'store'}.db"
+    assert main(["--store", store, "summary", "--format", "json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["jobs"] > 0 and figures["cost"]["total"]["cost_usd"] > 0
+    assert set(figures["cost"]) >= {"by_account", "by_queue", "by_compute_environment", "by_job_definition"}
+    assert main(["--store", store, "summary", "--until", "2000-01-01"]) == 0
+    text = capsys.readouterr().out
+    assert "cost of 0 jobs started any time .. 2000-01-01: $0.0000" in text and "wasted by failure kind: none" in text
+    assert main(["--store", store, "attempts", "--format", "json"]) == 0
+    attempts = json.loads(capsys.readouterr().out)
+    assert attempts and all({"cost_usd", "wasted_cost_usd", "cost_basis"} <= set(a) for a in attempts)
