@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from batchops.job_cost import COST_FIELDS
 from batchops.projection import (
     ATTEMPT_FIELDS,
     INSTANCE_FIELDS,
@@ -34,7 +35,18 @@ PARTITION_COLUMNS = ("account_id", "dt")
 _BIGINT = frozenset(
     {"attempts", "exit_code", "gpus", "array_index", "array_size", "jobs_run", "attempt", "scheduling_priority"}
 )
-_DOUBLE = frozenset({"queue_seconds", "run_seconds", "vcpus", "memory_mib", "pending_seconds", "capacity_usage"})
+_DOUBLE = frozenset(
+    {
+        "queue_seconds",
+        "run_seconds",
+        "vcpus",
+        "memory_mib",
+        "pending_seconds",
+        "capacity_usage",
+        "cost_usd",
+        "wasted_cost_usd",
+    }
+)
 _BOOLEAN = frozenset({"spot_interrupted"})
 _STRING_ARRAY = frozenset({"depends_on"})
 STRING_ARRAY = "array<string>"
@@ -61,10 +73,10 @@ NOT_EXPORTED_JOB_FIELDS: frozenset[str] = frozenset()
 """Job row fields the `jobs` table does not have yet (none now): a field waits here until the central template's
 Iceberg schema gains its column, with an id of its own (Iceberg finds a column in the data files by its id)."""
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    JOBS: _typed(f for f in (*JOB_FIELDS, *JOB_EXTRA_FIELDS) if f not in NOT_EXPORTED_JOB_FIELDS),
+    JOBS: _typed(f for f in (*JOB_FIELDS, *JOB_EXTRA_FIELDS, *COST_FIELDS) if f not in NOT_EXPORTED_JOB_FIELDS),
     INSTANCES: _typed(INSTANCE_FIELDS),
     JOB_EVENTS: _typed(TIMELINE_FIELDS),
-    JOB_ATTEMPTS: _typed(ATTEMPT_FIELDS),
+    JOB_ATTEMPTS: _typed((*ATTEMPT_FIELDS, *COST_FIELDS)),
 }
 """Each table's columns in order with their Athena types (the central template's Iceberg schemas are the same)."""
 UNIQUE_KEYS: dict[str, tuple[str, ...]] = {

@@ -278,11 +278,14 @@ def test_role_statements_are_scoped_to_the_stacks_own_resources(template: dict[s
         "IcebergTablesRole",
         "WaitingMetricsRole",
         "WaitingMetricsSchedulerRole",
+        "PricesRole",
+        "PricesSchedulerRole",
     }
     own = set(template["Resources"])
     services: dict[str, Any] = {
         "GrafanaWorkspaceRole": "grafana.amazonaws.com",
         "WaitingMetricsSchedulerRole": "scheduler.amazonaws.com",
+        "PricesSchedulerRole": "scheduler.amazonaws.com",
         "IcebergTablesRole": ["firehose.amazonaws.com", "glue.amazonaws.com"],
     }
     for name, role in roles.items():
@@ -294,6 +297,7 @@ def test_role_statements_are_scoped_to_the_stacks_own_resources(template: dict[s
                 ("GrafanaWorkspaceRole", "CloudWatch"),
                 ("GrafanaWorkspaceRole", "OamLinks"),
                 ("IcebergTablesRole", "OptimizerLogs"),
+                ("PricesRole", "ReadPrices"),
             }:
                 continue  # resource-less reads, the OAM sink deploy.py creates, the log groups Glue's optimizers create
             if (name, statement["Sid"]) == ("GrafanaWorkspaceRole", "LogsInsights"):
@@ -339,6 +343,7 @@ def test_lambdas_and_their_event_sources(template: dict[str, Any]) -> None:
         "ProjectorFunction": "batchops.entrypoints.lambdas.projector",
         "ExporterFunction": "batchops.entrypoints.export_lambda.exporter",
         "WaitingMetricsFunction": "batchops.entrypoints.waiting_lambda.waiting_metrics",
+        "PricesFunction": "batchops.entrypoints.prices_lambda.refresh_prices",
     }
     for function in functions.values():
         props = function["Properties"]
@@ -374,7 +379,7 @@ def test_lambdas_and_their_event_sources(template: dict[str, Any]) -> None:
 
 
 def test_the_waiting_metrics_run_every_minute_by_a_role_that_may_only_invoke_them(template: dict[str, Any]) -> None:
-    [schedule] = resources(template, "AWS::Scheduler::Schedule").values()
+    schedule = resources(template, "AWS::Scheduler::Schedule")["WaitingMetricsSchedule"]
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == "rate(1 minute)" and props["State"] == "ENABLED"
     assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
@@ -395,7 +400,7 @@ def test_the_waiting_metrics_run_every_minute_by_a_role_that_may_only_invoke_the
 
 def test_log_groups_have_retention_and_are_the_functions_own(template: dict[str, Any]) -> None:
     groups = resources(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 4
+    assert len(groups) == 5
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     for function in resources(template, "AWS::Lambda::Function").values():

@@ -195,6 +195,7 @@ def test_no_lambda_entry_point_needs_what_the_artifact_leaves_out() -> None:
         "batchops.entrypoints.lambdas",
         "batchops.entrypoints.export_lambda",
         "batchops.entrypoints.waiting_lambda",
+        "batchops.entrypoints.prices_lambda",
     }
     needed, todo = set(), list(handlers)
     while todo:

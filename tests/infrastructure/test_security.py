@@ -35,6 +35,8 @@ RESOURCELESS_ACTIONS = {
     "logs:GetQueryResults",
     "logs:StopQuery",
     "oam:ListSinks",
+    "pricing:GetProducts",
+    "ec2:DescribeSpotPriceHistory",
 }
 
 

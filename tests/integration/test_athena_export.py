@@ -26,6 +26,7 @@ from batchops.bootstrap import Settings, build_application
 from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
 from batchops.inbound import Parsed, translate
+from batchops.price_service import costed_rows
 from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION
 from firehose_sink import DUCKDB_TYPES, FirehoseSink, IcebergTables
@@ -138,12 +139,13 @@ def assert_tables_equal_views(app: BatchOpsApplication, tables: IcebergTables) -
     job_key = ("account_id", "region", "job_id")
     jobs = sorted(without_dt(tables.rows("jobs")), key=lambda r: key(r, *job_key))
     assert not NOT_EXPORTED_JOB_FIELDS, "every field of the views' job rows is a column of the jobs table"
-    assert jobs == sorted(app.views.jobs(), key=lambda r: key(r, *job_key))
+    costed_jobs, costed_attempts = costed_rows(Settings.from_environment(store=f"dynamodb://{PREFIX}"), app.views)
+    assert jobs == sorted(costed_jobs, key=lambda r: key(r, *job_key))
     instance_key = ("account_id", "region", "instance_id")
     instances = sorted(without_dt(tables.rows("instances")), key=lambda r: key(r, *instance_key))
     assert instances == sorted(app.views.instances(), key=lambda r: key(r, *instance_key))
     assert by_json(without_dt(tables.rows("job_events"))) == by_json(list(app.views.timeline()))
-    assert by_json(without_dt(tables.rows("job_attempts"))) == by_json(list(app.views.attempts()))
+    assert by_json(without_dt(tables.rows("job_attempts"))) == by_json(costed_attempts)
 
 
 # ------------------------------------------------------------------------------------------------ tests

@@ -38,7 +38,7 @@ ATHENA_COLUMNS = {
         "array_parent_id string, array_index bigint, array_size bigint, last_event_time string, "
         "failure_kind string, submitted_at string, pending_seconds double, depends_on array<string>, "
         "submitted_by string, share_identifier string, scheduling_priority bigint, capacity_unit string, "
-        "capacity_usage double"
+        "capacity_usage double, cost_usd double, wasted_cost_usd double, cost_basis string"
     ),
     "instances": (
         "account_id string, region string, instance_id string, instance_type string, availability_zone string, "
@@ -54,7 +54,7 @@ ATHENA_COLUMNS = {
         "account_id string, region string, job_id string, attempt bigint, started_at string, stopped_at string, "
         "run_seconds double, exit_code bigint, status_reason string, container_reason string, instance_id string, "
         "instance_type string, availability_zone string, container_instance_arn string, task_arn string, "
-        "log_group string, log_stream string"
+        "log_group string, log_stream string, cost_usd double, wasted_cost_usd double, cost_basis string"
     ),
 }
 OPEN = "DATE '9999-12-31'"

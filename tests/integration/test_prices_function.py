@@ -1,10 +1,9 @@
 """The daily prices Lambda with the permissions IAM would give its role: the jobs' placements read, prices asked and
 stored, nothing else allowed.
 
-The role's policy is read from the central template once it holds `PricesRole`, else from
-central-account/prices-function.yaml (the block waiting to go into it), its references resolved to this test's tables;
-every AWS call the code makes is authorised against it (tests/iam_calls.py). moto serves DynamoDB and the spot price
-history; `pricing:GetProducts` is a botocore Stubber (moto has no Price List API), authorised like every other call.
+The role's policy is read from the central template, its references resolved to this test's tables; every AWS call
+the code makes is authorised against it (tests/iam_calls.py). moto serves DynamoDB and the spot price history;
+`pricing:GetProducts` is a botocore Stubber (moto has no Price List API), authorised like every other call.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from iam_policies import ALLOWED, Request, decide
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "central-account" / "template.yaml"
-FRAGMENT = ROOT / "central-account" / "prices-function.yaml"
 PREFIX = "pxf"
 TABLE = f"arn:aws:dynamodb:{AWS_REGION}:{ACCOUNT}:table/{PREFIX}"
 DAY = "2026-12-04"
@@ -55,11 +53,8 @@ def _resolve(node: Any) -> Any:
 
 
 def prices_role() -> Principal:
-    """The prices role's policies, from the template if it holds the role yet, else from the block for it."""
-    template = loads(TEMPLATE.read_text())
-    resources = template["Resources"]
-    if "PricesRole" not in resources:
-        resources = loads(FRAGMENT.read_text())["Resources"]
+    """The prices role's policies, as the central template declares them."""
+    resources = loads(TEMPLATE.read_text())["Resources"]
     documents = [_resolve(p["PolicyDocument"]) for p in resources["PricesRole"]["Properties"]["Policies"]]
     return Principal("PricesRole", json.loads(json.dumps(documents)))
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from batchops.adapters.dynamodb.items import META
+from batchops.adapters.dynamodb.prices import DynamoDBPriceStore
 from batchops.adapters.dynamodb.tables import table_name
 from batchops.adapters.dynamodb.views import (
     INSTANCES,
@@ -36,7 +38,9 @@ from batchops.adapters.dynamodb.views import (
     _unpack,
 )
 from batchops.athena_tables import Operation, Rows, instance_rows, job_rows, operations
+from batchops.cost_report import with_costs
 from batchops.instances import instance_key
+from batchops.prices import PriceBook
 from batchops.projection import INSTANCE_FIELDS, InstanceFacts, Joins, attempt_rows, attempts_of
 
 TTL_PRINCIPAL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -44,6 +48,8 @@ TTL_PRINCIPAL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """PutRecordBatch takes at most 500 records and 4 MiB a call."""
+PRICES_MAX_AGE_SECONDS = 3600
+"""How long a container costs rows with the prices it read (the prices function refreshes them daily)."""
 
 
 class ExportFailed(RuntimeError):
@@ -129,6 +135,8 @@ class FirehoseExporter:
         self.views = DynamoDBViewStore(dynamodb, settings.store_prefix)
         self.tables = {table_name(settings.store_prefix, kind): kind for kind in (JOBS, INSTANCES)}
         self._sessions: dict[int, DynamoDBSession] = {}
+        self._prices: PriceBook | None = None
+        self._prices_read = 0.0
 
     # items -> rows -------------------------------------------------------------------------------------------
     def _joins(self, generation: int) -> Joins:
@@ -145,8 +153,21 @@ class FirehoseExporter:
             fold = _unpack(values["fold"]) if values.get("fold") else None
             joins = self._joins(generation) if fresh else _NoJoins()
             # the row as the views read it: an item written before a list field existed has it empty
-            return job_rows(_job_row(dict(values)), timeline, attempt_rows(fold, joins) if fold else [])
+            costed, attempts = self._costed(_job_row(dict(values)), attempt_rows(fold, joins) if fold else [])
+            return job_rows(costed, timeline, attempts)
         return instance_rows(self._instance_row(generation, values) if fresh else values)
+
+    def _costed(
+        self, row: dict[str, Any], attempts: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The job row and its attempts with their costs, at the stored prices (read once an hour per container:
+        prices are refreshed daily, and a job exported before its prices were stored keeps a null cost until its
+        item changes again)."""
+        if self._prices is None or time.monotonic() - self._prices_read > PRICES_MAX_AGE_SECONDS:
+            store = DynamoDBPriceStore(self.views.client, table_name(self.settings.store_prefix, META))
+            self._prices, self._prices_read = PriceBook(store.price_entries()), time.monotonic()
+        [job], costed = with_costs([row], attempts, self._prices)
+        return job, costed
 
     def _instance_row(self, generation: int, values: Mapping[str, Any]) -> dict[str, Any]:
         """The instance row as the views show it: jobs_run counted from the ran-on edges."""
