@@ -235,10 +235,15 @@ def job_cost(job: Mapping[str, Any], attempt_rows: Iterable[Mapping[str, Any]], 
     return JobCost(
         cost_usd=_sum([c.cost_usd for c in costs]),
         wasted_cost_usd=_sum([c.cost_usd for c in costs if c.attempt in wasted]),
-        cost_basis=" | ".join(bases) if bases else "no attempt ran",
+        cost_basis=" | ".join(bases) if bases else _no_attempt_basis(job),
         attempts=costs,
         wasted_attempts=wasted,
     )
+
+
+def _no_attempt_basis(job: Mapping[str, Any]) -> str:
+    """Why a job without a run costs nothing itself (an array parent's children are jobs with costs of their own)."""
+    return "array parent: its children carry the cost" if job.get("array_size") is not None else "no attempt ran"
 
 
 def cost_fields(cost: JobCost) -> dict[str, Any]:

@@ -120,6 +120,8 @@ def test_a_reclaimed_attempt_counts_in_the_cost_and_is_wasted() -> None:
 
 def test_a_job_that_never_ran_costs_nothing_and_every_table_price_is_positive() -> None:
     assert job_cost(_job(status="RUNNABLE"), [], BOOK).cost_usd == 0.0
+    parent = job_cost(_job(array_size=10), [], BOOK)  # summed over jobs, the children are not counted twice
+    assert (parent.cost_usd, parent.cost_basis) == (0.0, "array parent: its children carry the cost")
     book = PriceBook(table_entries())
     assert len(book) > 300
     assert all(v > 0 for e in book.entries() for k, v in e.values if k != "gpus")
