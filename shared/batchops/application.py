@@ -22,6 +22,7 @@ from batchops.batch_recording import BatchInput, BatchOutcome, PipelineTime, Poi
 from batchops.compute_environments import ComputeEnvironment
 from batchops.facts import Parsed
 from batchops.instances import Instance
+from batchops.job_cost_metric import JobCostMeter
 from batchops.jobs import Job
 from batchops.log_projection import LogFedProjection
 from batchops.metrics import MetricPoint, instance_points, job_metric_state, job_points, pipeline_points
@@ -119,11 +120,12 @@ class BatchOpsApplication(Application[UUID]):
         metrics: bool = True,
         wiring: Wiring | None = None,
         tuning: Tuning = DEFAULT_TUNING,
+        cost_meter: JobCostMeter | None = None,
     ) -> None:
         super().__init__({"AGGREGATE_CACHE_MAXSIZE": str(tuning.aggregate_cache_size), **(env or {})})
         self.tuning = tuning
         self.views = views
-        self.projector = Projector()
+        self.projector = Projector(cost_meter if metrics else None)
         self.metrics = metrics
         self.store, self.projection = (wiring or recorder_wiring)(self)
 
@@ -147,6 +149,8 @@ class BatchOpsApplication(Application[UUID]):
         """Close the event store and the view store."""
         super().close()
         self.views.close()
+        if self.projector.meter is not None:
+            self.projector.meter.close()
 
     def record(self, facts: Iterable[Parsed], *, project: bool = True) -> RecordOutcome:
         """Record a batch of facts: one save for all aggregates touched, then the views, atomically tracked.
@@ -393,6 +397,17 @@ class BatchOpsApplication(Application[UUID]):
         aggregate = _mutate(None, map(self.mapper.to_domain_event, history))
         assert isinstance(aggregate, Aggregate)
         return aggregate
+
+    def job_cost_points(self) -> list[MetricPoint]:
+        """The `JobCost` points of the jobs the committed projections wrote ended and priced, once per job ever
+        (`batchops.job_cost_metric`): call after the views are committed, then emit them."""
+        meter = self.projector.meter
+        return meter.settle() if meter is not None else []
+
+    def discard_job_costs(self) -> None:
+        """Forget the `JobCost` points a failed projection proposed (its redelivery proposes them again)."""
+        if self.projector.meter is not None:
+            self.projector.meter.discard()
 
     def catch_up(self) -> int:
         """Apply to the current views whatever the store holds beyond their position (a log-fed projection)."""

@@ -6,6 +6,7 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from batchops.adapters.sqlite.bulk_rebuild import SQLiteBulkRebuild
 from batchops.adapters.sqlite.event_store import PollingSQLiteApplicationRecorder, SQLiteEventStore
 from batchops.adapters.sqlite.views import SQLiteViewStore
 from batchops.application import BatchOpsApplication, Wiring
+from batchops.job_cost_metric import JobCostMeter
 from batchops.log_projection import LogFedProjection
 from batchops.ports import EventStore, ProjectionFeed
 from batchops.tuning import DEFAULT_TUNING, Tuning
@@ -112,7 +114,9 @@ def build_application(
                 ) from error
             raise
         env = {"PERSISTENCE_MODULE": "batchops.adapters.sqlite.event_store:Factory", "SQLITE_DBNAME": str(path)}
-        return BatchOpsApplication(views, env, metrics=metrics, wiring=_sqlite_wiring(views, path), tuning=tuning)
+        meter = _sqlite_cost_meter(path) if metrics else None
+        wiring = _sqlite_wiring(views, path)
+        return BatchOpsApplication(views, env, metrics=metrics, wiring=wiring, tuning=tuning, cost_meter=meter)
     if settings.store.startswith("dynamodb://"):
         return _dynamodb_application(
             settings, metrics=metrics, project_inline=project_inline, verify=verify_store, tuning=tuning
@@ -151,7 +155,38 @@ def _dynamodb_application(
         "CREATE_TABLE": "y" if create else "n",
     }
     wiring = _dynamodb_wiring(views, inline=project_inline)
-    return BatchOpsApplication(views, env, metrics=metrics, wiring=wiring, tuning=tuning)
+    meter = _dynamodb_cost_meter(client, prefix) if metrics else None
+    return BatchOpsApplication(views, env, metrics=metrics, wiring=wiring, tuning=tuning, cost_meter=meter)
+
+
+def _sqlite_cost_meter(path: Path) -> JobCostMeter:
+    """`JobCost` of the embedded store: the packaged table under the stored prices, read once (a CLI run is short)."""
+    from batchops.adapters.sqlite.job_cost_ledger import SQLiteJobCostLedger
+    from batchops.adapters.sqlite.prices import SQLitePriceStore
+    from batchops.prices import PriceBook, price_book
+
+    SQLitePriceStore(path).close()  # its schema made now: it cannot be written while a projection holds the file
+
+    @cache
+    def book() -> PriceBook:
+        store = SQLitePriceStore(path)
+        try:
+            return price_book(store, with_table=True)
+        finally:
+            store.close()
+
+    return JobCostMeter(book, SQLiteJobCostLedger(path))
+
+
+def _dynamodb_cost_meter(client: Any, prefix: str) -> JobCostMeter:
+    """`JobCost` of the central store: its stored prices only, read again hourly (as the exporter does)."""
+    from batchops.adapters.dynamodb.items import META
+    from batchops.adapters.dynamodb.job_cost_ledger import DynamoDBJobCostLedger
+    from batchops.adapters.dynamodb.prices import HourlyPriceBook
+    from batchops.adapters.dynamodb.tables import table_name
+
+    meta = table_name(prefix, META)
+    return JobCostMeter(HourlyPriceBook(client, meta), DynamoDBJobCostLedger(client, meta))
 
 
 def _sqlite_wiring(views: SQLiteViewStore, path: Path) -> Wiring:

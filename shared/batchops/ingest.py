@@ -281,6 +281,8 @@ class Ingestor:
                 self._add(parsed)
         self._flush()
         self.app.project_saved()
+        if self.on_points is not None:
+            self.on_points(self.app.job_cost_points())
 
     def _add(self, result: Parsed | RejectedEvent) -> bool:
         """Add one result to the batch; True when that recorded the batch."""
@@ -320,7 +322,8 @@ class Ingestor:
         if self._unprojected >= self.project_every:
             self._project()
         if self.on_points is not None:
-            self.on_points(list(outcome.points))
+            # JobCost of the jobs the views now show ended and priced (projected during or before this save)
+            self.on_points([*outcome.points, *self.app.job_cost_points()])
         if self.on_progress is not None:
             self.on_progress(len(batch))
 

@@ -21,6 +21,7 @@ from batchops.compute_environments import (
     observe_compute_environment,
 )
 from batchops.instances import Instance, new_instance_fold, observe_instance
+from batchops.job_cost_metric import JobCostMeter
 from batchops.jobs import Job, new_job_fold, observe_state, observe_task
 from batchops.projection import (
     InstanceFacts,
@@ -105,6 +106,10 @@ class FoldsByKind:
 
 class Projector:
     """Keeps job, instance and compute-environment views equal to a fold of the event store."""
+
+    def __init__(self, meter: JobCostMeter | None = None) -> None:
+        self.meter = meter
+        """Told of every job row written, for the `JobCost` metric (None: no metrics)."""
 
     def apply_folds(self, session: ProjectionSession, folds: FoldsByKind) -> None:
         """Write the rows of aggregates whose current folds are known (live ingestion has them in memory, and the
@@ -258,7 +263,10 @@ class Projector:
             job = jobs.get(key) or session.job_fold(key)
             if job is not None:
                 attempts = attempts_of(job)
-                session.put_job(key, job, job_row(job, session, attempts), attempts)
+                row = job_row(job, session, attempts)
+                session.put_job(key, job, row, attempts)
+                if self.meter is not None:
+                    self.meter.consider(job, row, session)
 
     @staticmethod
     def _touched_environments(

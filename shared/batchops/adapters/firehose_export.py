@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from batchops.adapters.dynamodb.items import META
-from batchops.adapters.dynamodb.prices import DynamoDBPriceStore
+from batchops.adapters.dynamodb.prices import HourlyPriceBook
 from batchops.adapters.dynamodb.tables import table_name
 from batchops.adapters.dynamodb.views import (
     INSTANCES,
@@ -40,7 +40,6 @@ from batchops.adapters.dynamodb.views import (
 from batchops.athena_tables import Operation, Rows, instance_rows, job_rows, operations
 from batchops.cost_report import with_costs
 from batchops.instances import instance_key
-from batchops.prices import PriceBook
 from batchops.projection import INSTANCE_FIELDS, InstanceFacts, Joins, attempt_rows, attempts_of
 
 TTL_PRINCIPAL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -48,8 +47,6 @@ TTL_PRINCIPAL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 """PutRecordBatch takes at most 500 records and 4 MiB a call."""
-PRICES_MAX_AGE_SECONDS = 3600
-"""How long a container costs rows with the prices it read (the prices function refreshes them daily)."""
 
 
 class ExportFailed(RuntimeError):
@@ -135,8 +132,7 @@ class FirehoseExporter:
         self.views = DynamoDBViewStore(dynamodb, settings.store_prefix)
         self.tables = {table_name(settings.store_prefix, kind): kind for kind in (JOBS, INSTANCES)}
         self._sessions: dict[int, DynamoDBSession] = {}
-        self._prices: PriceBook | None = None
-        self._prices_read = 0.0
+        self._prices = HourlyPriceBook(dynamodb, table_name(settings.store_prefix, META))
 
     # items -> rows -------------------------------------------------------------------------------------------
     def _joins(self, generation: int) -> Joins:
@@ -163,10 +159,7 @@ class FirehoseExporter:
         """The job row and its attempts with their costs, at the stored prices (read once an hour per container:
         prices are refreshed daily, and a job exported before its prices were stored keeps a null cost until its
         item changes again)."""
-        if self._prices is None or time.monotonic() - self._prices_read > PRICES_MAX_AGE_SECONDS:
-            store = DynamoDBPriceStore(self.views.client, table_name(self.settings.store_prefix, META))
-            self._prices, self._prices_read = PriceBook(store.price_entries()), time.monotonic()
-        [job], costed = with_costs([row], attempts, self._prices)
+        [job], costed = with_costs([row], attempts, self._prices())
         return job, costed
 
     def _instance_row(self, generation: int, values: Mapping[str, Any]) -> dict[str, Any]:

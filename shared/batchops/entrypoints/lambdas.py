@@ -106,7 +106,10 @@ def handle_stream_batch(app: BatchOpsApplication, event: dict[str, Any]) -> Part
     first = records[0]["dynamodb"]["SequenceNumber"]
     try:
         stream_fed(app).project_stream_batch(first, stored)
+        # Claimed only now that the views are committed: a redelivered batch finds its jobs claimed (at most once).
+        _emit(app.job_cost_points(), Settings.from_environment().namespace)
     except Exception:
+        app.discard_job_costs()
         logger.exception("projection failed", extra={"records": len(records)})
         return {"batchItemFailures": [{"itemIdentifier": first}]}
     return {"batchItemFailures": []}

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from batchops.prices import PriceChecks, PriceEntry
+from batchops.prices import PriceBook, PriceChecks, PriceEntry
 
 PRICES_PK = "prices"
 CHECKS_KEY = {"pk": {"S": "prices-checked"}, "sk": {"S": "latest"}}
@@ -83,3 +83,24 @@ class DynamoDBPriceStore:
         """Replace the checks (one item: some thousands of keys stay far under DynamoDB's 400 KB)."""
         item = {**CHECKS_KEY, "day": {"S": checks.day}, "keys": {"S": json.dumps(sorted(checks.keys))}}
         self.client.put_item(TableName=self.table, Item=item)
+
+
+PRICES_MAX_AGE_SECONDS = 3600
+"""How long a container costs rows with the prices it read (the prices function refreshes them daily)."""
+
+
+class HourlyPriceBook:
+    """The stored prices of a meta table, read again once they are an hour old: what a long-lived container costs
+    with (the exporter and the projector's `JobCost` metric)."""
+
+    def __init__(self, client: Any, meta_table: str, max_age_seconds: float = PRICES_MAX_AGE_SECONDS) -> None:
+        self.store = DynamoDBPriceStore(client, meta_table)
+        self.max_age_seconds = max_age_seconds
+        self._book: PriceBook | None = None
+        self._read_at = 0.0
+
+    def __call__(self) -> PriceBook:
+        """The price book, read now if never read or older than `max_age_seconds`."""
+        if self._book is None or time.monotonic() - self._read_at > self.max_age_seconds:
+            self._book, self._read_at = PriceBook(self.store.price_entries()), time.monotonic()
+        return self._book
