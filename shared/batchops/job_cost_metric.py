@@ -48,6 +48,8 @@ class JobCostMeter:
         key: JobKey = (row["account_id"], row["region"], row["job_id"])
         if row.get("status") not in _TERMINAL or row.get("array_size") is not None or key in self._claimed:
             return
+        if not _pricing_settled(row, joins):
+            return
         [costed], _ = with_costs([row], attempt_rows(fold, joins), self.prices())
         point = job_cost_point(costed, _ended_ms(row))
         if point is not None:
@@ -69,6 +71,16 @@ class JobCostMeter:
     def discard(self) -> None:
         """Drop what a failed projection proposed (its views were not committed; a retry proposes again)."""
         self._proposed = {}
+
+
+def _pricing_settled(row: dict[str, Any], joins: Joins) -> bool:
+    """Whether the row's pricing model can no longer change: a point, once emitted, cannot be corrected. A Fargate
+    row says `fargate` (on-demand rates) until its compute environment's configuration says FARGATE_SPOT, so its
+    cost is final only once that configuration is known (EC2 rows cost nothing until their pricing is known)."""
+    if row.get("platform") != "FARGATE":
+        return True
+    name = row.get("compute_environment")
+    return isinstance(name, str) and joins.compute_environment_pricing(row["account_id"], row["region"], name) is not None
 
 
 def _ended_ms(row: dict[str, Any]) -> int:
