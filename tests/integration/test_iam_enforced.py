@@ -20,6 +20,7 @@ import pytest
 from botocore.config import Config
 from test_dashboards import athena_queries, panels_of
 
+from batchops.adapters.dynamodb.prices import DynamoDBPriceStore
 from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.adapters.firehose_export import TTL_PRINCIPAL, FirehoseExporter
 from batchops.application import BatchOpsApplication
@@ -29,6 +30,7 @@ from batchops.dashboards import DashboardSettings, render_dashboards
 from batchops.entrypoints import waiting_lambda
 from batchops.entrypoints.export_lambda import handle_export_batch, settings_from_environment
 from batchops.entrypoints.lambdas import central_application, handle_sqs_batch, handle_stream_batch
+from batchops.prices import table_entries
 from batchops.rollout.grafana_workspace import GrafanaSpec
 from batchops.simulation import SimulationSettings, simulate
 from conftest import AWS_REGION, create_central_stack_on_moto, ingest, rows_by_job, sqs_lambda_event
@@ -282,6 +284,8 @@ def test_every_function_and_the_operator_work_within_their_policies_and_use_all_
     events = _workload()
     half = len(events) // 2
     store = f"dynamodb://{PREFIX}"
+    # stored prices, as the prices function stores them: the projector reads them and claims JobCost points
+    DynamoDBPriceStore(_client("dynamodb"), f"{PREFIX}-meta").save_price_entries(table_entries())
     with enforcing(monkeypatch):
         lambdas.aggregate(events[:half] + _unusable_events(events))
         lambdas.project()
@@ -316,7 +320,9 @@ def test_every_function_and_the_operator_work_within_their_policies_and_use_all_
                 stack["IngestQueueUrl"],
             ]
             assert main(redrive) == 0
-    assert "moved 3 messages" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "moved 3 messages" in printed
+    assert '"JobCost"' in printed  # the projector emitted JobCost points under its role
     assert {r["_op"] for r in lambdas.sent} == {"update", "delete"}  # the expired job's rows are deleted
     for principal in [*lambdas.roles.values(), operator]:
         assert principal.denied == [], f"{principal.name} was denied: {principal.denied}"
