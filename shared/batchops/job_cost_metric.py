@@ -80,7 +80,9 @@ def _pricing_settled(row: dict[str, Any], joins: Joins) -> bool:
     if row.get("platform") != "FARGATE":
         return True
     name = row.get("compute_environment")
-    return isinstance(name, str) and joins.compute_environment_pricing(row["account_id"], row["region"], name) is not None
+    if not isinstance(name, str):
+        return False
+    return joins.compute_environment_pricing(row["account_id"], row["region"], name) is not None
 
 
 def _ended_ms(row: dict[str, Any]) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.cli import main
 from batchops.entrypoints.lambdas import handle_stream_batch
-from batchops.inbound import Parsed, translate
+from batchops.facts import Parsed
+from batchops.inbound import translate
 from batchops.ingest import Ingestor
 from batchops.metrics import MetricPoint
 from batchops.price_service import costed_rows
@@ -38,9 +39,9 @@ def _job_cost_documents(lines: list[str]) -> list[dict[str, Any]]:
     return [d for d in map(json.loads, lines) if "JobCost" in d]
 
 
-def _sums_by_queue(documents: list[dict[str, Any]]) -> tuple[Counter[_Queue], int]:
+def _sums_by_queue(documents: list[dict[str, Any]]) -> tuple[dict[_Queue, float], int]:
     """JobCost summed per (AccountId, Region, JobQueue), and how many values there were."""
-    sums: Counter[_Queue] = Counter()
+    sums: dict[_Queue, float] = defaultdict(float)
     values = 0
     for document in documents:
         [directive] = document["_aws"]["CloudWatchMetrics"]
@@ -71,10 +72,10 @@ def _fargate_unsettled(app: BatchOpsApplication, jobs: list[dict[str, Any]]) -> 
         }
 
 
-def _expected_by_queue(app: BatchOpsApplication, jobs: list[dict[str, Any]]) -> tuple[Counter[_Queue], int]:
+def _expected_by_queue(app: BatchOpsApplication, jobs: list[dict[str, Any]]) -> tuple[dict[_Queue, float], int]:
     """What JobCost should sum to per queue: the rows' costs of the ended, priced jobs whose pricing is settled."""
     unsettled = _fargate_unsettled(app, jobs)
-    by_queue: Counter[_Queue] = Counter()
+    by_queue: dict[_Queue, float] = defaultdict(float)
     count = 0
     for job in _ended_priced(jobs):
         if (job["account_id"], job["region"], job["job_id"]) not in unsettled:
@@ -83,11 +84,11 @@ def _expected_by_queue(app: BatchOpsApplication, jobs: list[dict[str, Any]]) -> 
     return by_queue, count
 
 
-def _rounded(sums: Counter[_Queue]) -> dict[_Queue, float]:
+def _rounded(sums: dict[_Queue, float]) -> dict[_Queue, float]:
     return {queue: round(total, 6) for queue, total in sums.items()}
 
 
-def test_the_cli_emits_one_job_cost_per_ended_job_summing_to_the_summary_per_queue(tmp_path: Path, capsys) -> None:
+def test_the_cli_emits_one_job_cost_per_ended_job_summing_to_the_summary_per_queue(tmp_path: Path, capsys: Any) -> None:
     events = list(simulate(SimulationSettings(accounts=2, regions=1, jobs=150, seed=3, chaos=True)))
     stream = tmp_path / "events.jsonl"
     stream.write_text("".join(json.dumps(e) + "\n" for e in events))
@@ -169,7 +170,7 @@ def test_any_order_split_and_duplication_emits_each_job_cost_once_with_the_same_
         finally:
             app.close()
     assert len(shuffled) == count > 0
-    emitted: Counter[_Queue] = Counter()
+    emitted: dict[_Queue, float] = defaultdict(float)
     for point in shuffled:
         emitted[point.dimensions[0][1], point.dimensions[1][1], point.dimensions[2][1]] += point.value
     assert _rounded(emitted) == _rounded(by_queue)
