@@ -27,6 +27,7 @@ from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.bootstrap import Settings, build_application
 from batchops.facts import Parsed
 from batchops.inbound import translate
+from batchops.local.emulator import patch_moto
 from batchops.simulation import SimulationSettings, simulate
 from batchops.tuning import DEFAULT_TUNING, Tuning
 
@@ -65,8 +66,10 @@ def timed_batches(batches: list[list[Parsed]], readers: int, round_trip: float) 
     return elapsed, queries[0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description: str | None) -> argparse.Namespace:
+    """The options of the aggregator benches (--jobs, --batches, --round-trip-ms, --seed), with moto's environment set
+    and its tables serving one request at a time, as each is atomic on AWS (the aggregator writes in threads)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--round-trip-ms", type=float, default=5.0)
@@ -77,6 +80,12 @@ def main() -> None:
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         os.environ.setdefault(name, value)
     os.environ["BATCHOPS_CREATE_TABLES"] = "1"
+    patch_moto()
+    return args
+
+
+def main() -> None:
+    args = arguments(__doc__)
     stream = facts(args.jobs, args.seed)
     shuffled = random.Random(args.seed).sample(stream, len(stream))
     batches = [shuffled[i : i + BATCH] for i in range(0, BATCH * args.batches, BATCH)]

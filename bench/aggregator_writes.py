@@ -15,8 +15,6 @@ the number of round trips the batch waited for one after the other. Everything s
 
 from __future__ import annotations
 
-import argparse
-import os
 import threading
 import time
 from collections import Counter
@@ -24,15 +22,12 @@ from typing import Any
 
 from moto import mock_aws
 
+from aggregator_reads import arguments, facts  # the bench beside this one
 from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.bootstrap import Settings, build_application
 from batchops.facts import Parsed
-from batchops.inbound import translate
-from batchops.local.emulator import patch_moto
-from batchops.simulation import SimulationSettings, simulate
 from batchops.tuning import DEFAULT_TUNING, Tuning
 
-REGION = "us-east-1"
 BATCH = 100
 TIMED = ("Query", "PutItem", "TransactWriteItems")
 
@@ -65,20 +60,8 @@ def timed_batches(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=300)
-    parser.add_argument("--batches", type=int, default=5)
-    parser.add_argument("--round-trip-ms", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    if not 1 <= args.jobs <= 2000 or not 1 <= args.batches <= 50:
-        parser.error("--jobs 1..2,000 and --batches 1..50 (moto keeps every item in memory)")
-    for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
-        os.environ.setdefault(name, value)
-    os.environ["BATCHOPS_CREATE_TABLES"] = "1"
-    patch_moto()  # moto's tables serve one request at a time (each is atomic on AWS): the writes run in threads
-    stream = [f for f in map(translate, simulate(SimulationSettings(accounts=3, regions=2, jobs=args.jobs,
-              seed=args.seed))) if isinstance(f, Parsed)]  # fmt: skip
+    args = arguments(__doc__)
+    stream = facts(args.jobs, args.seed)
     half = len(stream) // 2
     warm, rest = stream[:half], stream[half:]
     batches = [rest[i : i + BATCH] for i in range(0, min(len(rest), BATCH * args.batches), BATCH)]
