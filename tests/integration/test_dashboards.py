@@ -556,7 +556,13 @@ def scenarios(workload: Workload) -> dict[str, tuple[dict[str, str | list[str]],
 
 
 def test_every_template_renders_a_dashboard(dashboards: dict[str, dict[str, Any]]) -> None:
-    assert set(dashboards) == {"batchops-overview", "batchops-jobs", "batchops-job-drilldown", "batchops-capacity"}
+    assert set(dashboards) == {
+        "batchops-overview",
+        "batchops-jobs",
+        "batchops-job-drilldown",
+        "batchops-capacity",
+        "batchops-cost",
+    }
     for uid, dashboard in dashboards.items():
         assert dashboard["uid"] == uid and dashboard["title"].startswith("Batch · ")
         assert dashboard["schemaVersion"] == 39
@@ -730,7 +736,9 @@ def test_projection_rows_carry_the_columns_the_sql_reads(workload: Workload) -> 
         assert not missing, f"{table} rows lack {missing}"
 
 
-@pytest.mark.parametrize("uid", ["batchops-overview", "batchops-jobs", "batchops-job-drilldown", "batchops-capacity"])
+@pytest.mark.parametrize(
+    "uid", ["batchops-overview", "batchops-jobs", "batchops-job-drilldown", "batchops-capacity", "batchops-cost"]
+)
 def test_every_athena_query_runs_on_the_workload(
     uid: str, dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
 ) -> None:
@@ -756,7 +764,7 @@ def test_every_athena_query_runs_on_the_workload(
                     assert columns[0] == "time", f"{where}: a time series query starts with its time column"
 
 
-@pytest.mark.parametrize("uid", ["batchops-overview", "batchops-jobs", "batchops-capacity"])
+@pytest.mark.parametrize("uid", ["batchops-overview", "batchops-jobs", "batchops-capacity", "batchops-cost"])
 def test_partition_pruning_never_changes_a_result(
     uid: str, dashboards: dict[str, dict[str, Any]], workload: Workload, athena: duckdb.DuckDBPyConnection
 ) -> None:
