@@ -268,7 +268,7 @@ def test_first_push_creates_everything(grafana: tuple[FakeGrafana, str]) -> None
     fake, url = grafana
     outcomes = run_push(url)
     assert set(outcomes.values()) == {"created"}
-    assert len(outcomes) == 2 + 1 + 4 + 2
+    assert len(outcomes) == 2 + 1 + 5 + 2
     assert all(r.authorization == f"Bearer {TOKEN}" for r in fake.requests if r.path != "/api/health")
 
     cloudwatch = fake.datasources["batchops-cloudwatch"]
@@ -372,9 +372,9 @@ def test_cli_push_reports_each_change(grafana: tuple[FakeGrafana, str], capsys: 
     _, url = grafana
     args = ["dashboards", "push", "--grafana-url", url, "--token", TOKEN, "--home-region", "eu-west-1"]
     assert main(args) == 0
-    assert capsys.readouterr().out.count("created") == 9
+    assert capsys.readouterr().out.count("created") == 10
     assert main(args) == 0
-    assert capsys.readouterr().out.count("unchanged") == 9
+    assert capsys.readouterr().out.count("unchanged") == 10
     assert main([*args[:4], "--token", "wrong", *args[6:]]) == 1
     assert "401" in capsys.readouterr().err
 
@@ -392,7 +392,7 @@ def test_deploy_push_takes_the_central_stack_outputs(grafana: tuple[FakeGrafana,
         "IngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/111122223333/acme-batch-ingest-dlq",
     }
     changes = push_dashboards(url, TOKEN, outputs, "eu-west-1")
-    assert len(changes) == 9 and all(change.endswith(": created") for change in changes)
+    assert len(changes) == 10 and all(change.endswith(": created") for change in changes)
     assert all(r.authorization == f"Bearer {TOKEN}" for r in fake.requests)
     assert fake.datasources["batchops-cloudwatch"]["jsonData"] == {
         "authType": "ec2_iam_role",
