@@ -9,8 +9,9 @@ simulator's chaos stream as it is, and every line shuffled with a fixed seed; an
 the orders side by side, with shuffled against time order, and the larger size against the smaller.
 
 `--jobs 6000` (≈74k events) is a quick mode; `--stream` reuses a stream kept by an earlier `--keep`. `--repeat 3`
-measures the raw append, ingest and replay three times in turn and prints each round and the medians: this machine's
-speed drifts by 20% within a day, and a ratio is only meaningful between runs made close together.
+measures the raw append, ingest and replay three times, the orders taking turns, and prints each round and the
+medians: this
+machine's speed drifts by 20% within a day, and a ratio is only meaningful between runs made close together.
 
 Every figure comes from this one run on this machine: the raw append and our ingest read the same file, so
 their ratio is our overhead. Ingest and replay run as subprocesses (the real CLI) so their peak memory is
@@ -217,10 +218,14 @@ def measure_size(args: argparse.Namespace, folder: Path, jobs: int, orders: list
         f"\nstream: {total:,} events, {events.stat().st_size / 1e6:.0f} MB "
         + (f"({events})" if args.stream else f"({jobs:,} jobs, 3 accounts x 2 regions, chaos)")
     )
-    results = {}
-    for order in orders:
-        ordered = ordered_stream(events, order, args.seed)
-        results[order] = measure_order(ordered, folder, total, args.repeat, order)
+    streams = {order: ordered_stream(events, order, args.seed) for order in orders}
+    halves = {order: measure_half(streams[order], folder, total) for order in orders}
+    rounds: dict[str, list[tuple[dict[str, float], dict[str, Any], int]]] = {order: [] for order in orders}
+    for _ in range(args.repeat):  # the orders take turns, so that a drift of the machine's speed hits them alike
+        for order in orders:
+            rounds[order].append(measure_round(streams[order], folder, total))
+    results = {order: report_order(order, rounds[order], halves[order]) for order in orders}
+    for ordered in streams.values():
         if ordered != events:
             ordered.unlink()
     print(f"{'':<36}" + "".join(f"{order:>14}" for order in orders))
@@ -234,11 +239,15 @@ def measure_size(args: argparse.Namespace, folder: Path, jobs: int, orders: list
         memory = shuffled["ingest peak RSS MiB (full stream)"] / time_order["ingest peak RSS MiB (full stream)"]
         print(f"shuffled / time order: ingest rate {100 * rate:.1f}% (goal >= 80%),", end=" ")
         print(f"peak memory {memory:.2f}x (goal <= 1.2x)")
+        if args.repeat > 1:
+            pairs = zip(rounds["time"], rounds["shuffled"], strict=True)
+            turns = [s[0]["ingest events/s"] / t[0]["ingest events/s"] for t, s in pairs]
+            print("  per round (shuffled after time order): " + ", ".join(f"{100 * r:.1f}%" for r in turns))
     return results
 
 
-def measure_order(events: Path, folder: Path, total: int, repeat: int, order: str) -> dict[str, float]:
-    """Half the stream, then `repeat` rounds of the whole: the figures of one order."""
+def measure_half(events: Path, folder: Path, total: int) -> tuple[float, float]:
+    """Ingest the first half of the stream: its seconds and peak memory."""
     delete_stores(folder, "half.db")
     half = folder / "half.jsonl"
     with events.open("rb") as source, half.open("wb") as target:
@@ -246,23 +255,27 @@ def measure_order(events: Path, folder: Path, total: int, repeat: int, order: st
             if i >= total // 2:
                 break
             target.write(line)
-    half_seconds, half_rss, _ = run_cli(
-        ["--store", f"sqlite:///{folder / 'half.db'}", "ingest", str(half), "--json", "--quiet"]
-    )
-    rounds = [measure_round(events, folder, total) for _ in range(repeat)]
+    seconds, rss, _ = run_cli(["--store", f"sqlite:///{folder / 'half.db'}", "ingest", str(half), "--json", "--quiet"])
+    delete_stores(folder, "half.db")
+    half.unlink()
+    return seconds, rss
+
+
+def report_order(
+    order: str, rounds: list[tuple[dict[str, float], dict[str, Any], int]], half: tuple[float, float]
+) -> dict[str, float]:
+    """Print what one order's rounds did; its figures (medians of the rounds; peak memory the largest)."""
     summary, stored = rounds[0][1], rounds[0][2]
     print(
         f"{order}: {summary['new']:,} new, {summary['duplicates']:,} duplicates, {summary['rejected']:,} rejected;"
         f" {summary.get('time_ordered', 0):,} sorted by event time first;"
-        f" {stored:,} stored events replayed; half stream ingested in {half_seconds:.1f} s"
+        f" {stored:,} stored events replayed; half stream ingested in {half[0]:.1f} s"
     )
-    if repeat > 1:
+    if len(rounds) > 1:
         for number, (figures, _, _) in enumerate(rounds, start=1):
             print(f"  round {number}: " + ", ".join(f"{name} {value:,.1f}" for name, value in figures.items()))
-    delete_stores(folder, "half.db", "raw.db", "batchops.db")
-    half.unlink()
     return {
-        name: half_rss
+        name: half[1]
         if name == "ingest peak RSS MiB (half stream)"
         else max(r[0][name] for r in rounds)
         if "RSS" in name

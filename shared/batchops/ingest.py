@@ -28,7 +28,7 @@ from batchops.json_values import json_values
 from batchops.metrics import MetricPoint
 from batchops.time_order import TimeOrderSpill
 from batchops.translation import READ_LINE_BYTES, RawEvent, bounded_lines, decode_line, translate_raw
-from batchops.translation_workers import OrderNeed, translate_fed, translate_in_worker
+from batchops.translation_workers import RestOrder, translate_fed, translate_in_worker
 from batchops.tuning import DEFAULT_TUNING, Tuning
 from batchops.views import RejectedEvent
 
@@ -135,9 +135,9 @@ class EventReader(Iterator[RawEvent]):
         except (OSError, AttributeError, ValueError):
             return False
 
-    def translated(self, order: OrderNeed | None = None) -> Iterator[Parsed | RejectedEvent]:
-        """Every event translated by a worker process (JSON Lines only; anything else here): in order, unless `order`
-        is waived on the way (then a plain file's rest is translated by two)."""
+    def translated(self, order: RestOrder | None = None) -> Iterator[Parsed | RejectedEvent]:
+        """Every event translated by a worker process (JSON Lines only; anything else here), in file order; a plain
+        file's rest in event-time order once `order` is asked (see `translation_workers.RestOrder`)."""
         stream = self.stream
         piped = self._is_pipe()
         start = None if piped else stream.tell()
@@ -154,8 +154,7 @@ class EventReader(Iterator[RawEvent]):
         if piped:
             yield from translate_fed(stream, 2, chunk_lines)
         else:
-            sizes = (chunk_lines, self.tuning.translation_split_min_bytes)
-            yield from translate_in_worker(stream, 2, self.compressed, sizes, order)
+            yield from translate_in_worker(stream, 2, self.compressed, chunk_lines, order)
 
 
 def read_events(stream: IO[bytes], tuning: Tuning = DEFAULT_TUNING) -> EventReader:
@@ -231,6 +230,7 @@ class Ingestor:
         self.summary = IngestSummary()
         self._batch: list[Parsed | RejectedEvent] = []
         self._last = BatchOutcome()
+        self._late = 0
 
     def ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         """Ingest every event; unusable ones are kept aside with their reason and never stop the batch."""
@@ -248,7 +248,7 @@ class Ingestor:
     def _ingest(self, events: Iterable[RawEvent]) -> IngestSummary:
         self.app.catch_up()
         results: Iterable[Parsed | RejectedEvent]
-        order = OrderNeed()
+        order = RestOrder()
         if isinstance(events, EventReader) and events.parallel_worthwhile():
             results = events.translated(order)
         else:
@@ -260,21 +260,24 @@ class Ingestor:
                 for result in results:
                     if spill is not None and isinstance(result, Parsed):
                         spill.add(result)
-                    elif self._add(result) and spill is None and self._out_of_order():
-                        spill = TimeOrderSpill()
-                        order.waive()  # sorted here: the translation may take any order
-                        self._project()  # the folds held for the views (of nearly every aggregate) go now
+                    elif self._add(result) and not order.asked and spill is None and self._out_of_order():
+                        if order.sortable:
+                            order.ask()  # a plain file's lines: sorted by position, translated in that order
+                        else:
+                            spill = TimeOrderSpill()  # anything else: its facts sorted here
+                            self._project()  # the folds held for the views go before the spill
             except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
-                self._record_rest(spill)
+                self._record_rest(spill, order)
                 raise
-            self._record_rest(spill)
+            self._record_rest(spill, order)
         finally:
             if spill is not None:
                 spill.close()
         return self.summary
 
-    def _record_rest(self, spill: TimeOrderSpill | None) -> None:
+    def _record_rest(self, spill: TimeOrderSpill | None, order: RestOrder) -> None:
         """Record what the spill holds and the last batch, and bring the views up to date."""
+        self.summary.time_ordered = order.time_ordered
         if spill is not None:
             self.summary.time_ordered = len(spill)
             for parsed in spill.in_time_order():
@@ -298,16 +301,36 @@ class Ingestor:
 
     def _out_of_order(self) -> bool:
         """True when the batch just recorded read back from the store (out of the cache) so many of its aggregates
-        that the rest of the input is better put back in time order first (`batchops.time_order`)."""
+        that the rest of the input is better put back in time order first (`batchops.time_order`). The first batch
+        has nearly nothing to read back (its aggregates are new, and the cache holds what it made), so there it is
+        the share of its facts that came well after later ones (`Tuning.time_order_late_seconds`)."""
         outcome = self._last
         facts = outcome.new + outcome.duplicates
-        return facts > 0 and outcome.reread >= facts * self.app.tuning.time_order_reread_share
+        if facts == 0:
+            return False
+        share = self.app.tuning.time_order_reread_share
+        return outcome.reread >= facts * share or self._late >= facts * share
+
+    def _count_late(self, batch: list[Parsed | RejectedEvent]) -> int:
+        """Facts of the batch whose event time is more than `time_order_late_seconds` before the latest before them."""
+        late_ms = self.app.tuning.time_order_late_seconds * 1000
+        latest = 0
+        late = 0
+        for result in batch:
+            if isinstance(result, Parsed):
+                at = result.fact["at"]
+                if at < latest - late_ms:
+                    late += 1
+                elif at > latest:
+                    latest = at
+        return late
 
     def _translate(self, raw: RawEvent) -> Parsed | RejectedEvent:
         return translate_raw(raw)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
+        self._late = self._count_late(batch) if self.summary.read == 0 else 0
         outcome = self._last = self.app.record_batch(batch, project=False, pipeline_time=_latest_point_time_or_now)
         summary = self.summary
         summary.read += len(batch)  # once recorded (an interrupted run reports what is stored)

@@ -229,13 +229,18 @@ def _excerpt_of_value(value: Any) -> str:
 
 
 def translate_lines(start: int, lines: list[bytes]) -> bytes:
-    """Decode and translate lines numbered from `start`; the results marshalled (see `from_wire`).
+    """Decode and translate lines numbered from `start`; the results marshalled (see `translate_numbered`)."""
+    return translate_numbered(enumerate(lines, start=start))
+
+
+def translate_numbered(lines: Iterable[tuple[int, bytes]]) -> bytes:
+    """Decode and translate lines, each with its own number; the results marshalled (see `from_wire`).
 
     `marshal`, not JSON, between the worker and this process: the results are plain lists, dicts and scalars, made
     and read by the same Python, and `marshal.loads` takes 1.1 µs an event on the bench stream where orjson takes 2.3
     (marshal is not for data from elsewhere: only the worker's own output is read this way)."""
     out: list[list[Any]] = []
-    for number, line in enumerate(lines, start=start):
+    for number, line in lines:
         if not line.strip():
             continue
         results: Iterable[Parsed | RejectedEvent]

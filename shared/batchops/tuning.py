@@ -41,13 +41,14 @@ class Tuning:
     time_order_reread_share: float = 0.05
     """Share of a batch's facts whose aggregates had to be read back from the store (out of the cache) from which an
     ingest puts the rest of its input back in event-time order on disk before recording it (above 1: never)."""
+    time_order_late_seconds: int = 900
+    """How far behind the latest event time before it a fact of an ingest's first batch counts as out of order: the
+    simulator's chaos delivers late by seconds to minutes (13% of a first batch over a minute, none over 15), a
+    shuffled file nearly every fact by hours."""
     parallel_translation_min_bytes: int = 8_000_000
     """Files at least this big are decoded and translated in a second process (0 turns that off; a pipe always is)."""
     translation_chunk_lines: int = 1000
     """Lines a translating process translates and hands back at a time."""
-    translation_split_min_bytes: int = 4_000_000
-    """Bytes of a plain file left to translate from which, once the ingest sorts by event time itself, a second
-    translating process takes half of them (less: one would hardly start before the other ended)."""
     json_read_bytes: int = 1 << 20
     """Bytes read at a time from JSON that spans lines (pretty-printed, an array, values one after the other)."""
     json_near_end: int = 256 * 1024

@@ -24,7 +24,7 @@ from batchops.compressed import UnreadableInput
 from batchops.inbound import Parsed, translate
 from batchops.ingest import Ingestor, read_events
 from batchops.projection import JOB_FIELDS
-from batchops.translation_workers import OrderNeed, translate_in_worker
+from batchops.translation_workers import RestOrder, translate_in_worker
 from batchops.tuning import Tuning
 from batchops.views import RejectedEvent
 from conftest import all_samples, ingest, rows_by_job, sample
@@ -346,19 +346,20 @@ def test_a_file_translated_by_the_worker_process_gives_what_this_process_gives(m
 
 
 def _workers_die_after_three_chunks(monkeypatch, after: int = 3) -> list[int]:
-    """Make a forked translation worker exit after its third chunk (or `after`); the list collects the chunks this
-    process translates itself."""
+    """Make a forked translation worker exit after its third chunk (or `after`); the list collects the first line
+    number of every chunk translated, here or in a worker."""
     parent = os.getpid()
     chunks: list[int] = []
-    translate_lines = translation.translate_lines
+    translate_numbered = translation.translate_numbered
 
-    def dies_after_three_chunks(start: int, lines: list[bytes]) -> bytes:
-        chunks.append(start)
+    def dies_after_three_chunks(lines: Any) -> bytes:
+        lines = list(lines)
+        chunks.append(lines[0][0] if lines else 0)
         if os.getpid() != parent and len(chunks) > after:
             os._exit(3)
-        return translate_lines(start, lines)
+        return translate_numbered(lines)
 
-    monkeypatch.setattr(translation, "translate_lines", dies_after_three_chunks)
+    monkeypatch.setattr(translation, "translate_numbered", dies_after_three_chunks)
     _only_this_thread()  # so the worker is forked and sees the patch
     return chunks
 
@@ -584,53 +585,79 @@ def test_an_input_out_of_time_order_is_sorted_by_event_time_first_and_gives_the_
     assert rows_by_job(app) == rows_by_job(as_arrived)
 
 
-def test_a_file_sorted_by_event_time_first_is_translated_by_two_workers_and_keeps_its_line_numbers(
+def test_a_plain_file_found_out_of_order_is_translated_in_event_time_order_and_keeps_its_line_numbers(
     make_app, tmp_path: Path, monkeypatch
 ) -> None:
-    """Once the ingest sorts by event time itself, the rest of a plain file is split between two translating
-    processes: the result is what one process gives, a bad line keeps its line number, and what a dying worker
-    leaves is translated here."""
+    """Once the ingest finds a plain file out of order, the rest of its lines are sorted by event time on disk and
+    translated in that order by a fed worker: the result is what one process gives in file order, a bad line keeps
+    its line number, and what a dying worker leaves is translated here."""
     import random
 
     lines = [json.dumps(e) for e in _simulated(120)]
     random.Random(5).shuffle(lines)
-    bad = [len(lines) // 3, len(lines) * 3 // 4]  # one in each half of what is left once sorting starts
+    bad = [len(lines) // 3, len(lines) * 3 // 4]
     for at in bad:
         lines.insert(at, '{"detail-type": "Batch Job State Change", "detail": {')
     path = tmp_path / "shuffled.jsonl"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n\n")
     sorting = {"aggregate_cache_size": 20, "time_order_reread_share": 0.0, "translation_chunk_lines": 7}
     here = make_app("here", tuning=Tuning(parallel_translation_min_bytes=0, **sorting))
     expected = _ingest_file(here, path, here.tuning)
     assert expected["time_ordered"] > 0 and expected["rejected"] == 2
 
-    split = Tuning(parallel_translation_min_bytes=1, translation_split_min_bytes=1, **sorting)
-    two = make_app("two", tuning=split)
+    in_worker = Tuning(parallel_translation_min_bytes=1, **sorting)
+    sorted_lines = make_app("sorted-lines", tuning=in_worker)
     _only_this_thread()
-    assert _ingest_file(two, path, split) == expected
-    assert rows_by_job(two) == rows_by_job(here)
-    reasons = sorted(r.reason for r in two.views.rejected())
+    summary = _ingest_file(sorted_lines, path, in_worker)
+    assert summary["time_ordered"] > 0
+    # How many facts add something new depends on the order they come in (the views do not): compare the sum.
+    for counted in (summary, expected):
+        counted["recorded"] = counted.pop("new") + counted.pop("duplicates")
+    assert {**summary, "time_ordered": 0} == {**expected, "time_ordered": 0}
+    assert rows_by_job(sorted_lines) == rows_by_job(here)
+    reasons = sorted(r.reason for r in sorted_lines.views.rejected())
     assert reasons == sorted(r.reason for r in here.views.rejected())
     assert sorted(int(r.split(":")[0].removeprefix("line ")) for r in reasons) == [at + 1 for at in bad]
 
-    # The two processes, seen from the translation itself with order waived from the start, on lines that are all
-    # bad (each result then says its line): every line once, the second half's interleaved with the first's.
-    unreadable = tmp_path / "unreadable.jsonl"
-    unreadable.write_text("".join(f"not json {i}\n" for i in range(1, 2001)))
-    order = OrderNeed()
-    order.waive()
-    with unreadable.open("rb") as stream:
-        stream.readline()
-        numbers = [
-            int(r.reason.split(":")[0].removeprefix("line "))
-            for r in translate_in_worker(stream, 2, False, (7, 1), order)
-            if isinstance(r, RejectedEvent)
-        ]
-    assert sorted(numbers) == list(range(2, 2001))
-    assert numbers != sorted(numbers)
-
-    chunks = _workers_die_after_three_chunks(monkeypatch, after=40)  # both die, after the split
-    crashed = make_app("crashed", tuning=split)
-    assert _ingest_file(crashed, path, split) == expected
+    chunks = _workers_die_after_three_chunks(monkeypatch, after=40)  # the file's worker, then the sorted one
+    crashed = make_app("crashed", tuning=in_worker)
+    summary = _ingest_file(crashed, path, in_worker)
+    summary["recorded"] = summary.pop("new") + summary.pop("duplicates")
+    assert {**summary, "time_ordered": 0} == {**expected, "time_ordered": 0}
     assert len(chunks) > 40  # this process translated what the dead workers left
     assert rows_by_job(crashed) == rows_by_job(here)
+
+
+def test_the_rest_of_a_file_comes_in_event_time_order_once_asked(tmp_path: Path) -> None:
+    """Seen from the translation itself, on lines that are all kept aside (each result then says its line): the
+    chunk being read when the sort is asked ends in file order, then every other line comes once, oldest event
+    time first (file order among equal times, a line without a time first), blank lines left out."""
+    import random
+
+    times = [f"2026-12-0{1 + i % 3}T{i % 24:02d}:00:00Z" for i in range(300)]
+    random.Random(2).shuffle(times)
+    rows = [f'{{"time": "{t}", "detail-type": "Batch Job State Change", "detail": {{}}}}' for t in times]
+    rows[100] = "not json, no time"
+    rows[200] = ""
+    path = tmp_path / "times.jsonl"
+    path.write_text("header\n" + "\n".join(rows) + "\n")
+    order = RestOrder()
+    with path.open("rb") as stream:
+        stream.readline()
+        results = translate_in_worker(stream, 2, False, 7, order)
+        numbers = [_line_of(next(results))]
+        order.ask()
+        numbers += [_line_of(r) for r in results]
+    assert numbers[:7] == list(range(2, 9))  # the first chunk, as it was read
+    rest = numbers[7:]
+    assert sorted(rest) == [n for n in range(9, 302) if n != 202]  # each other line once; the blank one left out
+    assert rest[0] == 102  # no time: first
+    key = {n: (times[n - 2], n) for n in rest[1:]}
+    assert rest[1:] == sorted(rest[1:], key=key.__getitem__)
+    assert order.time_ordered == len(rest)
+
+
+def _line_of(result: Parsed | RejectedEvent) -> int:
+    """The line a kept-aside result came from, as its record says."""
+    assert isinstance(result, RejectedEvent), result
+    return int(json.loads(result.body)["position"].removeprefix("line "))
