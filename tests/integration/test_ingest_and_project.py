@@ -661,3 +661,23 @@ def _line_of(result: Parsed | RejectedEvent) -> int:
     """The line a kept-aside result came from, as its record says."""
     assert isinstance(result, RejectedEvent), result
     return int(json.loads(result.body)["position"].removeprefix("line "))
+
+
+def test_a_first_batch_of_events_hours_apart_is_enough_to_sort_the_rest(make_app, tmp_path: Path) -> None:
+    """The first batch has nothing to read back, so there the events' times say the input is out of order: a shuffled
+    file is sorted from the second batch on even with a cache that holds every aggregate (nothing is ever read back);
+    the same events in time order, or as the simulator's chaos delivers them, are recorded as they come."""
+    import random
+
+    chaos = _simulated(120)
+    in_time = sorted(chaos, key=lambda e: e["time"])
+    shuffled = list(chaos)
+    random.Random(4).shuffle(shuffled)
+    never_reread = Tuning(aggregate_cache_size=100_000, parallel_translation_min_bytes=0)
+    summaries = {}
+    for name, events in (("chaos", chaos), ("time", in_time), ("shuffled", shuffled)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        summaries[name] = _ingest_file(make_app(name, tuning=never_reread), path, never_reread)
+    assert summaries["chaos"]["time_ordered"] == summaries["time"]["time_ordered"] == 0
+    assert summaries["shuffled"]["time_ordered"] == len(shuffled) - 50  # all but the first batch of 50
