@@ -126,7 +126,8 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         `topics`, aggregate by aggregate in version order, as (originator id, topic, state) rows: no library
         objects, for a rebuild that decodes the state itself. Only aggregates whose id sorts after `after` and
         (if given) before `before` are read. Each list holds whole aggregates (about `limit` events; more when
-        one aggregate alone has more) and is read in its own short transaction."""
+        one aggregate alone has more) and is read in its own short transaction, or, for the few events of some
+        topics, all lists from one sorted scan (`_scan_sorted`)."""
         table = self.events_table_name
         marks = ", ".join("?" * len(topics))
         where = f"rowid <= ? AND topic {'NOT IN' if exclude else 'IN'} ({marks})"
@@ -134,6 +135,9 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         if before is not None:
             where += " AND originator_id < ?"
             bound.append(before)
+        if not exclude:
+            yield from self._scan_sorted(f"originator_id > ? AND {where}", [after, up_to, *topics, *bound], limit)
+            return
         page_sql = (
             f"SELECT originator_id, originator_version, topic, state FROM {table}"
             f" WHERE originator_id > ? AND {where} ORDER BY originator_id, originator_version LIMIT ?"
@@ -159,6 +163,32 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 return
             after = rows[-1][0]
             yield [(r[0], r[2], r[3]) for r in rows]
+
+    def _scan_sorted(self, where: str, params: list[Any], limit: int) -> Iterator[list[tuple[str, str, bytes]]]:
+        """`select_aggregate_states` for the events of a few topics: the table read once in storage order and sorted
+        by SQLite (its sorter spills to disk: memory stays bounded), where walking the key index reads every row to
+        test its topic, a page at a time (half the time of a replay's first phase). The read transaction lasts the
+        whole scan."""
+        sql = (
+            f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name} NOT INDEXED"
+            f" WHERE {where} ORDER BY originator_id, originator_version"
+        )
+        page = max(1, limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            cursor = c.sqlite_cursor
+            rows: list[Any] = []
+            while batch := cursor.fetchmany(page):
+                rows.extend(batch)
+                last = rows[-1][0]
+                cut = len(rows)
+                while cut and rows[cut - 1][0] == last:
+                    cut -= 1
+                if cut:  # the last aggregate may go on in the next rows
+                    yield [(r[0], r[2], r[3]) for r in rows[:cut]]
+                    rows = rows[cut:]
+            if rows:
+                yield [(r[0], r[2], r[3]) for r in rows]
 
 
 class PollingSQLiteProcessRecorder(SQLiteProcessRecorder):
