@@ -73,6 +73,8 @@ PRICE_LAMBDA_REQUEST = 0.20 / 1e6
 PRICE_LAMBDA_GB_SECOND = 0.0000133334  # arm64, as the template's functions
 PRICE_WRU = 0.625 / 1e6
 PRICE_RRU = 0.125 / 1e6
+PRICE_WCU_HOUR = 0.00065  # provisioned capacity: a write unit a second, for an hour
+PRICE_RCU_HOUR = 0.00013  # a strongly consistent read of up to 4 KB a second, for an hour
 PRICE_STORAGE_GB_MONTH = 0.25
 PRICE_PITR_GB_MONTH = 0.20  # every table of the template has point-in-time recovery on
 LAMBDA_MEMORY_GB = 1024 / 1024  # AggregatorMemorySize and ProjectorMemorySize defaults
@@ -325,6 +327,8 @@ class Bill:
 
     per_million: float
     lines: list[tuple[str, str, float]] = field(default_factory=list)
+    units: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Millions of DynamoDB write and read units per million events, by line (to price them another way)."""
 
     def add(self, item: str, arithmetic: str, dollars: float) -> None:
         self.lines.append((item, arithmetic, dollars))
@@ -359,6 +363,24 @@ def dynamodb_lines(bill: Bill, meter: CapacityMeter, stage: str) -> None:
         wru, rru = usage.write_units * bill.per_million / 1e6, usage.read_units * bill.per_million / 1e6
         parts = [f"{wru:.2f} M WRU x $0.625/M" if wru else "", f"{rru:.2f} M RRU x $0.125/M" if rru else ""]
         bill.add(f"DynamoDB {name}", " + ".join(p for p in parts if p), wru * 0.625 + rru * 0.125)
+        bill.units[f"DynamoDB {name}"] = (wru, rru)
+
+
+def on_provisioned_capacity(bill: Bill, utilisation: float) -> Bill:
+    """The same bill with its DynamoDB units bought as provisioned capacity that auto scaling keeps `utilisation`
+    busy on average (a steady load: bursts wait in the queue and the stream), the other lines as they are."""
+    wru_price = PRICE_WCU_HOUR / 3600 * 1e6 / utilisation  # $ per million write units
+    rru_price = PRICE_RCU_HOUR / 3600 * 1e6 / utilisation
+    priced = Bill(bill.per_million, units=dict(bill.units))
+    for item, arithmetic, dollars in bill.lines:
+        if item in bill.units:
+            wru, rru = bill.units[item]
+            parts = [f"{wru:.2f} M WRU x ${wru_price:.3f}/M" if wru else "",
+                     f"{rru:.2f} M RRU x ${rru_price:.3f}/M" if rru else ""]  # fmt: skip
+            priced.add(item, " + ".join(p for p in parts if p), wru * wru_price + rru * rru_price)
+        else:
+            priced.add(item, arithmetic, dollars)
+    return priced
 
 
 def storage_line(bill: Bill, meter: CapacityMeter) -> None:
@@ -422,6 +444,9 @@ def design_load(full: Bill, windowed: Bill) -> Bill:
     bill = Bill(windowed.per_million)
     for line in windowed.lines:
         bill.add(*per_batch.get(line[0], line))
+        units = (full if line[0] in per_batch else windowed).units.get(line[0])
+        if units is not None:
+            bill.units[line[0]] = units
     return bill
 
 
@@ -439,6 +464,10 @@ def measured_bills(events: list[dict[str, Any]], args: argparse.Namespace) -> di
     bills["design load"] = design_load(full, windowed)
     print_bill(f"{args.label}, design load (per-event lines from the windows, per-batch lines from full batches)",
                bills["design load"])  # fmt: skip
+    utilisation = args.provisioned_utilisation
+    bills["design load, provisioned"] = on_provisioned_capacity(bills["design load"], utilisation)
+    title = f"{args.label}, design load on provisioned capacity at {utilisation:.0%} use (no template mode yet)"
+    print_bill(title, bills["design load, provisioned"])
     return bills
 
 
@@ -478,6 +507,9 @@ def main() -> None:
     parser.add_argument("--round-trip-ms", type=float, default=0.0, help="added to the Lambdas per DynamoDB request")
     parser.add_argument("--window-seconds", type=float, default=1.0, help="the delivery window of the second run")
     parser.add_argument("--baseline", metavar="REV", help="also measure the package at this git revision, first")
+    parser.add_argument(
+        "--provisioned-utilisation", type=float, default=0.7, help="average use of provisioned capacity (last bill)"
+    )
     parser.add_argument("--events-file", help=argparse.SUPPRESS)  # the baseline's run: the same events
     parser.add_argument("--label", default="as built", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)  # the baseline's run: where its bills go
@@ -486,6 +518,8 @@ def main() -> None:
         parser.error(
             "--events 1,000..60,000, --aggregators 1..24 (moto keeps every item in memory), --window-seconds > 0"
         )
+    if not 0 < args.provisioned_utilisation <= 1:
+        parser.error("--provisioned-utilisation is a share of the capacity: above 0, at most 1 (e.g. 0.7)")
     for name, value in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": REGION}.items():
         os.environ.setdefault(name, value)
     os.environ["BATCHOPS_CREATE_TABLES"] = "1"

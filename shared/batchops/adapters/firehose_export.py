@@ -33,9 +33,9 @@ from batchops.adapters.dynamodb.views import (
     JOBS,
     DynamoDBSession,
     DynamoDBViewStore,
-    _from_item,
-    _job_row,
-    _unpack,
+    from_item,
+    job_row_of_item,
+    unpack,
 )
 from batchops.athena_tables import Operation, Rows, instance_rows, job_rows, operations
 from batchops.cost_report import with_costs
@@ -88,7 +88,7 @@ def _image(image: Mapping[str, Any]) -> dict[str, Any]:
         if "B" in value and isinstance(value["B"], str):
             value = {"B": base64.b64decode(value["B"])}
         found[name] = value
-    return _from_item(found)
+    return from_item(found)
 
 
 def _table_of(record: Mapping[str, Any]) -> str:
@@ -145,11 +145,11 @@ class FirehoseExporter:
         if values is None:
             return None
         if kind == JOBS:
-            timeline = _unpack(values["timeline"]) if values.get("timeline") else []
-            fold = _unpack(values["fold"]) if values.get("fold") else None
+            timeline = unpack(values["timeline"]) if values.get("timeline") else []
+            fold = unpack(values["fold"]) if values.get("fold") else None
             joins = self._joins(generation) if fresh else _NoJoins()
             # the row as the views read it: an item written before a list field existed has it empty
-            costed, attempts = self._costed(_job_row(dict(values)), attempt_rows(fold, joins) if fold else [])
+            costed, attempts = self._costed(job_row_of_item(dict(values)), attempt_rows(fold, joins) if fold else [])
             return job_rows(costed, timeline, attempts)
         return instance_rows(self._instance_row(generation, values) if fresh else values)
 
@@ -166,7 +166,7 @@ class FirehoseExporter:
         """The instance row as the views show it: jobs_run counted from the ran-on edges."""
         row = {f: values.get(f) for f in INSTANCE_FIELDS}
         row["spot_interrupted"] = bool(row["spot_interrupted"])
-        row["jobs_run"] = self.views._jobs_run(generation, row)
+        row["jobs_run"] = self.views.jobs_run(generation, row)
         return row
 
     def _current_item(self, kind: str, aggregate: str, current: int) -> dict[str, Any] | None:
@@ -175,7 +175,7 @@ class FirehoseExporter:
         item = self.views.client.get_item(
             TableName=table, Key={"pk": {"S": f"{current}#{aggregate}"}}, ConsistentRead=True
         ).get("Item")
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
     # stream records -> operations ---------------------------------------------------------------------------
     def _net(self, records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[Mapping[str, Any], ...]]:
@@ -229,10 +229,10 @@ class FirehoseExporter:
             account, region = values["account_id"], values["region"]
             if values.get("instance_id"):
                 wanted.add((generation, str(instance_key(account, region, values["instance_id"]))))
-            fold = _unpack(values["fold"]) if values.get("fold") else None
+            fold = unpack(values["fold"]) if values.get("fold") else None
             for attempt in attempts_of(fold) if fold else []:
                 arn = attempt.get("container_instance_arn")
-                edge = self.views._meta(f"{generation}#ci", f"{account}#{region}#{arn}") if arn else None
+                edge = self.views.meta_item(f"{generation}#ci", f"{account}#{region}#{arn}") if arn else None
                 if edge and edge.get("instance"):
                     wanted.add((generation, str(UUID(edge["instance"]))))
         found = []

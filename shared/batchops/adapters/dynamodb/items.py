@@ -112,7 +112,7 @@ def _pack(value: Any) -> bytes:
     return zlib.compress(orjson.dumps(value), 1)
 
 
-def _unpack(blob: Any) -> Any:
+def unpack(blob: Any) -> Any:
     return orjson.loads(zlib.decompress(bytes(blob)))
 
 
@@ -122,7 +122,7 @@ def _now() -> str:
 
 def _unpack_fold(blob: Any) -> dict[str, Any]:
     """A stored fold, ready to fold more events into (`seen` is left out of an item that would not fit otherwise)."""
-    fold: dict[str, Any] = _unpack(blob)
+    fold: dict[str, Any] = unpack(blob)
     fold.setdefault("seen", {})
     return fold
 
@@ -132,14 +132,14 @@ def _without_seen(item: dict[str, Any]) -> dict[str, Any] | None:
     when it has no fold to trim."""
     if "fold" not in item:
         return None
-    fold = _unpack(item["fold"]["B"])
+    fold = unpack(item["fold"]["B"])
     if not fold.get("seen"):
         return None
     fold.pop("seen")
     return {**item, "fold": {"B": _pack(fold)}}
 
 
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
@@ -150,7 +150,7 @@ def _to_item(values: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     values = {k: _deserializer.deserialize(v) for k, v in item.items()}
     for key, value in values.items():
         if isinstance(value, Decimal):

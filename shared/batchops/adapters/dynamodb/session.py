@@ -15,14 +15,14 @@ from batchops.adapters.dynamodb.items import (
     _JOB_COLUMNS,
     ConcurrentViewUpdate,
     _batch_get,
-    _from_item,
     _now,
     _pack,
-    _to_item,
-    _unpack,
     _unpack_fold,
     _without_seen,
     ensure_view_tables,
+    from_item,
+    to_item,
+    unpack,
 )
 from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size
 from batchops.compute_environments import compute_environment_key
@@ -76,7 +76,7 @@ class DynamoDBSession:
             self._revisions.setdefault(revision_key, 0)
             return None
         self._stored[revision_key] = item
-        values = _from_item(item)
+        values = from_item(item)
         self._revisions.setdefault(revision_key, int(values.get("rev", 0)))
         return values
 
@@ -88,7 +88,7 @@ class DynamoDBSession:
             self._get(table, pk, sk)
             revision = self._revisions[revision_key]
         key = {"pk": pk} if sk is None else {"pk": pk, "sk": sk}
-        item = _to_item({**values, **key, "rev": revision + 1, "gen": self.g})
+        item = to_item({**values, **key, "rev": revision + 1, "gen": self.g})
         fitted = self._fit(table, revision_key, item)
         if fitted is None:
             return
@@ -120,7 +120,7 @@ class DynamoDBSession:
         if trimmed is not None and item_size(trimmed) <= MAX_ITEM_BYTES:
             return trimmed
         names = ("account_id", "region", "job_id", "instance_id", "name")
-        values = _from_item({k: item[k] for k in names if k in item})
+        values = from_item({k: item[k] for k in names if k in item})
         self.kept_aside.append(
             RejectedEvent(
                 reason=(
@@ -138,13 +138,13 @@ class DynamoDBSession:
         return None
 
     def _put_meta(self, pk: str, sk: str, values: dict[str, Any] | None = None) -> None:
-        self.client.put_item(TableName=self.store.meta_table, Item=_to_item({**(values or {}), "pk": pk, "sk": sk}))
+        self.client.put_item(TableName=self.store.meta_table, Item=to_item({**(values or {}), "pk": pk, "sk": sk}))
 
     def _put_meta_items(self, items: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Unconditional meta items (join edges) in BatchWriteItem requests of up to 25: the same puts as one
         PutItem each (a batch write is not atomic either), in fewer round trips; unprocessed items are sent again."""
         requests = [
-            {"PutRequest": {"Item": _to_item({**values, "pk": pk, "sk": sk})}} for (pk, sk), values in items.items()
+            {"PutRequest": {"Item": to_item({**values, "pk": pk, "sk": sk})}} for (pk, sk), values in items.items()
         ]
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.store.meta_table: requests[start : start + 25]}
@@ -193,7 +193,7 @@ class DynamoDBSession:
         ]
         for prefetched in list(self._prefetched_jobs.values()):
             if prefetched is not None:
-                rows.extend(_JoinRecorder.rows_of(_unpack(prefetched[1])))
+                rows.extend(_JoinRecorder.rows_of(unpack(prefetched[1])))
         self._read_joins(rows, instance_pks=instances)
         behind = [self._pk(UUID(i)) for i in self._container_instances.values() if i]
         self._read_joins([], instance_pks=behind)
@@ -301,7 +301,7 @@ class DynamoDBSession:
                 entry = request.setdefault(table, {"Keys": [], "ConsistentRead": True})
                 entry["Keys"].append({k: {"S": v} for k, v in item_key.items()})
             for table, item in _batch_get(self.client, request, "join items"):
-                values = _from_item(item)
+                values = from_item(item)
                 found[(table, values["pk"], values.get("sk"))] = values
                 self._stored[values["pk"] if "sk" not in values else f"{values['pk']}|{values['sk']}"] = item
         for (pk, sk), (kind, key) in meta.items():
@@ -335,7 +335,7 @@ class DynamoDBSession:
         stored = self._stored.get(pk)
         # Edges first, so that every edge of a stored item is written: those of the stored item are not written again.
         new_edges = (
-            {k: v for k, v in edges.items() if k not in self._instance_edges(key, _from_item(stored))}
+            {k: v for k, v in edges.items() if k not in self._instance_edges(key, from_item(stored))}
             if stored
             else edges
         )
@@ -467,9 +467,9 @@ class DynamoDBSession:
             self._put_meta_items(edges)
 
     def _stored_job_edges(self, job: str, item: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-        values = _from_item(item)
+        values = from_item(item)
         row = {c: values.get(c) for c in ("account_id", "region", "instance_id", "attempts", "compute_environment")}
-        return self._job_edges(job, row, attempts_of(_unpack(values["fold"])) if values.get("fold") else [])
+        return self._job_edges(job, row, attempts_of(unpack(values["fold"])) if values.get("fold") else [])
 
     def _job_edges(
         self, job: str, row: Mapping[str, Any], attempts: list[dict[str, Any]]
@@ -538,7 +538,7 @@ class DynamoDBSession:
         """The instance behind a container instance (consistent read of the edge item, once per phase)."""
         edge_key = f"{account}#{region}#{arn}"
         if edge_key not in self._container_instances:
-            edge = self.store._meta(f"{self.g}#ci", edge_key)
+            edge = self.store.meta_item(f"{self.g}#ci", edge_key)
             self._container_instances[edge_key] = edge["instance"] if edge else None
         instance = self._container_instances[edge_key]
         return None if instance is None else _facts(self._instance_values(UUID(instance)))

@@ -21,7 +21,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from batchops.adapters.dynamodb.event_store import DynamoDBAggregateRecorder
-from batchops.adapters.dynamodb.views import ConcurrentViewUpdate, DynamoDBViewStore, _to_item
+from batchops.adapters.dynamodb.views import ConcurrentViewUpdate, DynamoDBViewStore, to_item
 from batchops.ports import Progress, ProjectionFeed
 from batchops.projector import Projector
 from batchops.tuning import DEFAULT_TUNING, Tuning
@@ -98,7 +98,7 @@ class StreamFedProjection(ProjectionFeed):
         A marker item (batch id = first sequence number) lives while a batch is in progress: when it is already
         there, this is a redelivery and every instance and compute environment of the batch is passed on.
         """
-        key = _to_item({"pk": "projecting", "sk": batch_id})
+        key = to_item({"pk": "projecting", "sk": batch_id})
         # A batch that ends in the dead-letter queue never deletes its marker: TTL does, once the stream could no
         # longer deliver the batch again (stream records live 24 hours).
         marker = {**key, "expires_at": {"N": str(int(time.time()) + STREAM_MARKER_SECONDS)}}
@@ -114,7 +114,7 @@ class StreamFedProjection(ProjectionFeed):
         # A replay scans the events table once: what is saved behind its scan reaches the generation it builds only
         # from here. Both are read after the batch was saved, the building one first: either the replay had not
         # started (its scan sees these events), or it builds `building`, or it has switched and `current` is new.
-        building = self.views._meta("generation", "building")
+        building = self.views.meta_item("generation", "building")
         current = self.views.current_generation()
         count = self._project(events, generation=current, redelivered=redelivered)
         if building and int(building["generation"]) != current:
@@ -163,7 +163,7 @@ class StreamFedProjection(ProjectionFeed):
     def _segment_state(self, generation: int, segment: int, segments: int) -> dict[str, Any]:
         # Keyed by segment and number of segments: a scan key (or "finished") of segment 0 of 4 says nothing about
         # segment 0 of 1, so a replay resumed with another number of segments scans again (projections are idempotent).
-        found = self.views._meta(f"replay#{generation}", f"{segment}/{segments}")
+        found = self.views.meta_item(f"replay#{generation}", f"{segment}/{segments}")
         if not found:
             return {}
         return {
@@ -176,7 +176,7 @@ class StreamFedProjection(ProjectionFeed):
     ) -> None:
         self.views.client.put_item(
             TableName=self.views.meta_table,
-            Item=_to_item(
+            Item=to_item(
                 {
                     "pk": f"replay#{generation}",
                     "sk": f"{segment}/{segments}",

@@ -31,15 +31,15 @@ from batchops.adapters.dynamodb.items import (
     ConcurrentViewUpdate,
     _batch_get,
     _deserializer,
-    _from_item,
     _now,
     _pack,
     _serializer,
-    _to_item,
-    _unpack,
     _unpack_fold,
     _without_seen,
     ensure_view_tables,
+    from_item,
+    to_item,
+    unpack,
     view_table_definitions,
 )
 from batchops.adapters.dynamodb.session import DynamoDBSession
@@ -79,25 +79,26 @@ class DynamoDBViewStore:
         """Nothing to release (boto3 clients are thread-safe and pooled)."""
 
     # generations ---------------------------------------------------------------------------------------
-    def _meta(self, pk: str, sk: str) -> dict[str, Any] | None:
+    def meta_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """One item of the meta table (a generation pointer, a join edge, a compute environment), read consistently."""
         item = self.client.get_item(
-            TableName=self.meta_table, Key=_to_item({"pk": pk, "sk": sk}), ConsistentRead=True
+            TableName=self.meta_table, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=True
         ).get("Item")
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
     def current_generation(self) -> int:
         """The generation readers see (1 until a replay switches)."""
-        found = self._meta("generation", "current")
+        found = self.meta_item("generation", "current")
         return int(found["generation"]) if found else 1
 
     def start_generation(self) -> int:
         """The generation a replay builds (resumes an unfinished one)."""
-        building = self._meta("generation", "building")
+        building = self.meta_item("generation", "building")
         if building:
             return int(building["generation"])
         generation = self.current_generation() + 1
         self.client.put_item(
-            TableName=self.meta_table, Item=_to_item({"pk": "generation", "sk": "building", "generation": generation})
+            TableName=self.meta_table, Item=to_item({"pk": "generation", "sk": "building", "generation": generation})
         )
         return generation
 
@@ -109,10 +110,10 @@ class DynamoDBViewStore:
                 {
                     "Put": {
                         "TableName": self.meta_table,
-                        "Item": _to_item({"pk": "generation", "sk": "current", "generation": generation}),
+                        "Item": to_item({"pk": "generation", "sk": "current", "generation": generation}),
                     }
                 },
-                {"Delete": {"TableName": self.meta_table, "Key": _to_item({"pk": "generation", "sk": "building"})}},
+                {"Delete": {"TableName": self.meta_table, "Key": to_item({"pk": "generation", "sk": "building"})}},
             ]
         )
         self.delete_generation(old)
@@ -167,7 +168,7 @@ class DynamoDBViewStore:
     def _generation_items(self, table: str) -> Iterator[dict[str, Any]]:
         prefix = f"{self.current_generation()}#"
         for item in self._scan(table, "begins_with(pk, :g)", {":g": {"S": prefix}}):
-            yield _from_item(item)
+            yield from_item(item)
 
     def jobs(self, query: JobFilter = ALL_JOBS) -> Iterator[dict[str, Any]]:
         """Job rows, filtered, in (account, region, created, job id) order.
@@ -178,7 +179,7 @@ class DynamoDBViewStore:
         items = self._generation_items(self.jobs_table) if keys is None else self._job_items(keys)
         rows = []
         for item in items:
-            row = _job_row(item)
+            row = job_row_of_item(item)
             if _matches(row, query):
                 rows.append(row)
         rows.sort(key=lambda r: (r["account_id"], r["region"], r["created_at"] or "", r["job_id"]))
@@ -217,7 +218,7 @@ class DynamoDBViewStore:
         for start in range(0, len(keys), 100):
             request = {self.jobs_table: {"Keys": [{"pk": {"S": k}} for k in keys[start : start + 100]]}}
             for _, item in _batch_get(self.client, request, "job items"):
-                yield _from_item(item)
+                yield from_item(item)
 
     def job(self, job_id: str, account: str | None = None) -> list[dict[str, Any]]:
         """Every job with that id (by the job-id index), with attempts and timeline."""
@@ -234,12 +235,12 @@ class DynamoDBViewStore:
             item = self.client.get_item(TableName=self.jobs_table, Key={"pk": key["pk"]}).get("Item")
             if not item:
                 continue
-            values = _from_item(item)
+            values = from_item(item)
             if account and values.get("account_id") != account:
                 continue
-            job = _job_row(values)
-            fold = _unpack(values["fold"])
-            job["timeline"] = _unpack(values["timeline"])
+            job = job_row_of_item(values)
+            fold = unpack(values["fold"])
+            job["timeline"] = unpack(values["timeline"])
             job["attempt_details"] = attempt_rows(fold, joins)
             found.append(job)
         return sorted(found, key=lambda j: (j["account_id"], j["region"]))
@@ -251,12 +252,13 @@ class DynamoDBViewStore:
         for item in self._generation_items(self.instances_table):
             row = {f: item.get(f) for f in INSTANCE_FIELDS}
             row["spot_interrupted"] = bool(row["spot_interrupted"])
-            row["jobs_run"] = self._jobs_run(generation, row)
+            row["jobs_run"] = self.jobs_run(generation, row)
             rows.append(row)
         rows.sort(key=lambda r: (r["account_id"], r["region"], r["registered_at"] or "", r["instance_id"]))
         yield from rows
 
-    def _jobs_run(self, generation: int, row: dict[str, Any]) -> int:
+    def jobs_run(self, generation: int, row: dict[str, Any]) -> int:
+        """How many jobs ran on an instance row's instance (by EC2 id or container instance), from the ran-on edges."""
         jobs: set[str] = set()
         for pk in (
             f"{generation}#ran-on#{row['account_id']}#{row['region']}#{row['instance_id']}",
@@ -286,7 +288,7 @@ class DynamoDBViewStore:
             self._generation_items(self.jobs_table), key=lambda i: (i["account_id"], i["region"], i["job_id"])
         )
         for item in items:
-            yield from _unpack(item["timeline"])
+            yield from unpack(item["timeline"])
 
     def attempts(self) -> Iterator[dict[str, Any]]:
         """Every job's attempt rows, each with the instance it ran on (a read-only session answers the joins)."""
@@ -296,7 +298,7 @@ class DynamoDBViewStore:
             self._generation_items(self.jobs_table), key=lambda i: (i["account_id"], i["region"], i["job_id"])
         )
         for item in items:
-            yield from attempt_rows(_unpack(item["fold"]), joins)
+            yield from attempt_rows(unpack(item["fold"]), joins)
 
     # ingestion bookkeeping -------------------------------------------------------------------------------
     def add_counters(self, counters: list[PipelineCounters]) -> None:
@@ -304,9 +306,9 @@ class DynamoDBViewStore:
         for c in counters:
             self.client.update_item(
                 TableName=self.meta_table,
-                Key=_to_item({"pk": "counters", "sk": f"{c.account_id}#{c.region}"}),
+                Key=to_item({"pk": "counters", "sk": f"{c.account_id}#{c.region}"}),
                 UpdateExpression="ADD ingested :i, duplicates :d, rejected :r, ignored :g",
-                ExpressionAttributeValues=_to_item(
+                ExpressionAttributeValues=to_item(
                     {":i": c.ingested, ":d": c.duplicates, ":r": c.rejected, ":g": c.ignored}
                 ),
             )
@@ -315,7 +317,7 @@ class DynamoDBViewStore:
         """Ingestion counters per account and region."""
         found = []
         for item in self._query_meta("counters"):
-            values = _from_item(item)
+            values = from_item(item)
             account, region = values["sk"].split("#", 1)
             found.append(
                 PipelineCounters(
@@ -336,7 +338,7 @@ class DynamoDBViewStore:
         kept = 0
         for e in events:
             digest = hashlib.blake2b(e.body.encode(), digest_size=12).hexdigest()
-            item = _to_item(
+            item = to_item(
                 {
                     "pk": "rejected",
                     "sk": digest,
@@ -368,7 +370,7 @@ class DynamoDBViewStore:
 
     def rejected(self, limit: int = 100) -> list[RejectedEvent]:
         """The most recently kept unusable events."""
-        items = [_from_item(i) for i in self._query_meta("rejected")]
+        items = [from_item(i) for i in self._query_meta("rejected")]
         items.sort(key=lambda v: v.get("received_at") or "", reverse=True)
         return [
             RejectedEvent(
@@ -397,7 +399,7 @@ def _matches(row: dict[str, Any], query: JobFilter) -> bool:
     return True
 
 
-def _job_row(values: dict[str, Any]) -> dict[str, Any]:
+def job_row_of_item(values: dict[str, Any]) -> dict[str, Any]:
     """A job item's contract row; a list field an item written before it existed lacks reads as empty."""
     row = {c: values.get(c) for c in _JOB_COLUMNS}
     for column in LIST_FIELDS:
@@ -419,14 +421,14 @@ __all__ = [
     "DynamoDBSession",
     "DynamoDBViewStore",
     "_deserializer",
-    "_from_item",
     "_now",
     "_pack",
     "_serializer",
-    "_to_item",
-    "_unpack",
     "_unpack_fold",
     "_without_seen",
     "ensure_view_tables",
+    "from_item",
+    "to_item",
+    "unpack",
     "view_table_definitions",
 ]
