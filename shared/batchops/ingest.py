@@ -268,9 +268,7 @@ class Ingestor:
                             order.ask()  # a plain file's lines: sorted by position, translated in that order
                         else:
                             spill = TimeOrderSpill()  # anything else: its facts sorted here
-                        # The folds held for the views go first: the out-of-order part touched nearly a job per
-                        # fact, and the sorted rest, held on top of them, would reach `folds_held_max`.
-                        self._project()
+                            self._project()  # the folds held for the views go before the spill
             except UnreadableInput:  # what was read before the break is recorded; the caller reports the break
                 self._record_rest(spill, order)
                 raise
