@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from test_dashboards import Grafana, athena_queries, run_athena, time_range_of
 
 from batchops.adapters.dynamodb.stream_projection import stream_fed
-from batchops.adapters.dynamodb.views import view_table_definitions
+from batchops.adapters.dynamodb.views import from_item, job_row_of_item, view_table_definitions
 from batchops.adapters.firehose_export import MAX_BATCH_RECORDS, TTL_PRINCIPAL, ExportOutcome, FirehoseExporter
 from batchops.application import BatchOpsApplication
 from batchops.athena_tables import COLUMNS, NOT_EXPORTED_JOB_FIELDS, OPEN_DT, TABLES, UNIQUE_KEYS
@@ -287,7 +287,7 @@ def test_a_replay_that_drops_a_job_deletes_its_rows(central: BatchOpsApplication
     dropped = client("dynamodb").delete_item(  # the new projection has no such job
         TableName=f"{PREFIX}-jobs", Key={"pk": {"S": f"2#{aggregate}"}}, ReturnValues="ALL_OLD"
     )["Attributes"]
-    job_id = dropped["job_id"]["S"]
+    job_id = job_row_of_item(from_item(dropped))["job_id"]
     handle_export_batch(exporter, {"Records": [r for r in records if r["eventName"] == "INSERT"]})
     assert any(r["job_id"] == job_id for r in tables_of(sink).rows("jobs"))  # the old generation's row
     handle_export_batch(exporter, {"Records": [removed]})
@@ -301,7 +301,7 @@ def test_a_job_expired_by_ttl_is_deleted_from_every_table(central: BatchOpsAppli
     streams, (exporter, sink) = Streams(), make_exporter()
     streams.export(exporter)
     item = client("dynamodb").scan(TableName=f"{PREFIX}-jobs", Limit=1)["Items"][0]
-    job_id = item["job_id"]["S"]
+    job_id = job_row_of_item(from_item(item))["job_id"]
     client("dynamodb").delete_item(TableName=f"{PREFIX}-jobs", Key={"pk": item["pk"]})
     [removed] = [r for r in streams.read("jobs") if r["eventName"] == "REMOVE"]
     reads: list[str] = []

@@ -561,12 +561,14 @@ def test_finished_jobs_expire_after_the_retention_and_the_others_never(
     app.record_with_retry([f for f in map(translate, events[: len(events) // 2]) if isinstance(f, Parsed)])
     ttl = _client("dynamodb").describe_time_to_live(TableName="bt-jobs")["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
-    items = _job_items("bt", app.views.current_generation())
-    finished = [i for i in items if i["status"]["S"] in ("SUCCEEDED", "FAILED")]
+    from batchops.adapters.dynamodb.views import from_item, job_row_of_item
+
+    items = [(item, job_row_of_item(from_item(item))) for item in _job_items("bt", app.views.current_generation())]
+    finished = [(item, row) for item, row in items if row["status"] in ("SUCCEEDED", "FAILED")]
     assert finished and len(finished) < len(items)  # half the workload leaves some jobs queued or running
-    for item in items:
-        if item in finished:
-            ended = datetime.fromisoformat(item["last_event_time"]["S"]).timestamp()
+    for item, row in items:
+        if (item, row) in finished:
+            ended = datetime.fromisoformat(row["last_event_time"]).timestamp()
             assert int(item["expires_at"]["N"]) == int(ended) + (days or 90) * 86400
         else:
             assert "expires_at" not in item
@@ -608,6 +610,7 @@ def test_job_listings_by_account_and_status_or_queue_read_the_index_not_the_whol
 
 
 def test_the_drilldown_indexes_find_jobs_by_queue_and_time_by_status_and_by_instance(aws: None) -> None:
+    from batchops.adapters.dynamodb.views import from_item, job_row_of_item
     from batchops.inbound import Parsed, translate
 
     app = _central(inline=True)
@@ -615,7 +618,7 @@ def test_the_drilldown_indexes_find_jobs_by_queue_and_time_by_status_and_by_inst
     rows = list(app.views.jobs())
     g = app.views.current_generation()
     dynamodb = _client("dynamodb")
-    job_ids = {i["pk"]["S"]: i["job_id"]["S"] for i in _job_items("bt", g)}
+    job_ids = {i["pk"]["S"]: job_row_of_item(from_item(i))["job_id"] for i in _job_items("bt", g)}
 
     def found(index: str, condition: str, values: dict[str, str]) -> set[str]:
         response = dynamodb.query(

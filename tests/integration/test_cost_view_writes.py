@@ -12,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from batchops.adapters.dynamodb.stream_projection import stream_fed
+from batchops.adapters.dynamodb.views import from_item, job_row_of_item
 from batchops.application import BatchOpsApplication
 from batchops.bootstrap import Settings, build_application
 from batchops.entrypoints.lambdas import handle_stream_batch
@@ -200,5 +201,5 @@ def test_the_by_status_index_finds_the_jobs_that_entered_a_status_in_a_time_wind
         )
         for key in response["Items"]:
             item = dynamodb.get_item(TableName="cw-jobs", Key={"pk": key["pk"]})["Item"]
-            found.add(item["job_id"]["S"])
+            found.add(job_row_of_item(from_item(item))["job_id"])
     assert found == {job for job, at in entered.items() if low <= at <= high}

@@ -4,6 +4,7 @@ invalid and failing messages."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -210,7 +211,8 @@ def test_a_job_item_over_400_kb_is_written_without_its_fingerprints_and_folds_on
 def test_a_job_item_over_400_kb_even_trimmed_is_kept_aside_and_its_batch_written(aws: None) -> None:
     app = _central("huge")
     huge = new_job_fold("123456789012", "us-east-1", "huge")
-    incompressible = os.urandom(110_000).hex()[:150_000]  # a reason each in the fold, its timeline and its row
+    # Reasons in the fold (two) and the row: random base64 packs to 3/4 of its length, ~450 KB
+    incompressible = base64.b64encode(os.urandom(150_000)).decode()
     observe_state(huge, {"fp": "a" * 20, "at": 1764496000000, "status": "RUNNABLE", "reason": incompressible})
     observe_state(huge, {"fp": "b" * 20, "at": 1764496000001, "status": "FAILED", "reason": incompressible[::-1]})
     small = new_job_fold("123456789012", "us-east-1", "small")

@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from batchops.adapters.dynamodb.items import META
+from batchops.adapters.dynamodb.job_items import job_parts
 from batchops.adapters.dynamodb.prices import HourlyPriceBook
 from batchops.adapters.dynamodb.tables import table_name
 from batchops.adapters.dynamodb.views import (
@@ -34,8 +35,6 @@ from batchops.adapters.dynamodb.views import (
     DynamoDBSession,
     DynamoDBViewStore,
     from_item,
-    job_row_of_item,
-    unpack,
 )
 from batchops.athena_tables import Operation, Rows, instance_rows, job_rows, operations
 from batchops.cost_report import with_costs
@@ -145,11 +144,9 @@ class FirehoseExporter:
         if values is None:
             return None
         if kind == JOBS:
-            timeline = unpack(values["timeline"]) if values.get("timeline") else []
-            fold = unpack(values["fold"]) if values.get("fold") else None
+            row, timeline, fold = job_parts(values)
             joins = self._joins(generation) if fresh else _NoJoins()
-            # the row as the views read it: an item written before a list field existed has it empty
-            costed, attempts = self._costed(job_row_of_item(dict(values)), attempt_rows(fold, joins) if fold else [])
+            costed, attempts = self._costed(row, attempt_rows(fold, joins) if fold else [])
             return job_rows(costed, timeline, attempts)
         return instance_rows(self._instance_row(generation, values) if fresh else values)
 
@@ -225,11 +222,10 @@ class FirehoseExporter:
             image = last["dynamodb"].get("NewImage")
             if kind != JOBS or image is None:
                 continue
-            values, (generation, _) = _image(image), _split_key(pk)
+            (values, _, fold), (generation, _) = job_parts(_image(image)), _split_key(pk)
             account, region = values["account_id"], values["region"]
             if values.get("instance_id"):
                 wanted.add((generation, str(instance_key(account, region, values["instance_id"]))))
-            fold = unpack(values["fold"]) if values.get("fold") else None
             for attempt in attempts_of(fold) if fold else []:
                 arn = attempt.get("container_instance_arn")
                 edge = self.views.meta_item(f"{generation}#ci", f"{account}#{region}#{arn}") if arn else None

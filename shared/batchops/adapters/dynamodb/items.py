@@ -13,18 +13,15 @@ import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from batchops.adapters.dynamodb.job_items import JOB_COLUMNS, PACKED, pack_job, unpack_job
 from batchops.adapters.dynamodb.tables import table_name
-from batchops.projection import (
-    JOB_EXTRA_FIELDS,
-    JOB_FIELDS,
-)
 
 JOBS = "jobs"
 INSTANCES = "instances"
 META = "meta"
 DEFAULT_RETENTION_DAYS = 90
 
-_JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
+_JOB_COLUMNS = JOB_COLUMNS
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -130,13 +127,18 @@ def _unpack_fold(blob: Any) -> dict[str, Any]:
 def _without_seen(item: dict[str, Any]) -> dict[str, Any] | None:
     """The item with its fold's fingerprints left out (the first trimming step of `DynamoDBSession._put`), or None
     when it has no fold to trim."""
-    if "fold" not in item:
+    if PACKED in item:
+        row, fold = unpack_job(bytes(item[PACKED]["B"]))
+    elif "fold" in item:
+        row, fold = None, unpack(item["fold"]["B"])
+    else:
         return None
-    fold = unpack(item["fold"]["B"])
-    if not fold.get("seen"):
+    if not fold or not fold.get("seen"):
         return None
     fold.pop("seen")
-    return {**item, "fold": {"B": _pack(fold)}}
+    if row is None:
+        return {**item, "fold": {"B": _pack(fold)}}
+    return {**item, PACKED: {"B": pack_job(row, fold)}}
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:

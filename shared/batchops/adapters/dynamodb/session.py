@@ -12,7 +12,6 @@ import orjson
 from botocore.exceptions import ClientError
 
 from batchops.adapters.dynamodb.items import (
-    _JOB_COLUMNS,
     ConcurrentViewUpdate,
     _batch_get,
     _now,
@@ -22,7 +21,14 @@ from batchops.adapters.dynamodb.items import (
     ensure_view_tables,
     from_item,
     to_item,
-    unpack,
+)
+from batchops.adapters.dynamodb.job_items import (
+    JOB_COLUMNS,
+    PACKED,
+    job_fold_of_item,
+    job_parts,
+    pack_job,
+    stored_job_row,
 )
 from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size
 from batchops.compute_environments import compute_environment_key
@@ -56,7 +62,7 @@ class DynamoDBSession:
         self._container_instances: dict[str, str | None] = {}  # container-instance edges written or read
         self._environments: dict[UUID, tuple[dict[str, Any] | None, bool, str | None]] = {}
         self._written_instances: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # pk → (fold, row)
-        # Job items read ahead by `prefetch_jobs` (pk → (revision, packed fold) or None): each used once, by the
+        # Job items read ahead by `prefetch_jobs` (pk → (revision, fold) or None): each used once, by the
         # first `job_fold` of its job, as the GetItem it replaces would have been.
         self._prefetched_jobs: dict[str, tuple[int, Any] | None] = {}
         # Items as last read or written (revision key → low-level item): a write that would change nothing is skipped.
@@ -120,7 +126,10 @@ class DynamoDBSession:
         if trimmed is not None and item_size(trimmed) <= MAX_ITEM_BYTES:
             return trimmed
         names = ("account_id", "region", "job_id", "instance_id", "name")
-        values = from_item({k: item[k] for k in names if k in item})
+        plain = from_item({k: item[k] for k in (*names, PACKED) if k in item})
+        if PACKED in plain:  # a job item: its names are packed with its row
+            plain = stored_job_row(plain)
+        values = {k: plain[k] for k in names if plain.get(k) is not None}
         self.kept_aside.append(
             RejectedEvent(
                 reason=(
@@ -193,7 +202,7 @@ class DynamoDBSession:
         ]
         for prefetched in list(self._prefetched_jobs.values()):
             if prefetched is not None:
-                rows.extend(_JoinRecorder.rows_of(unpack(prefetched[1])))
+                rows.extend(_JoinRecorder.rows_of(prefetched[1]))
         self._read_joins(rows, instance_pks=instances)
         behind = [self._pk(UUID(i)) for i in self._container_instances.values() if i]
         self._read_joins([], instance_pks=behind)
@@ -220,7 +229,7 @@ class DynamoDBSession:
             }
             found: dict[str, tuple[int, Any]] = {}
             for _, item in _batch_get(self.client, request, "job items"):
-                found[item["pk"]["S"]] = (int(item["rev"]["N"]) if "rev" in item else 0, item["fold"]["B"])
+                found[item["pk"]["S"]] = (int(item["rev"]["N"]) if "rev" in item else 0, _ready(job_fold_of_item(item)))
                 self._stored[item["pk"]["S"]] = item
             for pk in chunk:
                 self._prefetched_jobs[pk] = found.get(pk)
@@ -234,9 +243,9 @@ class DynamoDBSession:
         if pk in self._prefetched_jobs:
             prefetched = self._prefetched_jobs.pop(pk)
             self._revisions.setdefault(pk, prefetched[0] if prefetched else 0)
-            return _unpack_fold(prefetched[1]) if prefetched else None
+            return prefetched[1] if prefetched else None
         found = self._get(self.store.jobs_table, pk)
-        return _unpack_fold(found["fold"]) if found else None
+        return _ready(job_parts(found).fold) if found else None
 
     def instance_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of an instance."""
@@ -467,9 +476,8 @@ class DynamoDBSession:
             self._put_meta_items(edges)
 
     def _stored_job_edges(self, job: str, item: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-        values = from_item(item)
-        row = {c: values.get(c) for c in ("account_id", "region", "instance_id", "attempts", "compute_environment")}
-        return self._job_edges(job, row, attempts_of(unpack(values["fold"])) if values.get("fold") else [])
+        row, _, fold = job_parts(from_item(item))
+        return self._job_edges(job, row, attempts_of(fold) if fold else [])
 
     def _job_edges(
         self, job: str, row: Mapping[str, Any], attempts: list[dict[str, Any]]
@@ -507,23 +515,20 @@ class DynamoDBSession:
 
     def _write_job(self, pk: str, fold: dict[str, Any], row: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         account, region = row["account_id"], row["region"]
-        values: dict[str, Any] = {c: row[c] for c in _JOB_COLUMNS}
         timeline = timeline_rows(fold)
-        values.update(
-            fold=_pack(fold),
-            timeline=_pack(timeline),
-            by_queue=f"{self.g}#{account}#{region}#{row['queue']}",
-            by_status=f"{self.g}#{account}#{row['status']}",
-            status_since=max(
+        values: dict[str, Any] = {
+            "job": pack_job({c: row[c] for c in JOB_COLUMNS}, fold),
+            "by_queue": f"{self.g}#{account}#{region}#{row['queue']}",
+            "by_status": f"{self.g}#{account}#{row['status']}",
+            "status_since": max(
                 (t["event_time"] for t in timeline if t["status"] == row["status"]), default=row["last_event_time"]
             ),
-            by_job_id=f"{self.g}#{row['job_id']}",
-            by_instance=f"{self.g}#{account}#{region}#{row['instance_id']}" if row["instance_id"] else None,
-        )
+            "by_job_id": f"{self.g}#{row['job_id']}",
+            "created_at": row["created_at"],
+            "by_instance": f"{self.g}#{account}#{region}#{row['instance_id']}" if row["instance_id"] else None,
+        }
         if row["status"] in ("SUCCEEDED", "FAILED") and row["last_event_time"]:
             values["expires_at"] = parse_instant(row["last_event_time"]) // 1000 + self.store.retention_days * 86400
-        if values.get("created_at") is None:
-            values.pop("created_at")
         self._put(self.store.jobs_table, pk, values)
 
     # joins -----------------------------------------------------------------------------------------------
@@ -597,6 +602,13 @@ class _JoinRecorder:
     def compute_environment_pricing(self, account: str, region: str, name: str) -> str | None:
         self.rows.append({"account_id": account, "region": region, "compute_environment": name})
         return None
+
+
+def _ready(fold: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored job fold, ready to fold more events into (`seen` is left out of an item that would not fit whole)."""
+    if fold is not None:
+        fold.setdefault("seen", {})
+    return fold
 
 
 def _unchanged(stored: dict[str, Any] | None, item: dict[str, Any]) -> bool:

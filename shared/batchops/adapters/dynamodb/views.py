@@ -20,7 +20,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batchops.adapters.dynamodb.items import (
-    _JOB_COLUMNS,
     DEFAULT_RETENTION_DAYS,
     EXPORTED_STREAM,
     INSTANCES,
@@ -42,11 +41,11 @@ from batchops.adapters.dynamodb.items import (
     unpack,
     view_table_definitions,
 )
+from batchops.adapters.dynamodb.job_items import job_parts, stored_job_row
 from batchops.adapters.dynamodb.session import DynamoDBSession
 from batchops.adapters.dynamodb.tables import MAX_ITEM_BYTES, item_size, table_name
 from batchops.projection import (
     INSTANCE_FIELDS,
-    LIST_FIELDS,
     attempt_rows,
 )
 from batchops.tuning import DEFAULT_TUNING
@@ -235,13 +234,11 @@ class DynamoDBViewStore:
             item = self.client.get_item(TableName=self.jobs_table, Key={"pk": key["pk"]}).get("Item")
             if not item:
                 continue
-            values = from_item(item)
-            if account and values.get("account_id") != account:
+            job, timeline, fold = job_parts(from_item(item))
+            if account and job["account_id"] != account:
                 continue
-            job = job_row_of_item(values)
-            fold = unpack(values["fold"])
-            job["timeline"] = unpack(values["timeline"])
-            job["attempt_details"] = attempt_rows(fold, joins)
+            job["timeline"] = timeline
+            job["attempt_details"] = attempt_rows(fold, joins) if fold else []
             found.append(job)
         return sorted(found, key=lambda j: (j["account_id"], j["region"]))
 
@@ -284,21 +281,24 @@ class DynamoDBViewStore:
 
     def timeline(self) -> Iterator[dict[str, Any]]:
         """Job state-change rows for every job."""
-        items = sorted(
-            self._generation_items(self.jobs_table), key=lambda i: (i["account_id"], i["region"], i["job_id"])
+        jobs = sorted(
+            map(job_parts, self._generation_items(self.jobs_table)),
+            key=lambda j: (j.row["account_id"], j.row["region"], j.row["job_id"]),
         )
-        for item in items:
-            yield from unpack(item["timeline"])
+        for job in jobs:
+            yield from job.timeline
 
     def attempts(self) -> Iterator[dict[str, Any]]:
         """Every job's attempt rows, each with the instance it ran on (a read-only session answers the joins)."""
         generation = self.current_generation()
         joins = DynamoDBSession(self, generation)
-        items = sorted(
-            self._generation_items(self.jobs_table), key=lambda i: (i["account_id"], i["region"], i["job_id"])
+        jobs = sorted(
+            map(job_parts, self._generation_items(self.jobs_table)),
+            key=lambda j: (j.row["account_id"], j.row["region"], j.row["job_id"]),
         )
-        for item in items:
-            yield from attempt_rows(unpack(item["fold"]), joins)
+        for job in jobs:
+            if job.fold:
+                yield from attempt_rows(job.fold, joins)
 
     # ingestion bookkeeping -------------------------------------------------------------------------------
     def add_counters(self, counters: list[PipelineCounters]) -> None:
@@ -400,12 +400,8 @@ def _matches(row: dict[str, Any], query: JobFilter) -> bool:
 
 
 def job_row_of_item(values: dict[str, Any]) -> dict[str, Any]:
-    """A job item's contract row; a list field an item written before it existed lacks reads as empty."""
-    row = {c: values.get(c) for c in _JOB_COLUMNS}
-    for column in LIST_FIELDS:
-        if row[column] is None:
-            row[column] = []
-    return row
+    """A job item's contract row (from its attribute values, `from_item`, in either layout: `job_parts`)."""
+    return stored_job_row(values)
 
 
 __all__ = [
@@ -416,7 +412,6 @@ __all__ = [
     "KEPT_ASIDE_BYTES",
     "MAX_REASON_CHARACTERS",
     "META",
-    "_JOB_COLUMNS",
     "ConcurrentViewUpdate",
     "DynamoDBSession",
     "DynamoDBViewStore",
