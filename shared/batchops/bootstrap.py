@@ -130,6 +130,7 @@ def _dynamodb_application(
     settings: Settings, *, metrics: bool, project_inline: bool, verify: bool, tuning: Tuning
 ) -> BatchOpsApplication:
     """The central application on DynamoDB tables named <prefix>-events, -jobs, ... (standard AWS environment)."""
+    from batchops.adapters.dynamodb import event_state
     from batchops.adapters.dynamodb.store_check import central_client, check_central_tables
     from batchops.adapters.dynamodb.views import DynamoDBViewStore, ensure_view_tables
 
@@ -153,6 +154,7 @@ def _dynamodb_application(
         "PERSISTENCE_MODULE": "batchops.adapters.dynamodb.event_store:DynamoDBFactory",
         "DYNAMODB_TABLE_PREFIX": prefix,
         "CREATE_TABLE": "y" if create else "n",
+        "COMPRESSOR_TOPIC": event_state.TOPIC,
     }
     wiring = _dynamodb_wiring(views, inline=project_inline)
     meter = _dynamodb_cost_meter(client, prefix) if metrics else None

@@ -4,7 +4,7 @@ DynamoDB bills a write per started KB of the item, and a job item is the view wr
 plain attributes (some 50 contract fields, each with its name) plus the compressed fold and timeline, the average
 job item was ~2.7 KB: 3 write units. The row and the fold say much the same things (the same ARNs, names and
 times) in the same JSON shapes every time, so they are packed together as one zlib stream primed with a preset
-dictionary of typical job items (`job_item_dictionary_v1.jsonl`), and the timeline, a function of the fold
+dictionary of typical job items (`PrimedZlib`, `job_item_dictionary_v1.jsonl`), and the timeline, a function of the fold
 (`timeline_rows`), is not stored: ~0.95 KB, mostly 1 write unit (docs/dynamodb-capacity.md, section 6).
 
 Plain, because DynamoDB reads them: the key, the revision and generation, the index keys and the TTL. A reader
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
 from typing import Any, NamedTuple
 
 import orjson
 
+from batchops.adapters.dynamodb.primed_zlib import PrimedZlib
 from batchops.projection import JOB_EXTRA_FIELDS, JOB_FIELDS, LIST_FIELDS, timeline_rows
 
 JOB_COLUMNS = (*JOB_FIELDS, *JOB_EXTRA_FIELDS)
@@ -43,10 +42,7 @@ PLAIN = (
 among them (`created_at`, the range key of two indexes) is stored plain only."""
 
 _PLAIN = frozenset(PLAIN)
-_VERSION_1 = b"\x01"
-# The dictionary is part of the stored format: a byte of it changed makes every v1 item unreadable. A new
-# dictionary is a new version byte and a new file, the old one kept for the items written with it.
-_DICTIONARY_1 = "job_item_dictionary_v1.jsonl"
+_CODEC = PrimedZlib("a job item", {b"\x01": "job_item_dictionary_v1.jsonl"})
 
 
 class JobParts(NamedTuple):
@@ -55,16 +51,9 @@ class JobParts(NamedTuple):
     fold: dict[str, Any] | None
 
 
-@cache
-def _dictionary(name: str) -> bytes:
-    return resources.files("batchops.adapters.dynamodb").joinpath(name).read_bytes()
-
-
 def pack_job(row: Mapping[str, Any], fold: Mapping[str, Any]) -> bytes:
     """The packed attribute of a job item (None fields of the row are left out, as a plain item leaves them out)."""
-    payload = orjson.dumps(job_payload(row, fold))
-    compressor = zlib.compressobj(9, zdict=_dictionary(_DICTIONARY_1))
-    return _VERSION_1 + compressor.compress(payload) + compressor.flush()
+    return _CODEC.pack(orjson.dumps(job_payload(row, fold)))
 
 
 def job_payload(row: Mapping[str, Any], fold: Mapping[str, Any]) -> list[Any]:
@@ -74,10 +63,7 @@ def job_payload(row: Mapping[str, Any], fold: Mapping[str, Any]) -> list[Any]:
 
 def unpack_job(blob: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """The row (without its plain fields) and the fold of a packed attribute."""
-    if blob[:1] != _VERSION_1:
-        raise ValueError(f"a job item packed in an unknown layout (version byte {blob[:1]!r}): upgrade batchops")
-    decompressor = zlib.decompressobj(zdict=_dictionary(_DICTIONARY_1))
-    stored_row, fold = orjson.loads(decompressor.decompress(blob[1:]) + decompressor.flush())
+    stored_row, fold = orjson.loads(_CODEC.unpack(blob))
     return stored_row, fold
 
 

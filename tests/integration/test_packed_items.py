@@ -1,6 +1,8 @@
-"""The jobs table's item layout: keys plain, the rest packed with a preset dictionary, the earlier layout still read.
+"""What DynamoDB stores packed: job items (keys plain, the rest packed with a preset dictionary) and events' states
+(compressed with theirs); a table written before either still reads.
 
-DynamoDB bills a write per started KB; what a job item weighs is what every job state change costs."""
+DynamoDB bills a write per started KB and storage per byte: what a job item weighs is what every job state change
+costs, and the events table only grows."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import boto3
 import orjson
 import pytest
 
+from batchops.adapters.dynamodb.event_state import EventStateCompressor
 from batchops.adapters.dynamodb.job_items import PACKED, PLAIN, job_parts, unpack_job
 from batchops.adapters.dynamodb.stream_projection import stream_fed
 from batchops.adapters.dynamodb.tables import item_size
@@ -138,3 +141,52 @@ def test_an_item_packed_with_the_first_dictionary_reads_back_for_good() -> None:
     assert fold["transitions"] == {"RUNNING": [1767225600000, ""]}
     with pytest.raises(ValueError, match="unknown layout"):
         unpack_job(b"\x02" + written[1:])
+
+
+def _event_items(prefix: str) -> list[dict[str, Any]]:
+    client = boto3.client("dynamodb", region_name=AWS_REGION)
+    return [i for page in client.get_paginator("scan").paginate(TableName=f"{prefix}-events") for i in page["Items"]]
+
+
+def test_events_are_stored_compressed_and_each_fits_one_write_unit(aws: None) -> None:
+    app = _central("evc")
+    app.record_with_retry(_facts(seed=7))
+    items = _event_items("evc")
+    states = [bytes(item["state"]["B"]) for item in items]
+    assert items and all(not s.startswith(b"{") for s in states)  # JSON stored as is would start with a brace
+    assert all(item_size(item) <= 1024 for item in items)
+    unpacked = [EventStateCompressor().decompress(s) for s in states]
+    assert sum(map(len, states)) < 0.6 * sum(map(len, unpacked))  # what the table holds
+    assert all(orjson.loads(state)["timestamp"] for state in unpacked)
+
+
+def test_a_store_written_before_events_were_compressed_reads_and_replays_as_before(aws: None) -> None:
+    facts = _facts(seed=8)
+    app = _central("evo")
+    app.record_with_retry(facts[: len(facts) // 2])
+    client = boto3.client("dynamodb", region_name=AWS_REGION)
+    for item in _event_items("evo"):  # as the events table held them before
+        raw = EventStateCompressor().decompress(bytes(item["state"]["B"]))
+        client.put_item(TableName="evo-events", Item={**item, "state": {"B": raw}})
+    assert all(bytes(i["state"]["B"]).startswith(b"{") for i in _event_items("evo"))
+    reopened = _central("evo")  # no aggregate in memory: every history is read from the table
+    reopened.record_with_retry(facts[len(facts) // 2 :])
+    fresh = _central("evn")
+    fresh.record_with_retry(facts)
+    assert list(reopened.views.jobs()) == list(fresh.views.jobs())
+    stream_fed(reopened).replay(segments=1)  # every stored event, of both kinds, read again
+    assert list(reopened.views.jobs()) == list(fresh.views.jobs())
+
+
+def test_a_state_compressed_with_the_first_dictionary_reads_back_for_good() -> None:
+    dictionary = resources.files("batchops.adapters.dynamodb").joinpath("event_state_dictionary_v1.jsonl").read_bytes()
+    assert hashlib.sha256(dictionary).hexdigest() == "59f7488f2724c3b1623ebc3b5a07dd2624a25cca34f440512db4562ac22b29de"
+    written = bytes.fromhex("0178f9fdd423beab26cb2d8646c6c06831b7b0343034c2d53787bb250bc8ad050043e3212a")
+    assert orjson.loads(EventStateCompressor().decompress(written)) == {
+        "originator_topic": "batchops.jobs:Job",
+        "account_id": "123456789012",
+        "region": "eu-west-1",
+        "job_id": "j-1",
+    }
+    with pytest.raises(ValueError, match="unknown layout"):
+        EventStateCompressor().decompress(b"\x07" + written[1:])
