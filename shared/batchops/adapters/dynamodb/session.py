@@ -407,7 +407,10 @@ class DynamoDBSession:
 
         Write-then-read: a job and the instance or compute environment it joins may be projected at the same
         moment by two Lambdas. Each writes its item (and edges) before reading the other's, so at least one of
-        them sees the other; re-reading after our own write makes sure a stale join never stays.
+        them sees the other; re-reading after our own write makes sure a stale join never stays. Only the jobs that
+        got an edge now are read again: through an edge stored before, the other Lambda finds the job after its own
+        write and rewrites it, and the two job writes, each conditional on the revision it read, cannot both land on
+        the same revision (the later one is retried on fresh reads).
 
         Round trips: the job items are written `job_writers` at a time (each conditional on its revision), then
         their edges in batch writes, and only then are the joins read again; within one round of reads an item or
@@ -416,10 +419,13 @@ class DynamoDBSession:
         """
         self._verify_instance_pricing()
         written = list(self._pending_jobs.items())
-        self._write_job_edges(written)
+        joined = self._write_job_edges(written)
         self._write_jobs(written)
         self._pending_jobs.clear()
+        written = [job for job in written if job[0] in joined]
         for _ in range(3):
+            if not written:
+                return
             self._environments.clear()
             self._instances.clear()
             self._container_instances.clear()
@@ -431,9 +437,9 @@ class DynamoDBSession:
                     stale.append((pk, (fold, fresh, attempts)))
             if not stale:
                 return
-            self._write_job_edges(stale)
+            joined = self._write_job_edges(stale)
             self._write_jobs(stale)
-            written = stale
+            written = [job for job in stale if job[0] in joined]
 
     def _verify_instance_pricing(self) -> None:
         """Write-then-read for the instance rows' pricing, as for the job rows' joins: an instance written with its
@@ -463,17 +469,23 @@ class DynamoDBSession:
 
     def _write_job_edges(
         self, jobs: list[tuple[str, tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]]
-    ) -> None:
+    ) -> set[str]:
         """Write the join edges of these job rows (ran-on, compute-environment membership) before the rows: every edge
-        of a stored job item is then written, and the edges its stored item already implies are not written again."""
+        of a stored job item is then written, and the edges its stored item already implies are not written again.
+        The keys of the jobs that got an edge."""
         edges: dict[tuple[str, str], dict[str, Any]] = {}
+        joined: set[str] = set()
         for pk, (_, row, attempts) in jobs:
             job = pk.split("#", 1)[1]
             stored = self._stored.get(pk)
             known = self._stored_job_edges(job, stored) if stored else {}
-            edges.update((k, v) for k, v in self._job_edges(job, row, attempts).items() if k not in known)
+            new = {k: v for k, v in self._job_edges(job, row, attempts).items() if k not in known}
+            if new:
+                joined.add(pk)
+                edges.update(new)
         if edges:
             self._put_meta_items(edges)
+        return joined
 
     def _stored_job_edges(self, job: str, item: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         row, _, fold = job_parts(from_item(item))
