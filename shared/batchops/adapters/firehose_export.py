@@ -26,7 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from batchops.adapters.dynamodb.items import META
-from batchops.adapters.dynamodb.job_items import job_parts
+from batchops.adapters.dynamodb.job_items import job_parts, job_row_and_fold
 from batchops.adapters.dynamodb.prices import HourlyPriceBook
 from batchops.adapters.dynamodb.tables import table_name
 from batchops.adapters.dynamodb.views import (
@@ -222,7 +222,7 @@ class FirehoseExporter:
             image = last["dynamodb"].get("NewImage")
             if kind != JOBS or image is None:
                 continue
-            (values, _, fold), (generation, _) = job_parts(_image(image)), _split_key(pk)
+            (values, fold), (generation, _) = job_row_and_fold(_image(image)), _split_key(pk)
             account, region = values["account_id"], values["region"]
             if values.get("instance_id"):
                 wanted.add((generation, str(instance_key(account, region, values["instance_id"]))))

@@ -13,7 +13,7 @@ import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from batchops.adapters.dynamodb.job_items import JOB_COLUMNS, PACKED, pack_job, unpack_job
+from batchops.adapters.dynamodb.job_items import PACKED, pack_job, unpack_job
 from batchops.adapters.dynamodb.tables import table_name
 
 JOBS = "jobs"
@@ -21,7 +21,6 @@ INSTANCES = "instances"
 META = "meta"
 DEFAULT_RETENTION_DAYS = 90
 
-_JOB_COLUMNS = JOB_COLUMNS
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 

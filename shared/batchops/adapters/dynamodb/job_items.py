@@ -75,15 +75,24 @@ def stored_job_row(values: Mapping[str, Any]) -> dict[str, Any]:
     return _contract_row({**values, **unpack_job(bytes(packed))[0]})
 
 
-def job_parts(values: Mapping[str, Any]) -> JobParts:
-    """A job item's row, timeline and fold, from its attribute values (`from_item`), in either layout."""
+def job_row_and_fold(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A job item's row and fold, from its attribute values (`from_item`), in either layout (no timeline: it costs
+    a formatted time per state change, and only readers that show it need it)."""
     packed = values.get(PACKED)
     if packed is not None:
         stored_row, fold = unpack_job(bytes(packed))
-        return JobParts(_contract_row({**values, **stored_row}), timeline_rows(fold), fold)
-    timeline = _unpack_plain(values["timeline"]) if values.get("timeline") else []
-    plain_fold = _unpack_plain(values["fold"]) if values.get("fold") else None
-    return JobParts(_contract_row(values), timeline, plain_fold)
+        return _contract_row({**values, **stored_row}), fold
+    return _contract_row(values), _unpack_plain(values["fold"]) if values.get("fold") else None
+
+
+def job_parts(values: Mapping[str, Any]) -> JobParts:
+    """A job item's row, timeline and fold, from its attribute values (`from_item`), in either layout."""
+    row, fold = job_row_and_fold(values)
+    if PACKED in values:
+        timeline = timeline_rows(fold) if fold else []
+    else:
+        timeline = _unpack_plain(values["timeline"]) if values.get("timeline") else []
+    return JobParts(row, timeline, fold)
 
 
 def job_fold_of_item(item: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -39,7 +39,3 @@ class PrimedZlib:
             raise ValueError(f"{self.kind} packed in an unknown layout (version byte {blob[:1]!r}): upgrade batchops")
         decompressor = zlib.decompressobj(zdict=_dictionary(name))
         return decompressor.decompress(blob[1:]) + decompressor.flush()
-
-    def packed(self, blob: bytes) -> bool:
-        """Whether the blob starts as this kind's blobs do."""
-        return blob[:1] in self.dictionaries

@@ -26,7 +26,7 @@ from batchops.adapters.dynamodb.job_items import (
     JOB_COLUMNS,
     PACKED,
     job_fold_of_item,
-    job_parts,
+    job_row_and_fold,
     pack_job,
     stored_job_row,
 )
@@ -245,7 +245,7 @@ class DynamoDBSession:
             self._revisions.setdefault(pk, prefetched[0] if prefetched else 0)
             return prefetched[1] if prefetched else None
         found = self._get(self.store.jobs_table, pk)
-        return _ready(job_parts(found).fold) if found else None
+        return _ready(job_row_and_fold(found)[1]) if found else None
 
     def instance_fold(self, key: UUID) -> dict[str, Any] | None:
         """The stored fold of an instance."""
@@ -488,7 +488,7 @@ class DynamoDBSession:
         return joined
 
     def _stored_job_edges(self, job: str, item: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-        row, _, fold = job_parts(from_item(item))
+        row, fold = job_row_and_fold(from_item(item))
         return self._job_edges(job, row, attempts_of(fold) if fold else [])
 
     def _job_edges(
