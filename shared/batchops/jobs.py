@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news, remember
+from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news
 
 STATUS_ORDER: dict[str, float] = {
     "SUBMITTED": 0,
@@ -59,6 +59,7 @@ STATIC_KEYS = (
     "capacity",
     "submitted_by",
 )
+_STATIC = frozenset(STATIC_KEYS)
 _TASK_BOOKKEEPING = frozenset({"fp", "at", "status"})
 MAX_ATTEMPTS_KEPT = 100
 """Attempts one recorded observation keeps: the first and the last 99 (the row reads the first attempt's start and
@@ -108,27 +109,29 @@ def _fill(target: dict[str, Any], values: dict[str, Any]) -> None:
 
 def observe_state(fold: dict[str, Any], observation: JobObservation) -> bool:
     """Fold a job state observation in; False when it adds nothing (a redelivery)."""
-    if not remember(fold["seen"], observation):  # type: ignore[arg-type]
-        return False
     at = observation["at"]
+    seen = fold["seen"]  # `remember`, inline: this runs per event, and a replay folds every one
+    known = seen.get(observation["fp"])
+    if known is not None and known <= at:
+        return False
+    seen[observation["fp"]] = at
     status = observation["status"]
     reason = observation.get("reason")
     done = observation.get("done", 0)
     rank = [1 if status in TERMINAL else 0, done, STATUS_ORDER.get(status, 0), at, observation["fp"]]
     static = fold["static"]
+    # The observation's own keys: fewer than STATIC_KEYS.
     if fold["rank"] is None or rank > fold["rank"]:
         fold["rank"] = rank
         fold["status"] = status
         fold["reason"] = reason
         fold["exit"] = observation.get("exit")
-        for key in STATIC_KEYS:
-            value = observation.get(key)
-            if value is not None:
+        for key, value in observation.items():
+            if value is not None and key in _STATIC:
                 static[key] = value
     else:
-        for key in STATIC_KEYS:
-            value = observation.get(key)
-            if value is not None and static.get(key) is None:
+        for key, value in observation.items():
+            if value is not None and key in _STATIC and static.get(key) is None:
                 static[key] = value
     first = fold["first"]
     if status not in first or at < first[status]:
@@ -171,8 +174,12 @@ def _merge_attempt(attempts: dict[str, Any], attempt: AttemptFact, source: str) 
 
 def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
     """Fold an ECS task fact (one attempt's task) in; False when it adds nothing."""
-    if not remember(fold["seen"], task):  # type: ignore[arg-type]
+    at = task["at"]
+    seen = fold["seen"]  # `remember`, inline (per event)
+    known = seen.get(task["fp"])
+    if known is not None and known <= at:
         return False
+    seen[task["fp"]] = at
     key = task.get("task") or f"attempt-{task.get('n', 0)}"
     slot = fold["tasks"].setdefault(key, {})
     status = task.get("status")
@@ -181,7 +188,6 @@ def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
     for name, value in task.items():  # `_fill` without the fingerprint, time and status
         if value is not None and name not in _TASK_BOOKKEEPING and slot.get(name) is None:
             slot[name] = value
-    at = task["at"]
     if fold["last"] is None or at > fold["last"]:
         fold["last"] = at
     return True

@@ -5,16 +5,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
+_THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
+
 
 def iso_ms(epoch_ms: int | None) -> str | None:
     """Format epoch milliseconds as `2025-11-13T02:13:20.000Z` (None stays None)."""
     if epoch_ms is None:
         return None
-    seconds, millis = divmod(int(epoch_ms), 1000)
-    day, second_of_day = divmod(seconds, 86_400)
-    hour, second_of_hour = divmod(second_of_day, 3600)
-    minute, second = divmod(second_of_hour, 60)
-    return f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    # Formatting with field widths was a tenth of a replay's job rows; these are lookups and one join.
+    minute, millis_of_minute = divmod(int(epoch_ms), 60_000)
+    second, millis = divmod(millis_of_minute, 1000)
+    return f"{_iso_minute(minute)}{_TWO_DIGITS[second]}.{_THREE_DIGITS[millis]}Z"
+
+
+@lru_cache(maxsize=16384)
+def _iso_minute(minute: int) -> str:
+    """`2025-11-13T02:13:` of a minute since the epoch (a job's instants share few minutes)."""
+    day, minute_of_day = divmod(minute, 1440)
+    hour, minute_of_hour = divmod(minute_of_day, 60)
+    return f"{_iso_day(day)}T{hour:02d}:{minute_of_hour:02d}:"
 
 
 @lru_cache(maxsize=4096)

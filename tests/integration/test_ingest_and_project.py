@@ -7,10 +7,12 @@ import gzip
 import io
 import json
 import os
+import signal
 import sqlite3
 import threading
 import tracemalloc
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +260,22 @@ def _only_this_thread() -> None:
     assert not alive, f"threads still running, the worker would be spawned and not see the patch: {alive}"
 
 
+@contextmanager
+def _fails_after(seconds: int, message: str) -> Iterator[None]:
+    """Raise instead of hanging (the alarm is this process's: a forked worker does not inherit it)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise TimeoutError(message)
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies(make_app, monkeypatch) -> None:
     app = make_app(tuning=Tuning(replay_page=2, parallel_replay_min_events=0))
     ingest(app, all_samples(), batch_size=3)
@@ -269,6 +287,12 @@ def test_replay_on_two_cores_gives_the_same_projection_even_when_its_worker_dies
     _only_this_thread()  # so the worker is forked and sees the patch
     monkeypatch.setattr(replay_workers, "_worker", lambda *args: os._exit(3))
     assert app.replay() == app.stored_events()
+    assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
+
+    # One that dies holding the write turn (its last argument): this process goes on writing without it.
+    monkeypatch.setattr(replay_workers, "_worker", lambda *args: (args[-1].acquire(), os._exit(3)))
+    with _fails_after(60, "the replay still waits for the write turn of a worker that died"):
+        assert app.replay() == app.stored_events()
     assert (list(app.views.jobs()), list(app.views.instances()), list(app.views.timeline())) == live
 
 

@@ -66,36 +66,44 @@ class SQLiteBulkRebuild:
 
     def _fold_all(self, generation: int, page: int, progress: Progress, up_to: int) -> int:
         decode = self._state_decoder()
-        fold = self._folder(generation, page, up_to, decode)
         worker = None
         if decode is orjson.loads and up_to >= self.tuning.parallel_replay_min_events:
             # Started now, it folds its first jobs while compute environments and instances are written here.
             worker = JobPhaseWorker(self.database, generation, HOST_TOPICS, up_to, page)
         try:
+            fold = self._folder(generation, page, up_to, decode, worker)
             applied = _counted(fold(False, "", None), progress)  # compute environments and instances
             if worker is None:
                 return applied + _counted(fold(True, "", None), progress)
             worker.hosts_written()
             return applied + rebuild_jobs_on_two_cores(
-                worker,
-                lambda after, before: fold(True, after, before),
-                lambda rows: self.views.write_job_rows(generation, rows),
-                progress,
+                worker, lambda after, before: fold(True, after, before), progress
             )
         finally:
             if worker is not None:
                 worker.close()
 
     def _folder(
-        self, generation: int, page: int, up_to: int, decode: Callable[[bytes], Any]
+        self, generation: int, page: int, up_to: int, decode: Callable[[bytes], Any], worker: JobPhaseWorker | None
     ) -> Callable[[bool, str, str | None], Iterator[int]]:
         def fold(exclude: bool, after: str, before: str | None) -> Iterator[int]:
             pages = self.recorder.select_aggregate_states(
                 HOST_TOPICS, up_to=up_to, exclude=exclude, limit=page, after=after, before=before
             )
+            # Jobs beside the worker are folded outside any transaction and written in this page's turn; one reading
+            # session keeps its instance lookups from page to page.
+            reading = self.views.reading_session(generation) if worker is not None and exclude else None
             for stored in pages:
-                with self.views.session(generation) as session:
-                    events = self.projector.rebuild(session, [(o, t, decode(s)) for o, t, s in stored])
+                decoded = [(o, t, decode(s)) for o, t, s in stored]
+                if reading is None or worker is None:
+                    with self.views.session(generation) as session:
+                        events = self.projector.rebuild(session, decoded)
+                else:
+                    folds, events = self.projector.fold_stored(decoded)
+                    self.projector.apply_folds(reading, folds)
+                    rows = reading.take_job_rows()
+                    with worker.write_turn():
+                        self.views.write_job_rows(generation, rows)
                 yield events  # committed: the caller may write other pages in between
 
         return fold

@@ -149,16 +149,20 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         page = max(1, limit)
         while True:
             with self.datastore.transaction(commit=False) as c:
-                c.execute(page_sql, [after, up_to, *topics, *bound, page])
-                rows = c.fetchall()
+                cursor = c.sqlite_cursor
+                cursor.row_factory = (
+                    None  # plain tuples: the library's sqlite3.Row costs more per row, and is not needed
+                )
+                cursor.execute(page_sql, [after, up_to, *topics, *bound, page])
+                rows = cursor.fetchall()
                 if len(rows) == page:
                     last = rows[-1][0]
                     whole = [r for r in rows if r[0] != last]
                     if whole:
                         rows = whole  # the last aggregate may go on: it starts the next list
                     else:  # one aggregate longer than a page: read the rest of it
-                        c.execute(rest_sql, [last, rows[-1][1], up_to, *topics, *bound])
-                        rows = [*rows, *c.fetchall()]
+                        cursor.execute(rest_sql, [last, rows[-1][1], up_to, *topics, *bound])
+                        rows = [*rows, *cursor.fetchall()]
             if not rows:
                 return
             after = rows[-1][0]
@@ -175,8 +179,9 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         )
         page = max(1, limit)
         with self.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
             cursor = c.sqlite_cursor
+            cursor.row_factory = None
+            cursor.execute(sql, params)
             rows: list[Any] = []
             while batch := cursor.fetchmany(page):
                 rows.extend(batch)

@@ -3,9 +3,10 @@
 A rebuild folds every job aggregate from its stored events and builds its row; on one core that is most of a
 replay. Job aggregates are independent of each other (their rows join instances and compute environments,
 which the rebuild has written and committed before), so the job id space splits in two: ids that sort before
-`SPLIT` here, the rest in a worker that reads the same database file, folds with the same code and hands its
-rows back, a few pages ahead at most. Only this process writes. Rows are upserts, so should the worker fail,
-its half is simply rebuilt here.
+`SPLIT` here, the rest in a worker that reads the same database file, folds with the same code and writes its own
+rows. The two take turns at writing (one lock, held for a page's short transaction), so neither waits in SQLite's
+busy loop, and no row crosses between the processes. Rows are upserts, so should the worker fail, its half is
+simply rebuilt here.
 """
 
 from __future__ import annotations
@@ -16,23 +17,26 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 
-SPLIT = "7"
+SPLIT = "8"
 """Job aggregate ids are uuid5 text, uniform in their first hex digit: the worker takes 9 of the 16 digits, as this
 process also writes every row (the split measured best: docs/ingest-performance.md, "Tuning values")."""
-QUEUE_DEPTH = 2
-"""Pages of rows the worker may be ahead: bounds memory whatever the store's size."""
-JobRows = tuple[list[Any], list[tuple[Any, ...]]]
+QUEUE_DEPTH = 4
+"""Pages the worker may report ahead of this process reading them (each report is a count)."""
+TURN_POLL_SECONDS = 0.5
+"""How often a wait for the write turn checks that the worker is still alive."""
 
 
 def _worker(
-    database: str, generation: int, topics: list[str], up_to: int, page: int, results: Any, hosts: Any
+    database: str, generation: int, topics: list[str], up_to: int, page: int, results: Any, hosts: Any, turn: Any
 ) -> None:  # pragma: no cover - runs in the worker process (its rows are checked by the replay tests)
-    """Fold the jobs from `SPLIT` on and put (events, rows) per page on `results`, then None. Rows are built once
-    `hosts` (an event) says the compute environments and instances they join are written; folding starts at once."""
+    """Fold the jobs from `SPLIT` on and write their rows page by page, each in its write `turn`; put each page's
+    event count on `results`, then None. Rows are built once `hosts` (an event) says the compute environments and
+    instances they join are written; folding starts at once."""
     from eventsourcing.utils import Environment
 
     from batchops.adapters.sqlite.event_store import Factory, PollingSQLiteApplicationRecorder
@@ -42,6 +46,7 @@ def _worker(
     gc.disable()  # short-lived acyclic objects only, as in the rebuild itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the replay ends us
     views = SQLiteViewStore(database, create=False)
+    views.write_unsynced(generation)
     factory = Factory(Environment("batchops", {"SQLITE_DBNAME": database, "CREATE_TABLE": "n"}))
     recorder = factory.application_recorder()
     assert isinstance(recorder, PollingSQLiteApplicationRecorder)
@@ -51,14 +56,18 @@ def _worker(
         folds, count = projector.fold_stored([(o, t, orjson.loads(s)) for o, t, s in stored])
         hosts.wait()
         projector.apply_folds(session, folds)
-        results.put((count, session.take_job_rows()))
+        rows = session.take_job_rows()
+        with turn:
+            views.write_job_rows(generation, rows)
+        results.put(count)
     results.put(None)
     factory.close()
     views.close()
 
 
 class JobPhaseWorker:
-    """The worker process of one rebuild's job phase: start it, then `rows()` while folding the first half here."""
+    """The worker process of one rebuild's job phase: start it, then fold the first half here, writing each page in
+    `write_turn()`."""
 
     def __init__(self, database: str, generation: int, topics: list[str], up_to: int, page: int) -> None:
         # Fork would share the loaded modules, but is only safe with no other thread around (the progress
@@ -66,9 +75,10 @@ class JobPhaseWorker:
         context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
         self._results = context.Queue(maxsize=QUEUE_DEPTH)
         self._hosts = context.Event()
+        self._turn = context.Lock()
         self._process = context.Process(
             target=_worker,
-            args=(database, generation, topics, up_to, page, self._results, self._hosts),
+            args=(database, generation, topics, up_to, page, self._results, self._hosts, self._turn),
             name="batchops-replay",
             daemon=True,
         )
@@ -80,8 +90,21 @@ class JobPhaseWorker:
         """Tell the worker that the compute environments and instances its job rows join are committed."""
         self._hosts.set()
 
-    def ready(self) -> Iterator[tuple[int, JobRows]]:
-        """The pages the worker has finished so far, without waiting."""
+    @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        """Hold the write turn that the worker takes for each of its pages. A worker that died may have died holding
+        it: then nobody else writes, and this process goes on without it."""
+        while not self._turn.acquire(timeout=TURN_POLL_SECONDS):
+            if not self._process.is_alive():
+                yield
+                return
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+    def ready(self) -> Iterator[int]:
+        """The event counts of the pages the worker has written so far, without waiting."""
         while not self.finished:
             try:
                 item = self._results.get_nowait()
@@ -92,8 +115,9 @@ class JobPhaseWorker:
                 return
             yield item
 
-    def rest(self) -> Iterator[tuple[int, JobRows]]:
-        """Every page still to come, waiting for each; stops early (with `finished` false) if the worker died."""
+    def rest(self) -> Iterator[int]:
+        """The event counts of every page still to come, waiting for each; stops early (with `finished` false) if
+        the worker died."""
         while not self.finished:
             try:
                 item = self._results.get(timeout=1.0)
@@ -123,13 +147,12 @@ class JobPhaseWorker:
 def rebuild_jobs_on_two_cores(
     worker: JobPhaseWorker,
     fold_here: Callable[[str, str | None], Iterator[int]],
-    write: Callable[[JobRows], None],
     progress: Callable[[int], None] | None,
 ) -> int:
     """Run the job phase split in two with a started worker (closed here); returns the events folded.
 
     `fold_here(after, before)` folds and writes the jobs whose ids sort after `after` and before `before` (no
-    bound when None), yielding each page's event count; `write` writes a page of the worker's rows."""
+    bound when None), each page in the worker's `write_turn()`, yielding each page's event count."""
     here = 0
     there = 0
     try:
@@ -137,20 +160,18 @@ def rebuild_jobs_on_two_cores(
             here += events
             if progress is not None:
                 progress(events)
-            for worker_events, rows in worker.ready():
-                write(rows)
+            for worker_events in worker.ready():
                 there += worker_events
                 if progress is not None:
                     progress(worker_events)
-        for worker_events, rows in worker.rest():
-            write(rows)
+        for worker_events in worker.rest():
             there += worker_events
             if progress is not None:
                 progress(worker_events)
         finished = worker.finished
     finally:
         worker.close()
-    if not finished:  # the worker died: its half again, here (upserts, so the pages it did deliver do no harm)
+    if not finished:  # the worker died: its half again, here (upserts, so the pages it did write do no harm)
         there = 0
         for events in fold_here(SPLIT, None):
             there += events

@@ -215,15 +215,19 @@ class SQLiteViewStore:
                 generation = int(db.execute("SELECT MAX(generation) FROM view_generations").fetchone()[0]) + 1
                 db.execute("INSERT INTO view_generations VALUES (?, 'building')", (generation,))
                 self._delete_files(generation)  # a file of that number can only be left from a deleted store
+        self.write_unsynced(generation)
+        with self._transaction() as db:
+            for statement in _tables(generation):
+                db.execute(statement)
+        return generation
+
+    def write_unsynced(self, generation: int) -> None:
+        """Write a generation being rebuilt on this connection without waiting for the disk."""
         self._attach(generation)
         # Built in one go and rebuilt whole if interrupted: no fsync per commit nor per checkpoint; made durable once at
         # the switch. (Checkpoints stay automatic: a WAL grown to the size of the generation slows every page read
         # and leaves the whole copy for the switch.)
         self._db.execute(f"PRAGMA g{generation}.synchronous=OFF")
-        with self._transaction() as db:
-            for statement in _tables(generation):
-                db.execute(statement)
-        return generation
 
     def index_generation(self, generation: int) -> None:
         """Create a rebuilt generation's job indexes (`start_generation` leaves them out while jobs are bulk
