@@ -7,7 +7,7 @@ environment learns something that changes a job row, the rows of the jobs that r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -199,26 +199,37 @@ class Projector:
                 )
         return count
 
-    def rebuild(self, session: ProjectionSession, stored: Iterable[tuple[str, str, dict[str, Any]]]) -> int:
+    def rebuild(
+        self,
+        session: ProjectionSession,
+        stored: Iterable[tuple[str, str, Any]],
+        decode: Callable[[Any], dict[str, Any]] | None = None,
+    ) -> int:
         """Fold whole aggregates from their stored states and write every row they make; returns the count.
 
         `stored` holds (originator id, topic, decoded state) for every event of its aggregates, each aggregate's
         in version order (a rebuild reading the store aggregate by aggregate, as `apply(whole=True)` takes).
         The states are folded as they are, without the library's domain event objects: the same fold functions
-        the events' `apply` calls, so the rows are the same."""
-        folds, count = self.fold_stored(stored)
+        the events' `apply` calls, so the rows are the same. With `decode`, the states are stored bytes, each decoded
+        as it is folded."""
+        folds, count = self.fold_stored(stored, decode)
         self.apply_folds(session, folds)
         return count
 
-    def fold_stored(self, stored: Iterable[tuple[str, str, dict[str, Any]]]) -> tuple[FoldsByKind, int]:
+    def fold_stored(
+        self, stored: Iterable[tuple[str, str, Any]], decode: Callable[[Any], dict[str, Any]] | None = None
+    ) -> tuple[FoldsByKind, int]:
         """`rebuild`'s first half: the folds of whole aggregates from their stored states, and the count (no view is
-        read, so this can run before the rows they join are written)."""
+        read, so this can run before the rows they join are written). With `decode`, each state is decoded just before
+        it is folded (and freed after): a page of decoded states never exists at once."""
         folds = FoldsByKind({}, {}, {})
         count = 0
         key: UUID | None = None
         fold: dict[str, Any] | None = None
         current = ""
         for originator, topic, state in stored:
+            if decode is not None:
+                state = decode(state)
             count += 1
             kind = _STORED_KINDS.get(topic)
             if kind is None:

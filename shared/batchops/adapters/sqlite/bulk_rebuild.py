@@ -94,12 +94,11 @@ class SQLiteBulkRebuild:
             # session keeps its instance lookups from page to page.
             reading = self.views.reading_session(generation) if worker is not None and exclude else None
             for stored in pages:
-                decoded = [(o, t, decode(s)) for o, t, s in stored]
                 if reading is None or worker is None:
                     with self.views.session(generation) as session:
-                        events = self.projector.rebuild(session, decoded)
+                        events = self.projector.rebuild(session, stored, decode)
                 else:
-                    folds, events = self.projector.fold_stored(decoded)
+                    folds, events = self.projector.fold_stored(stored, decode)
                     self.projector.apply_folds(reading, folds)
                     rows = reading.take_job_rows()
                     with worker.write_turn():

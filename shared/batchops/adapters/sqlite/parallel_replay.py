@@ -23,8 +23,9 @@ from typing import Any
 import orjson
 
 SPLIT = "8"
-"""Job aggregate ids are uuid5 text, uniform in their first hex digit: the worker takes 9 of the 16 digits, as this
-process also writes every row (the split measured best: docs/ingest-performance.md, "Tuning values")."""
+"""Job aggregate ids are uuid5 text, uniform in their first hex digit: each process takes 8 of the 16 digits, as each
+writes its own rows (this one also the compute environments and instances first, while the worker folds its first
+page; measured: docs/ingest-performance.md, "Tuning values")."""
 QUEUE_DEPTH = 4
 """Pages the worker may report ahead of this process reading them (each report is a count)."""
 TURN_POLL_SECONDS = 0.5
@@ -53,7 +54,7 @@ def _worker(
     projector = Projector()
     session = views.reading_session(generation)
     for stored in recorder.select_aggregate_states(topics, up_to=up_to, exclude=True, limit=page, after=SPLIT):
-        folds, count = projector.fold_stored([(o, t, orjson.loads(s)) for o, t, s in stored])
+        folds, count = projector.fold_stored(stored, orjson.loads)
         hosts.wait()
         projector.apply_folds(session, folds)
         rows = session.take_job_rows()

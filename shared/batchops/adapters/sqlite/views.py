@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -233,19 +234,30 @@ class SQLiteViewStore:
         """Create a rebuilt generation's job indexes (`start_generation` leaves them out while jobs are bulk
         written; until then, a live ingest's joins into that generation scan its job rows)."""
         self._attach(generation)
-        with self._transaction() as db:
-            for statement in _job_indexes(generation):
-                db.execute(statement)
+        # The rows written so far reach the disk while their indexes are built: the switch's fsync is left the rest.
+        flushing = None if self.path == ":memory:" else threading.Thread(target=self._fsync, args=(generation,))
+        if flushing is not None:
+            flushing.start()
+        try:
+            with self._transaction() as db:
+                for statement in _job_indexes(generation):
+                    db.execute(statement)
+        finally:
+            if flushing is not None:
+                flushing.join()
+
+    def _fsync(self, generation: int) -> None:
+        descriptor = os.open(self.generation_file(generation), os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def switch_generation(self, generation: int) -> None:
         """Make a rebuilt generation durable and current, then delete the previous one's file."""
         self._db.execute(f"PRAGMA g{generation}.wal_checkpoint(TRUNCATE)")
         if self.path != ":memory:":
-            descriptor = os.open(self.generation_file(generation), os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            self._fsync(generation)
         self._db.execute(f"PRAGMA g{generation}.synchronous=NORMAL")
         old = self.current_generation()
         with self._transaction() as db:  # waits for any write in progress on the old generation (it is attached)
