@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchops.adapters.sqlite.event_store import PollingSQLiteApplicationRecorder
+from batchops.adapters.sqlite.host_topics import HOST_TOPICS
 from batchops.bootstrap import Settings, build_application
 from batchops.inbound import Parsed, translate
 from batchops.jobs import Job
@@ -69,25 +70,29 @@ _HOST = "host-topic"
 _OTHER = ("job-topic", "task-topic")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 7), st.sampled_from((_HOST, *_OTHER))), max_size=60),
+    st.lists(st.tuples(st.integers(0, 7), st.sampled_from((_HOST, *_OTHER)), st.integers(0, 3)), max_size=60),
     st.integers(1, 5),
     st.integers(0, 60),
     st.sampled_from(("", "3")),
     st.sampled_from((None, "b")),
+    st.booleans(),
 )
 def test_a_rebuild_reads_the_events_of_some_topics_aggregate_by_aggregate_whichever_way_it_reads(
-    appends: list[tuple[int, str]], limit: int, up_to: int, after: str, before: str | None
+    appends: list[tuple[int, str, int]], limit: int, up_to: int, after: str, before: str | None, indexed: bool
 ) -> None:
-    """Both ways `select_aggregate_states` reads (the key index for most topics, one sorted scan for a few) give
-    every matching event once, in (aggregate, version) order, and never split an aggregate between two lists."""
+    """Every way `select_aggregate_states` reads (the key index for most topics; for a few, their partial index when
+    they are the indexed `HOST_TOPICS`, else one sorted scan) gives every matching event once, in (aggregate, version)
+    order, and never splits an aggregate between two lists."""
+    hosts = HOST_TOPICS if indexed else (_HOST,)
     with tempfile.TemporaryDirectory() as folder:
         recorder = PollingSQLiteApplicationRecorder(SQLiteDatastore(db_name=str(Path(folder) / "events.db")))
         recorder.create_table()
         versions: dict[str, int] = {}
         rows = []
-        for aggregate, topic in appends:  # events appended in arrival order, aggregates interleaved
+        for aggregate, kind, which in appends:  # events appended in arrival order, aggregates interleaved
+            topic = hosts[which % len(hosts)] if kind == _HOST else kind
             originator = f"{aggregate:x}" * 32
             versions[originator] = versions.get(originator, 0) + 1
             rows.append((originator, versions[originator], topic, f"{originator}/{versions[originator]}".encode()))
@@ -97,16 +102,40 @@ def test_a_rebuild_reads_the_events_of_some_topics_aggregate_by_aggregate_whiche
                 (r[0], r[1], r[2], r[3])
                 for position, r in enumerate(rows, start=1)
                 if position <= up_to
-                and (r[2] == _HOST) != exclude
+                and (r[2] in hosts) != exclude
                 and r[0] > after
                 and (before is None or r[0] < before)
             )
             pages = list(
                 recorder.select_aggregate_states(
-                    [_HOST], up_to=up_to, exclude=exclude, limit=limit, after=after, before=before
+                    list(hosts), up_to=up_to, exclude=exclude, limit=limit, after=after, before=before
                 )
             )
             assert all(pages)
             assert [row for page in pages for row in page] == [(o, t, s) for o, _, t, s in expected]
             owners = [{o for o, _, _ in page} for page in pages]
             assert sum(len(ids) for ids in owners) == len(set().union(*owners))
+
+
+def test_the_events_of_the_hosts_are_read_by_their_partial_index_also_on_a_store_made_without_it() -> None:
+    """A store written before the index existed gets it when opened, and a rebuild's read of the hosts' events uses
+    it (SQLite uses a partial index only when the query repeats its terms)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "events.db")
+        recorder = PollingSQLiteApplicationRecorder(SQLiteDatastore(db_name=path, pool_size=1, max_overflow=0))
+        recorder.create_table()
+        with recorder.datastore.transaction(commit=True) as c:
+            c.execute("DROP INDEX stored_events_hosts")
+        recorder.insert_rows([("a" * 32, 1, HOST_TOPICS[2], b"{}"), ("b" * 32, 1, "job-topic", b"{}")])
+        reopened = PollingSQLiteApplicationRecorder(SQLiteDatastore(db_name=path, pool_size=1, max_overflow=0))
+        reopened.create_table()
+        statements: list[str] = []
+        with reopened.datastore.transaction(commit=False) as c:  # the pool's one connection, traced
+            connection = c.sqlite_cursor.connection
+        connection.set_trace_callback(statements.append)
+        pages = list(reopened.select_aggregate_states(list(HOST_TOPICS), up_to=2))
+        connection.set_trace_callback(None)
+        assert pages == [[("a" * 32, HOST_TOPICS[2], b"{}")]]
+        (query,) = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        plan = " ".join(str(row[-1]) for row in connection.execute(f"EXPLAIN QUERY PLAN {query}"))
+        assert "USING INDEX stored_events_hosts" in plan, plan

@@ -13,22 +13,14 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Mapper
-from eventsourcing.utils import get_topic
 
 from batchops.adapters.sqlite.event_store import PollingSQLiteApplicationRecorder
+from batchops.adapters.sqlite.host_topics import HOST_TOPICS
 from batchops.adapters.sqlite.parallel_replay import JobPhaseWorker, rebuild_jobs_on_two_cores
 from batchops.adapters.sqlite.views import SQLiteViewStore
-from batchops.compute_environments import ComputeEnvironment
-from batchops.instances import Instance
 from batchops.ports import Progress
 from batchops.projector import Projector
 from batchops.tuning import DEFAULT_TUNING, Tuning
-
-HOST_TOPICS = [
-    get_topic(cls)
-    for cls in (ComputeEnvironment.Tracked, ComputeEnvironment.Configured, Instance.Tracked, Instance.Observed)
-]
-"""The events of the aggregates job rows join: rebuilt first."""
 
 
 class SQLiteBulkRebuild:

@@ -15,6 +15,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification, StoredEvent, Subscription
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory, SQLiteProcessRecorder
 
+from batchops.adapters.sqlite.host_topics import HOST_TOPICS, topics_sql
 from batchops.recorder_store import RecorderEventStore
 from batchops.transcoder import OrjsonMapper
 
@@ -65,6 +66,16 @@ class PollingSubscription(Subscription[ApplicationRecorder]):
 
 class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     """The library's SQLite application recorder, plus a polling subscribe() and reading by aggregate."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        """The library's table, and a partial index of the events of `HOST_TOPICS` (a few percent of them): made on a
+        store that lacks it by one scan of the table, once."""
+        table = self.events_table_name
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE INDEX IF NOT EXISTS {table}_hosts ON {table} (originator_id, originator_version)"
+            f" WHERE {topics_sql(HOST_TOPICS)}",
+        ]
 
     def subscribe(self, gt: int | None = None, topics: Sequence[str] = ()) -> Subscription[ApplicationRecorder]:
         """A subscription that polls the notification log."""
@@ -127,7 +138,7 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         objects, for a rebuild that decodes the state itself. Only aggregates whose id sorts after `after` and
         (if given) before `before` are read. Each list holds whole aggregates (about `limit` events; more when
         one aggregate alone has more) and is read in its own short transaction, or, for the few events of some
-        topics, all lists from one sorted scan (`_scan_sorted`)."""
+        topics, all lists from one read in order (`_read_in_order`)."""
         table = self.events_table_name
         marks = ", ".join("?" * len(topics))
         where = f"rowid <= ? AND topic {'NOT IN' if exclude else 'IN'} ({marks})"
@@ -135,8 +146,14 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         if before is not None:
             where += " AND originator_id < ?"
             bound.append(before)
+        if not exclude and tuple(topics) == HOST_TOPICS:  # their partial index, read in order
+            indexed = f"originator_id > ? AND rowid <= ? AND {topics_sql(HOST_TOPICS)}"
+            if before is not None:
+                indexed += " AND originator_id < ?"
+            yield from self._read_in_order(indexed, [after, up_to, *bound], limit, indexed=True)
+            return
         if not exclude:
-            yield from self._scan_sorted(f"originator_id > ? AND {where}", [after, up_to, *topics, *bound], limit)
+            yield from self._read_in_order(f"originator_id > ? AND {where}", [after, up_to, *topics, *bound], limit)
             return
         page_sql = (
             f"SELECT originator_id, originator_version, topic, state FROM {table}"
@@ -150,9 +167,8 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         while True:
             with self.datastore.transaction(commit=False) as c:
                 cursor = c.sqlite_cursor
-                cursor.row_factory = (
-                    None  # plain tuples: the library's sqlite3.Row costs more per row, and is not needed
-                )
+                # Plain tuples: the library's sqlite3.Row costs more per row, and is not needed.
+                cursor.row_factory = None
                 cursor.execute(page_sql, [after, up_to, *topics, *bound, page])
                 rows = cursor.fetchall()
                 if len(rows) == page:
@@ -168,14 +184,16 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             after = rows[-1][0]
             yield [(r[0], r[2], r[3]) for r in rows]
 
-    def _scan_sorted(self, where: str, params: list[Any], limit: int) -> Iterator[list[tuple[str, str, bytes]]]:
-        """`select_aggregate_states` for the events of a few topics: the table read once in storage order and sorted
-        by SQLite (its sorter spills to disk: memory stays bounded), where walking the key index reads every row to
-        test its topic, a page at a time (half the time of a replay's first phase). The read transaction lasts the
-        whole scan."""
+    def _read_in_order(
+        self, where: str, params: list[Any], limit: int, *, indexed: bool = False
+    ) -> Iterator[list[tuple[str, str, bytes]]]:
+        """`select_aggregate_states` for the events of a few topics, in one read transaction: `indexed`, by the
+        partial index of their events; else the table read once in storage order and sorted by SQLite (its sorter
+        spills to disk: memory stays bounded), where walking the key index reads every row to test its topic, a page
+        at a time."""
         sql = (
-            f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name} NOT INDEXED"
-            f" WHERE {where} ORDER BY originator_id, originator_version"
+            f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}"
+            f"{'' if indexed else ' NOT INDEXED'} WHERE {where} ORDER BY originator_id, originator_version"
         )
         page = max(1, limit)
         with self.datastore.transaction(commit=False) as c:

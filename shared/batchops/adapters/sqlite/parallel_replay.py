@@ -16,7 +16,7 @@ import multiprocessing as mp
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +33,7 @@ TURN_POLL_SECONDS = 0.5
 
 
 def _worker(
-    database: str, generation: int, topics: list[str], up_to: int, page: int, results: Any, hosts: Any, turn: Any
+    database: str, generation: int, topics: Sequence[str], up_to: int, page: int, results: Any, hosts: Any, turn: Any
 ) -> None:  # pragma: no cover - runs in the worker process (its rows are checked by the replay tests)
     """Fold the jobs from `SPLIT` on and write their rows page by page, each in its write `turn`; put each page's
     event count on `results`, then None. Rows are built once `hosts` (an event) says the compute environments and
@@ -70,7 +70,7 @@ class JobPhaseWorker:
     """The worker process of one rebuild's job phase: start it, then fold the first half here, writing each page in
     `write_turn()`."""
 
-    def __init__(self, database: str, generation: int, topics: list[str], up_to: int, page: int) -> None:
+    def __init__(self, database: str, generation: int, topics: Sequence[str], up_to: int, page: int) -> None:
         # Fork would share the loaded modules, but is only safe with no other thread around (the progress
         # display has one).
         context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
