@@ -133,7 +133,7 @@ def test_one_target_and_one_target_tracking_policy_per_read_and_write_dimension(
     assert len(scopes) == len(set(scopes.values())) == 16
     tracked = sorted(p["Properties"]["ScalingTargetId"]["Ref"] for p in policies.values())
     assert tracked == sorted(targets), "exactly one policy per target"
-    for name, target in targets.items():
+    for target in targets.values():
         props = target["Properties"]
         assert props["ServiceNamespace"] == "dynamodb"
         assert "RoleARN" not in props, "Application Auto Scaling's service-linked role, not a role of ours"
