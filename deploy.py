@@ -33,7 +33,7 @@ from batchops.rollout.destroy import destroy
 from batchops.rollout.errors import RolloutError
 from batchops.rollout.grafana_workspace import GrafanaProvisioningError
 from batchops.rollout.preflight import PreflightError
-from batchops.rollout.settings import OperationPreferences, RolloutSettings
+from batchops.rollout.settings import CentralCapacity, OperationPreferences, RolloutSettings
 from batchops.rollout.status import status
 from batchops.waiting import DurationError, parse_duration
 from batchops.waiting_alerts import AlarmThresholds
@@ -107,6 +107,25 @@ def parser() -> argparse.ArgumentParser:
         "--central-parameter", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
         help="a parameter of central-account/template.yaml (repeatable), e.g. AlarmTopic=arn:...",
     )  # fmt: skip
+    capacity = main.add_argument_group("capacity of the central DynamoDB tables (docs/deploy.md, DynamoDB capacity)")
+    capacity.add_argument(
+        "--capacity-mode", choices=("on-demand", "provisioned"), default=CentralCapacity.mode,
+        help="bill the hot tables per request, or provision units auto scaling keeps near --target-utilization"
+        " (a table may switch once per 24 h; default on-demand)",
+    )  # fmt: skip
+    for kind in ("read", "write"):
+        for bound, side in (("min", "above"), ("max", "below")):
+            default = getattr(CentralCapacity, f"{bound}_{kind}_units")
+            capacity.add_argument(
+                f"--{bound}-{kind}-units", type=int, metavar="N",
+                help=f"provisioned only: the {kind} units auto scaling keeps each table and index at or {side}"
+                f" (default {default})",
+            )  # fmt: skip
+    capacity.add_argument(
+        "--target-utilization", type=int, metavar="PERCENT",
+        help=f"provisioned only: the share of the units auto scaling aims to use (default"
+        f" {CentralCapacity.target_utilization_percent})",
+    )  # fmt: skip
     waiting = main.add_argument_group("alarms on waiting jobs (CloudWatch, in the central account's home region)")
     waiting.add_argument(
         "--alarm-topic", metavar="ARN",
@@ -143,6 +162,29 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+_BOUNDS = {
+    "min_read_units": "--min-read-units",
+    "max_read_units": "--max-read-units",
+    "min_write_units": "--min-write-units",
+    "max_write_units": "--max-write-units",
+    "target_utilization_percent": "--target-utilization",
+}
+
+
+def capacity_from(args: argparse.Namespace) -> CentralCapacity:
+    """The capacity mode and its bounds; a bound given without provisioned mode is a mistake, said at once."""
+    given = {
+        field: value
+        for field, option in _BOUNDS.items()
+        if (value := getattr(args, option[2:].replace("-", "_"), None)) is not None
+    }
+    mode = getattr(args, "capacity_mode", CentralCapacity.mode)
+    if given and mode != "provisioned":
+        options = ", ".join(_BOUNDS[f] for f in given)
+        raise ValueError(f"{options}: only with --capacity-mode provisioned")
+    return CentralCapacity(mode, **given)
+
+
 def settings_from(args: argparse.Namespace, default_region: str | None = None) -> RolloutSettings:
     """Typed settings from the parsed command line."""
     home = args.home_region or (args.regions[0] if args.regions else None) or default_region
@@ -165,6 +207,7 @@ def settings_from(args: argparse.Namespace, default_region: str | None = None) -
         artifact=getattr(args, "artifact", None),
         artifact_bucket=getattr(args, "artifact_bucket", None),
         central_parameters=dict(getattr(args, "central_parameter", [])),
+        capacity=capacity_from(args),
         oam=args.oam,
         grafana=args.grafana,
         alarms=getattr(args, "alarms", True),

@@ -266,6 +266,26 @@ def _sns(action: str, operation: str, params: Mapping[str, Any], region: str, ac
     return requests
 
 
+# The service-linked role Application Auto Scaling creates, with the caller's permission, at a namespace's first target
+_SCALING_ROLE_SERVICES = {"dynamodb": "dynamodb.application-autoscaling.amazonaws.com"}
+_SCALING_ROLES = {"dynamodb": "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable"}
+
+
+def _application_autoscaling(
+    action: str, operation: str, params: Mapping[str, Any], region: str, account: str
+) -> list[Request]:
+    """Scalable targets get ids AWS assigns, so `*`; registering one without a RoleARN also needs
+    iam:CreateServiceLinkedRole on the namespace's role, with its service as `iam:AWSServiceName` (Application Auto
+    Scaling's "Service-linked roles")."""
+    requests = [Request(action, "*")]
+    namespace = params.get("ServiceNamespace", "")
+    if operation == "RegisterScalableTarget" and "RoleARN" not in params and namespace in _SCALING_ROLES:
+        service = _SCALING_ROLE_SERVICES[namespace]
+        role = f"arn:aws:iam::{account}:role/aws-service-role/{service}/{_SCALING_ROLES[namespace]}"
+        requests.append(Request("iam:CreateServiceLinkedRole", role, {"iam:AWSServiceName": service}))
+    return requests
+
+
 _DEPLOYER_SERVICES = {
     "sts": _sts,
     "organizations": _organizations,
@@ -274,6 +294,7 @@ _DEPLOYER_SERVICES = {
     "grafana": _grafana,
     "cloudwatch": _cloudwatch,
     "sns": _sns,
+    "application-autoscaling": _application_autoscaling,
 }
 
 

@@ -17,6 +17,7 @@ from moto import mock_aws
 from batchops.adapters.dynamodb.tables import events_table_definition, tracking_table_definition
 from batchops.adapters.dynamodb.views import view_table_definitions
 from conftest import all_samples, create_central_stack_on_moto
+from template_render import render
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
 
@@ -204,8 +205,8 @@ def test_every_queue_is_encrypted_and_the_dead_letter_queues_keep_14_days(templa
     assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}, "maxReceiveCount": 5}
 
 
-def test_every_table_is_on_demand_encrypted_with_pitr(template: dict[str, Any]) -> None:
-    tables = resources(template, "AWS::DynamoDB::Table")
+def test_every_table_is_on_demand_by_default_encrypted_with_pitr(template: dict[str, Any]) -> None:
+    tables = resources(render(template), "AWS::DynamoDB::Table")  # the default CapacityMode (test_capacity_mode.py)
     assert {name: t["Properties"]["TableName"] for name, t in tables.items()} == {
         name: {"Fn::Sub": f"${{Prefix}}-{purpose}"} for name, purpose in TABLES.items()
     }

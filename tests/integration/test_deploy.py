@@ -27,9 +27,11 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 
+import template_render
 from batchops.local.emulator import patch_moto
 from batchops.rollout import grafana_workspace
-from batchops.rollout.central_stack import bus_policy_problems, unprotect_event_store
+from batchops.rollout.artifact import StagedArtifact
+from batchops.rollout.central_stack import bus_policy_problems, central_parameters, unprotect_event_store
 from batchops.rollout.clients import Clients, WriteRefused, is_read_only
 from batchops.rollout.coverage import (
     AUTO_DEPLOYMENT_PENDING,
@@ -44,7 +46,7 @@ from batchops.rollout.coverage import (
 )
 from batchops.rollout.oam_sinks import REGION_SLOTS, ensure_sink, sink_policy, sink_slots
 from batchops.rollout.preflight import STACKSETS_PRINCIPAL, Account, Caller, OrgUnit, PreflightReport
-from batchops.rollout.settings import OperationPreferences, RolloutSettings
+from batchops.rollout.settings import CentralCapacity, OperationPreferences, RolloutSettings
 from batchops.rollout.stack_set import Instance, StackSetSpec
 from batchops.rollout.stack_set_changes import ensure_stack_set
 from batchops.rollout.stack_set_operations import watch_operation
@@ -414,6 +416,107 @@ def test_the_alarm_options_set_the_topic_and_thresholds(org: Org) -> None:
     with pytest.raises(SystemExit) as refused:
         deploy.parser().parse_args(["--alarm-oldest-wait", "soon"])
     assert refused.value.code == 2
+
+
+def test_the_capacity_options_reach_the_central_stack_whose_hot_tables_are_then_provisioned(org: Org) -> None:
+    """moto's CloudFormation creates the tables as asked but skips the scaling targets and policies (no support for
+    AWS::ApplicationAutoScaling::*, a warning each): those are the template tests' (test_capacity_mode.py)."""
+    options = ("--capacity-mode", "provisioned", "--min-write-units", "7", "--max-write-units", "70")
+    code, out = run(org, *deploy_args(org, "--yes", *options))
+    assert code == 0, out
+    [stack] = boto3.client("cloudformation", region_name="us-east-1").describe_stacks(StackName=f"{PREFIX}-central")[
+        "Stacks"
+    ]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert {k: parameters[k] for k in CAPACITY_PARAMETERS} == {
+        "CapacityMode": "provisioned",
+        "ProvisionedMinReadUnits": "5",
+        "ProvisionedMaxReadUnits": "10000",
+        "ProvisionedMinWriteUnits": "7",
+        "ProvisionedMaxWriteUnits": "70",
+        "ProvisionedTargetUtilizationPercent": "70",
+    }
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    jobs = dynamodb.describe_table(TableName=f"{PREFIX}-jobs")["Table"]
+    assert jobs["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    for throughput in [
+        jobs["ProvisionedThroughput"],
+        *(i["ProvisionedThroughput"] for i in jobs["GlobalSecondaryIndexes"]),
+    ]:
+        assert (throughput["ReadCapacityUnits"], throughput["WriteCapacityUnits"]) == (5, 7)
+    snapshots = dynamodb.describe_table(TableName=f"{PREFIX}-snapshots")["Table"]
+    assert snapshots["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    scaling = boto3.client("application-autoscaling", region_name="us-east-1")
+    assert scaling.describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"] == []  # moto's gap
+
+
+CAPACITY_PARAMETERS = (
+    "CapacityMode",
+    "ProvisionedMinReadUnits",
+    "ProvisionedMaxReadUnits",
+    "ProvisionedMinWriteUnits",
+    "ProvisionedMaxWriteUnits",
+    "ProvisionedTargetUtilizationPercent",
+)
+
+
+def _central_parameters(*argv: str) -> dict[str, str]:
+    """The parameters deploy.py would send to the central stack for this command line (GetTemplateSummary stubbed
+    with the template's own parameter names)."""
+    declared = [{"ParameterKey": k} for k in template_render.decoded(REPO / "central-account" / "template.yaml")[
+        "Parameters"
+    ]]  # fmt: skip
+    settings = deploy.settings_from(deploy.parser().parse_args(["--org-unit", "ou-x", *argv]), "us-east-1")
+    cfn = _client("cloudformation")
+    with Stubber(cfn) as stub:
+        stub.add_response("get_template_summary", {"Parameters": declared})
+        found = central_parameters(cfn, settings, "{}", "o-abcdefghij", StagedArtifact("b", "k", []))
+    return {k: v for k, v in found.items() if k in CAPACITY_PARAMETERS}
+
+
+def test_the_capacity_mode_and_its_bounds_are_sent_as_the_templates_parameters() -> None:
+    assert _central_parameters() == {"CapacityMode": "on-demand"}  # the bounds keep the template's defaults
+    assert _central_parameters("--capacity-mode", "provisioned", "--max-read-units", "900") == {
+        "CapacityMode": "provisioned",
+        "ProvisionedMinReadUnits": "5",
+        "ProvisionedMaxReadUnits": "900",
+        "ProvisionedMinWriteUnits": "5",
+        "ProvisionedMaxWriteUnits": "10000",
+        "ProvisionedTargetUtilizationPercent": "70",
+    }
+    given = ("--min-read-units", "2", "--min-write-units", "3", "--max-write-units", "30", "--target-utilization", "50")
+    sent = _central_parameters("--capacity-mode", "provisioned", *given)
+    assert [sent[k] for k in CAPACITY_PARAMETERS[1:]] == ["2", "10000", "3", "30", "50"]
+    # --central-parameter still has the last word, as for every other parameter
+    assert _central_parameters("--central-parameter", "CapacityMode=provisioned")["CapacityMode"] == "provisioned"
+
+
+def test_the_capacity_defaults_are_the_templates() -> None:
+    parameters = template_render.decoded(REPO / "central-account" / "template.yaml")["Parameters"]
+    assert CentralCapacity().parameters() == {"CapacityMode": parameters["CapacityMode"]["Default"]}
+    provisioned = CentralCapacity(mode="provisioned").parameters()
+    assert provisioned == {
+        k: str(parameters[k]["Default"]) if k != "CapacityMode" else "provisioned" for k in CAPACITY_PARAMETERS
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("--max-read-units", "900"), "--max-read-units: only with --capacity-mode provisioned"),
+        (("--capacity-mode", "provisioned", "--min-write-units", "50", "--max-write-units", "40"),
+         "--min-write-units 50, --max-write-units 40: need 1 <= min <= max <= 40000"),
+        (("--capacity-mode", "provisioned", "--target-utilization", "95"), "--target-utilization must be 20..90"),
+    ],
+)  # fmt: skip
+def test_capacity_bounds_that_cannot_work_stop_the_deploy_before_any_call(argv: tuple[str, ...], said: str) -> None:
+    recorder = Recorder()
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    session.events.register("before-call", recorder)
+    out = io.StringIO()
+    code = deploy.main(["--org-unit", "ou-x", *argv], session=session, console=Console(file=out, width=200))
+    assert code == 1 and said in " ".join(out.getvalue().split()), out.getvalue()
+    assert recorder.calls == []
 
 
 def test_preflight_says_what_to_fix(org: Org) -> None:

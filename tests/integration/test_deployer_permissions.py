@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 import botocore.client
+import cfnlint
 import pytest
 import test_deploy
 from botocore.exceptions import ClientError
@@ -30,6 +31,7 @@ from cfnlint.decode.cfn_yaml import loads
 from test_deploy import PREFIX, REGIONS, Org, deploy_args, moto_gaps, moto_server, org, run
 from test_iam_enforced import unused_grants
 
+import template_render
 from batchops.rollout import grafana_workspace
 from batchops.rollout.artifact import artifact_bucket_name, artifact_bucket_policy, ensure_artifact_bucket
 from batchops.rollout.oam_sinks import delete_sink, ensure_sink, sink_policy
@@ -465,6 +467,69 @@ def test_status_with_a_member_policy_missing_one_action_says_not_checked_and_why
     assert "DLQ: messages in each stack's bo-forward-dlq: none read; 6 not checked:" in said, out
     assert "GetQueueAttributes refused (AccessDeniedException: User: member account" in said, out
     assert code == 0, out  # not knowing is said, not failed
+
+
+# What the registry lists for the scaling types' handlers that the provisioned stack never needs, and why
+NOT_NEEDED_FOR_SCALING = {
+    "iam:PassRole": "passes a RoleARN; the targets have none (the service-linked role)",
+    "application-autoscaling:PutScheduledAction": "the targets have no ScheduledActions",
+    "application-autoscaling:DeleteScheduledAction": "the targets have no ScheduledActions",
+    "lambda:GetProvisionedConcurrencyConfig": "Lambda's namespace, not DynamoDB's",
+    "lambda:PutProvisionedConcurrencyConfig": "Lambda's namespace, not DynamoDB's",
+    "lambda:DeleteProvisionedConcurrencyConfig": "Lambda's namespace, not DynamoDB's",
+}
+
+
+def registry_handler_permissions(kind: str) -> set[str]:
+    """Every permission the CloudFormation registry lists for a resource type's handlers (cfn-lint's copy)."""
+    schemas = Path(cfnlint.__file__).parent / "data" / "schemas"
+    digest = json.loads((schemas / "providers" / f"{HOME}.json").read_text())[kind]
+    handlers = json.loads((schemas / "resources" / f"{digest}.json").read_text())["handlers"]
+    return {permission for handler in handlers.values() for permission in handler["permissions"]}
+
+
+def provisioned_template() -> dict[str, Any]:
+    template = template_render.decoded(ROOT / "central-account" / "template.yaml")
+    return template_render.render(template, {"CapacityMode": "provisioned", "Prefix": PREFIX})
+
+
+def test_the_provisioned_policy_grants_what_the_scaling_handlers_need_and_no_more() -> None:
+    kinds = {r["Type"] for r in provisioned_template()["Resources"].values() if "ApplicationAutoScaling" in r["Type"]}
+    assert kinds == {"AWS::ApplicationAutoScaling::ScalableTarget", "AWS::ApplicationAutoScaling::ScalingPolicy"}
+    listed = set().union(*(registry_handler_permissions(kind) for kind in kinds))
+    assert set(NOT_NEEDED_FOR_SCALING) <= listed
+    policy = deployer_policy("central-provisioned", "111111111111")
+    granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert granted == listed - set(NOT_NEEDED_FOR_SCALING)
+
+
+def test_registering_the_provisioned_stacks_targets_is_allowed_by_that_policy_alone() -> None:
+    """The requests of each target's registration (the service-linked role's creation among them) and policy, from
+    the rendered template: denied under the central policy, allowed with the provisioned one added, and the role's
+    creation refused for any other service."""
+    central = "111111111111"
+    rendered = provisioned_template()["Resources"]
+    names = {n: r["Properties"]["TableName"]["Fn::Sub"].replace("${Prefix}", PREFIX) for n, r in rendered.items()
+             if r["Type"] == "AWS::DynamoDB::Table"}  # fmt: skip
+    requests = []
+    for resource in rendered.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget":
+            resource_id = re.sub(r"\$\{(\w+)\}", lambda m: names[m[1]], props["ResourceId"]["Fn::Sub"])
+            params = {k: props[k] for k in ("ServiceNamespace", "ScalableDimension", "MinCapacity", "MaxCapacity")}
+            for operation in ("RegisterScalableTarget", "DescribeScalableTargets", "DeregisterScalableTarget"):
+                requests += iam_requests("application-autoscaling", operation, {**params, "ResourceId": resource_id},
+                                         HOME, central)  # fmt: skip
+        if resource["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy":
+            for operation in ("PutScalingPolicy", "DescribeScalingPolicies", "DeleteScalingPolicy"):
+                requests += iam_requests("application-autoscaling", operation, {}, HOME, central)
+    role_requests = [r for r in requests if r.action == "iam:CreateServiceLinkedRole"]
+    assert len(role_requests) == 16 and len(requests) == 16 * 3 + 16 * 3 + 16
+    documented, provisioned = deployer_policy("central", central), deployer_policy("central-provisioned", central)
+    assert {r.action for r in requests if decide(r, [documented]) == ALLOWED} == set()
+    assert [str(r) for r in requests if decide(r, [documented, provisioned]) != ALLOWED] == []
+    other = Request(role_requests[0].action, role_requests[0].resource, {"iam:AWSServiceName": "ecs.amazonaws.com"})
+    assert decide(other, [documented, provisioned]) != ALLOWED
 
 
 def test_the_doc_names_every_resource_type_cloudformation_creates_with_the_callers_credentials() -> None:

@@ -53,7 +53,8 @@ def central_parameters(
     artifact: StagedArtifact,
     template_url: str | None = None,
 ) -> dict[str, str]:
-    """The central template's parameters: the rollout's own, then --central-parameter, those it declares."""
+    """The central template's parameters: the rollout's own, the capacity mode's, then --central-parameter, those it
+    declares."""
     declared = template_parameters(cfn, body, template_url)
     unknown = set(settings.central_parameters) - declared
     if unknown:
@@ -65,6 +66,7 @@ def central_parameters(
         "OrganizationId": organization_id,
         "ArtifactBucket": artifact.bucket,
         "ArtifactKey": artifact.key,
+        **settings.capacity.parameters(),
         **settings.central_parameters,
     }
     return {k: v for k, v in wanted.items() if k in declared}

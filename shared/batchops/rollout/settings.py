@@ -41,6 +41,45 @@ class OperationPreferences:
 
 
 @dataclass(frozen=True)
+class CentralCapacity:
+    """How the central stack's hot DynamoDB tables are billed, and the auto-scaling bounds of provisioned mode.
+
+    The defaults are the central template's; on-demand sends only the mode, so the bounds keep their defaults there."""
+
+    mode: str = "on-demand"
+    min_read_units: int = 5
+    max_read_units: int = 10000
+    min_write_units: int = 5
+    max_write_units: int = 10000
+    target_utilization_percent: int = 70
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("on-demand", "provisioned"):
+            raise ValueError(f"--capacity-mode {self.mode!r}: on-demand or provisioned")
+        for kind, low, high in (
+            ("read", self.min_read_units, self.max_read_units),
+            ("write", self.min_write_units, self.max_write_units),
+        ):
+            if not 1 <= low <= high <= 40000:
+                raise ValueError(f"--min-{kind}-units {low}, --max-{kind}-units {high}: need 1 <= min <= max <= 40000")
+        if not 20 <= self.target_utilization_percent <= 90:
+            raise ValueError("--target-utilization must be 20..90 (percent), as Application Auto Scaling takes it")
+
+    def parameters(self) -> dict[str, str]:
+        """The central template's capacity parameters."""
+        if self.mode == "on-demand":
+            return {"CapacityMode": self.mode}
+        return {
+            "CapacityMode": self.mode,
+            "ProvisionedMinReadUnits": str(self.min_read_units),
+            "ProvisionedMaxReadUnits": str(self.max_read_units),
+            "ProvisionedMinWriteUnits": str(self.min_write_units),
+            "ProvisionedMaxWriteUnits": str(self.max_write_units),
+            "ProvisionedTargetUtilizationPercent": str(self.target_utilization_percent),
+        }
+
+
+@dataclass(frozen=True)
 class RolloutSettings:
     """Everything one `deploy.py` run was asked to do."""
 
@@ -57,6 +96,7 @@ class RolloutSettings:
     artifact: Path | None = None
     artifact_bucket: str | None = None
     central_parameters: Mapping[str, str] = field(default_factory=dict)
+    capacity: CentralCapacity = field(default_factory=CentralCapacity)
     oam: bool = True
     grafana: bool = True
     alarms: bool = True
