@@ -13,6 +13,15 @@ from typing import Any
 from cfnlint.decode.cfn_yaml import loads
 
 NO_VALUE = {"Ref": "AWS::NoValue"}
+CAPACITY_PARAMETERS = (
+    "CapacityMode",
+    "ProvisionedMinReadUnits",
+    "ProvisionedMaxReadUnits",
+    "ProvisionedMinWriteUnits",
+    "ProvisionedMaxWriteUnits",
+    "ProvisionedTargetUtilizationPercent",
+)
+"""The central template's capacity parameters, in the order of its "DynamoDB capacity" parameter group."""
 _DROP = object()
 
 

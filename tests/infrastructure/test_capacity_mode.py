@@ -12,19 +12,11 @@ from typing import Any
 
 import pytest
 
-from template_render import decoded, parameter_values, render
+from template_render import CAPACITY_PARAMETERS, decoded, parameter_values, render
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "central-account" / "template.yaml"
 HOT_TABLES = {"EventsTable", "JobsTable", "InstancesTable", "MetaTable"}
 LOW_TRAFFIC_TABLES = {"SnapshotsTable", "TrackingTable"}
-CAPACITY_PARAMETERS = [
-    "CapacityMode",
-    "ProvisionedMinReadUnits",
-    "ProvisionedMaxReadUnits",
-    "ProvisionedMinWriteUnits",
-    "ProvisionedMaxWriteUnits",
-    "ProvisionedTargetUtilizationPercent",
-]
 # Not the defaults, so a value found in the rendered template can only have come from its parameter.
 BOUNDS = {
     "ProvisionedMinReadUnits": "3",
@@ -84,7 +76,7 @@ def target_scope(template: dict[str, Any], target: dict[str, Any]) -> tuple[str,
 def test_the_capacity_parameters_are_grouped_and_on_demand_is_the_default(template: dict[str, Any]) -> None:
     groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
     [group] = [g for g in groups if "CapacityMode" in g["Parameters"]]
-    assert group["Parameters"] == CAPACITY_PARAMETERS
+    assert group["Parameters"] == list(CAPACITY_PARAMETERS)
     grouped = [p for g in groups for p in g["Parameters"]]
     assert sorted(grouped) == sorted(template["Parameters"]), "every parameter in exactly one group"
     parameters = template["Parameters"]

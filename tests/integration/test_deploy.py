@@ -53,6 +53,7 @@ from batchops.rollout.stack_set_operations import watch_operation
 from batchops.rollout.stacks import deploy_stack
 from batchops.rollout.tables import coverage_table
 from batchops.rollout.template_body import TEMPLATE_BODY_LIMIT
+from template_render import CAPACITY_PARAMETERS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -448,16 +449,6 @@ def test_the_capacity_options_reach_the_central_stack_whose_hot_tables_are_then_
     assert snapshots["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     scaling = boto3.client("application-autoscaling", region_name="us-east-1")
     assert scaling.describe_scalable_targets(ServiceNamespace="dynamodb")["ScalableTargets"] == []  # moto's gap
-
-
-CAPACITY_PARAMETERS = (
-    "CapacityMode",
-    "ProvisionedMinReadUnits",
-    "ProvisionedMaxReadUnits",
-    "ProvisionedMinWriteUnits",
-    "ProvisionedMaxWriteUnits",
-    "ProvisionedTargetUtilizationPercent",
-)
 
 
 def _central_parameters(*argv: str) -> dict[str, str]:
