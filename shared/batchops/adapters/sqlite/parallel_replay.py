@@ -26,8 +26,6 @@ SPLIT = "8"
 """Job aggregate ids are uuid5 text, uniform in their first hex digit: each process takes 8 of the 16 digits, as each
 writes its own rows (this one also the compute environments and instances first, while the worker folds its first
 page; measured: docs/ingest-performance.md, "Tuning values")."""
-QUEUE_DEPTH = 4
-"""Pages the worker may report ahead of this process reading them (each report is a count)."""
 TURN_POLL_SECONDS = 0.5
 """How often a wait for the write turn checks that the worker is still alive."""
 
@@ -74,7 +72,7 @@ class JobPhaseWorker:
         # Fork would share the loaded modules, but is only safe with no other thread around (the progress
         # display has one).
         context: Any = mp.get_context("fork" if threading.active_count() == 1 else "spawn")
-        self._results = context.Queue(maxsize=QUEUE_DEPTH)
+        self._results = context.Queue()  # a count per page: unbounded, so the worker never waits for this process
         self._hosts = context.Event()
         self._turn = context.Lock()
         self._process = context.Process(
