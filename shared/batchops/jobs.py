@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news
+from batchops.facts import AttemptFact, JobObservation, TaskFact, is_news, remember
 
 STATUS_ORDER: dict[str, float] = {
     "SUBMITTED": 0,
@@ -109,12 +109,9 @@ def _fill(target: dict[str, Any], values: dict[str, Any]) -> None:
 
 def observe_state(fold: dict[str, Any], observation: JobObservation) -> bool:
     """Fold a job state observation in; False when it adds nothing (a redelivery)."""
-    at = observation["at"]
-    seen = fold["seen"]  # `remember`, inline: this runs per event, and a replay folds every one
-    known = seen.get(observation["fp"])
-    if known is not None and known <= at:
+    if not remember(fold["seen"], observation):  # type: ignore[arg-type]
         return False
-    seen[observation["fp"]] = at
+    at = observation["at"]
     status = observation["status"]
     reason = observation.get("reason")
     done = observation.get("done", 0)
@@ -174,12 +171,9 @@ def _merge_attempt(attempts: dict[str, Any], attempt: AttemptFact, source: str) 
 
 def observe_task(fold: dict[str, Any], task: TaskFact) -> bool:
     """Fold an ECS task fact (one attempt's task) in; False when it adds nothing."""
-    at = task["at"]
-    seen = fold["seen"]  # `remember`, inline (per event)
-    known = seen.get(task["fp"])
-    if known is not None and known <= at:
+    if not remember(fold["seen"], task):  # type: ignore[arg-type]
         return False
-    seen[task["fp"]] = at
+    at = task["at"]
     key = task.get("task") or f"attempt-{task.get('n', 0)}"
     slot = fold["tasks"].setdefault(key, {})
     status = task.get("status")

@@ -140,20 +140,21 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         one aggregate alone has more) and is read in its own short transaction, or, for the few events of some
         topics, all lists from one read in order (`_read_in_order`)."""
         table = self.events_table_name
-        marks = ", ".join("?" * len(topics))
-        where = f"rowid <= ? AND topic {'NOT IN' if exclude else 'IN'} ({marks})"
-        bound: list[Any] = []
+        indexed = not exclude and tuple(topics) == HOST_TOPICS  # their partial index: its own terms, as literals
+        topic_test = (
+            topics_sql(HOST_TOPICS)
+            if indexed
+            else f"topic {'NOT IN' if exclude else 'IN'} ({', '.join('?' * len(topics))})"
+        )
+        where = f"rowid <= ? AND {topic_test}"
+        bound: list[Any] = [] if indexed else list(topics)
         if before is not None:
             where += " AND originator_id < ?"
             bound.append(before)
-        if not exclude and tuple(topics) == HOST_TOPICS:  # their partial index, read in order
-            indexed = f"originator_id > ? AND rowid <= ? AND {topics_sql(HOST_TOPICS)}"
-            if before is not None:
-                indexed += " AND originator_id < ?"
-            yield from self._read_in_order(indexed, [after, up_to, *bound], limit, indexed=True)
-            return
         if not exclude:
-            yield from self._read_in_order(f"originator_id > ? AND {where}", [after, up_to, *topics, *bound], limit)
+            yield from self._read_in_order(
+                f"originator_id > ? AND {where}", [after, up_to, *bound], limit, indexed=indexed
+            )
             return
         page_sql = (
             f"SELECT originator_id, originator_version, topic, state FROM {table}"
@@ -169,7 +170,7 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                 cursor = c.sqlite_cursor
                 # Plain tuples: the library's sqlite3.Row costs more per row, and is not needed.
                 cursor.row_factory = None
-                cursor.execute(page_sql, [after, up_to, *topics, *bound, page])
+                cursor.execute(page_sql, [after, up_to, *bound, page])
                 rows = cursor.fetchall()
                 if len(rows) == page:
                     last = rows[-1][0]
@@ -177,7 +178,7 @@ class PollingSQLiteApplicationRecorder(SQLiteApplicationRecorder):
                     if whole:
                         rows = whole  # the last aggregate may go on: it starts the next list
                     else:  # one aggregate longer than a page: read the rest of it
-                        cursor.execute(rest_sql, [last, rows[-1][1], up_to, *topics, *bound])
+                        cursor.execute(rest_sql, [last, rows[-1][1], up_to, *bound])
                         rows = [*rows, *cursor.fetchall()]
             if not rows:
                 return
